@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * socksify-server's connections: the server-wide state (configuration,
+ * listeners, the list of live connections) and the per-connection SOCKS5
+ * state machine
+ *
+ *   GREETING → AUTH → REQUEST → RESOLVING → CONNECTING → RELAYING
+ *
+ * plus DRAINING, where a connection that was answered with a failure (or
+ * refused for the connection limit) waits for the client's EOF so that the
+ * reply is not destroyed by a reset.
+ */
+#ifndef SOCKSIFY_SERVER_CONN_H
+#define SOCKSIFY_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "acl.h"
+#include "loop.h"
+#include "relay.h"
+#include "socks5.h"
+
+enum { SERVER_MAX_LISTEN = 16, SERVER_MAX_USERS = 64 };
+
+struct server_user {
+	char *user;
+	size_t ulen;
+	char *pass;
+	size_t plen;
+};
+
+struct server_config {
+	struct sockaddr_storage listen[SERVER_MAX_LISTEN];
+	size_t nlisten;
+	struct sockaddr_storage bind4, bind6; /* -b, per family */
+	bool have_bind4, have_bind6;
+	struct server_user users[SERVER_MAX_USERS];
+	size_t nusers;
+	bool allow_open;
+	unsigned handshake_timeout_ms;
+	unsigned connect_timeout_ms;
+	unsigned idle_timeout_ms; /* 0: none */
+	unsigned max_conns;
+	struct acl acl;
+};
+
+struct listener {
+	struct loop_watch watch;
+	struct server *srv;
+};
+
+enum conn_state {
+	CONN_GREETING,
+	CONN_AUTH,
+	CONN_REQUEST,
+	CONN_RESOLVING,
+	CONN_CONNECTING,
+	CONN_RELAYING,
+	CONN_DRAINING,
+	CONN_CLOSED,
+};
+
+enum { CONN_HS_BUF = 1024, CONN_MAX_ADDRS = 16 };
+
+struct resolve_job;
+
+struct conn {
+	struct server *srv;
+	struct conn *prev, *next; /* in srv->live, or srv->dead once closed */
+	enum conn_state state;
+	bool refused;      /* over the connection limit */
+	bool have_request; /* req holds the client's request */
+	struct loop_watch client, target;
+	uint64_t start_ms, deadline_ms; /* deadline 0: none */
+	struct sockaddr_storage peer;
+	/* Handshake bytes not consumed yet; after the request, early data. */
+	uint8_t hs[CONN_HS_BUF];
+	size_t hs_len;
+	struct socks5_request req;
+	struct resolve_job *job;
+	struct sockaddr_storage addrs[CONN_MAX_ADDRS];
+	size_t naddrs, next_addr;
+	int last_err;                 /* of the last failed connect, or 0 */
+	bool denied;                  /* an address was denied by a rule */
+	struct sockaddr_storage dest; /* the address connected to */
+	const char *result;           /* for the log line */
+	int rep;                      /* the failure reply sent, or -1 */
+	struct relay relay;
+};
+
+struct server {
+	struct server_config cfg;
+	struct loop loop;
+	struct listener listeners[SERVER_MAX_LISTEN];
+	size_t nlisteners;
+	bool listeners_paused; /* after EMFILE, until the next sweep */
+	struct conn *live;     /* every connection not yet closed */
+	struct conn *dead;     /* closed in this batch, freed after it */
+	unsigned nconns;       /* live connections being served */
+	unsigned nrefusing;    /* live connections being refused */
+	uint64_t next_sweep_ms;
+};
+
+/* conn.c: lifecycle. */
+/* Accepts every pending client on a listener (the listener's watch callback). */
+void conn_accept(struct loop_watch *w, uint32_t revents);
+/* Closes timed-out connections and resumes paused listeners; call often. */
+void conn_sweep(struct server *srv);
+/* Frees the connections closed during the last batch of events. */
+void conn_reap(struct server *srv);
+
+/* How long the loop may sleep: -1 when nothing has a deadline. */
+int conn_poll_timeout(const struct server *srv);
+void conn_close(struct conn *c, const char *result);
+/* The CONNECT succeeded and its reply was sent: relay (with the early data). */
+void conn_start_relay(struct conn *c);
+/* Answers a failed request with `rep` and drains the client (see DRAINING). */
+void conn_fail(struct conn *c, uint8_t rep, const char *result);
+/* Starts draining: shut our write side, read until EOF or a short timeout. */
+void conn_drain(struct conn *c, const char *result);
+/* Sends a short handshake message; closes the connection and returns -1 on failure. */
+int conn_send(struct conn *c, const uint8_t *buf, size_t len);
+
+/* handshake.c: the SOCKS5 states up to the relay. */
+void handshake_on_client(struct conn *c);
+void handshake_on_target(struct conn *c, uint32_t revents);
+/* The deadline of a resolving or connecting connection passed. */
+void handshake_timeout(struct conn *c);
+
+#endif

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SOCKS5 handshake of socksify-server, one handler per state:
+ * greeting and method selection, RFC 1929 username/password, the request,
+ * name resolution (off the loop, see resolve.c) and the outgoing connect,
+ * which tries every resolved address in order before it fails.
+ *
+ * TCP does not keep message boundaries: bytes accumulate in c->hs, each
+ * handler consumes one whole message and leaves the rest, so a handshake
+ * split into single bytes and a greeting + request + data in one segment
+ * both work. What follows the request is early data for the destination.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "resolve.h"
+
+/* Handler results. */
+enum step { STEP_MORE = 0, STEP_NEXT = 1, STEP_STOP = -1 };
+
+static void consume(struct conn *c, size_t n)
+{
+	memmove(c->hs, c->hs + n, c->hs_len - n);
+	c->hs_len -= n;
+	/* Credentials must not linger in the buffer. */
+	explicit_bzero(c->hs + c->hs_len, n);
+}
+
+static uint8_t choose_method(const struct server *srv, const struct socks5_greeting *g)
+{
+	uint8_t want = srv->cfg.nusers ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NONE;
+	return socks5_greeting_offers(g, want) ? want : SOCKS5_METHOD_UNACCEPTABLE;
+}
+
+static enum step on_greeting(struct conn *c)
+{
+	struct socks5_greeting g;
+	ssize_t n = socks5_greeting_parse(c->hs, c->hs_len, &g);
+
+	if (n == SOCKS5_PARTIAL)
+		return STEP_MORE;
+	if (n < 0) {
+		conn_close(c, "malformed greeting");
+		return STEP_STOP;
+	}
+	consume(c, (size_t)n);
+	uint8_t method = choose_method(c->srv, &g);
+	uint8_t reply[SOCKS5_METHOD_REPLY_LEN];
+	socks5_method_reply_encode(reply, sizeof(reply), method);
+	if (conn_send(c, reply, sizeof(reply)) < 0)
+		return STEP_STOP;
+	if (method == SOCKS5_METHOD_UNACCEPTABLE) {
+		conn_drain(c, "no acceptable authentication method");
+		return STEP_STOP;
+	}
+	c->state = method == SOCKS5_METHOD_USERPASS ? CONN_AUTH : CONN_REQUEST;
+	return STEP_NEXT;
+}
+
+/* Compares in time that depends on the configured secret's length only. */
+static bool same_secret(const char *given, size_t glen, const char *want, size_t wlen)
+{
+	unsigned diff = (unsigned)(glen ^ wlen);
+	for (size_t i = 0; i < wlen; i++)
+		diff |= (unsigned)(uint8_t)want[i] ^
+		        (unsigned)(uint8_t)(i < glen ? given[i] : 0);
+	return diff == 0;
+}
+
+static bool credentials_ok(const struct server *srv, const struct socks5_userpass *up)
+{
+	bool ok = false;
+	for (size_t i = 0; i < srv->cfg.nusers; i++) {
+		const struct server_user *u = &srv->cfg.users[i];
+		ok |= same_secret(up->user, up->ulen, u->user, u->ulen) &
+		      same_secret(up->pass, up->plen, u->pass, u->plen);
+	}
+	return ok;
+}
+
+static enum step on_auth(struct conn *c)
+{
+	struct socks5_userpass up;
+	ssize_t n = socks5_userpass_parse(c->hs, c->hs_len, &up);
+
+	if (n == SOCKS5_PARTIAL)
+		return STEP_MORE;
+	bool ok = n > 0 && credentials_ok(c->srv, &up);
+	explicit_bzero(&up, sizeof(up));
+	if (n > 0)
+		consume(c, (size_t)n);
+	uint8_t reply[SOCKS5_AUTH_REPLY_LEN];
+	socks5_auth_reply_encode(reply, sizeof(reply),
+	                         ok ? SOCKS5_AUTH_SUCCESS : SOCKS5_AUTH_FAILURE);
+	if (conn_send(c, reply, sizeof(reply)) < 0)
+		return STEP_STOP;
+	if (!ok) {
+		conn_drain(c,
+		           n > 0 ? "authentication failed" : "malformed authentication");
+		return STEP_STOP;
+	}
+	c->state = CONN_REQUEST;
+	return STEP_NEXT;
+}
+
+static void on_resolved(void *owner, struct resolve_job *job);
+static void connect_next(struct conn *c);
+
+static enum step on_request(struct conn *c)
+{
+	struct server *srv = c->srv;
+	ssize_t n = socks5_request_parse(c->hs, c->hs_len, &c->req);
+
+	switch (n) {
+	case SOCKS5_PARTIAL:
+		return STEP_MORE;
+	case SOCKS5_BAD_COMMAND:
+		conn_fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, NULL);
+		return STEP_STOP;
+	case SOCKS5_BAD_ATYP:
+		conn_fail(c, SOCKS5_REP_ATYP_NOT_SUPPORTED, NULL);
+		return STEP_STOP;
+	case SOCKS5_BAD:
+		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, "malformed request");
+		return STEP_STOP;
+	default:
+		break;
+	}
+	consume(c, (size_t)n);
+	c->have_request = true;
+	if (c->req.cmd != SOCKS5_CMD_CONNECT) {
+		conn_fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, NULL);
+		return STEP_STOP;
+	}
+	/* Early data waits in c->hs until the destination is connected. */
+	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
+		conn_close(c, "epoll failed");
+		return STEP_STOP;
+	}
+	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
+	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
+		c->state = CONN_RESOLVING;
+		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
+		                       on_resolved);
+		if (!c->job)
+			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+		return STEP_STOP;
+	}
+	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
+	c->naddrs = 1;
+	c->state = CONN_CONNECTING;
+	connect_next(c);
+	return STEP_STOP;
+}
+
+void handshake_on_client(struct conn *c)
+{
+	ssize_t n;
+
+	do
+		n = recv(c->client.fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n <= 0) {
+		conn_close(c, n == 0 ? "client closed during the handshake"
+		                     : strerror(errno));
+		return;
+	}
+	c->hs_len += (size_t)n;
+	enum step s = STEP_NEXT;
+	while (s == STEP_NEXT) {
+		switch (c->state) {
+		case CONN_GREETING:
+			s = on_greeting(c);
+			break;
+		case CONN_AUTH:
+			s = on_auth(c);
+			break;
+		case CONN_REQUEST:
+			s = on_request(c);
+			break;
+		case CONN_RESOLVING:
+		case CONN_CONNECTING:
+		case CONN_RELAYING:
+		case CONN_DRAINING:
+		case CONN_CLOSED:
+			s = STEP_STOP;
+			break;
+		}
+	}
+	/* Every message fits the buffer, so a full buffer here is garbage. */
+	if (s == STEP_MORE && c->hs_len == sizeof(c->hs))
+		conn_close(c, "oversized handshake");
+}
+
+static void on_resolved(void *owner, struct resolve_job *job)
+{
+	struct conn *c = owner;
+
+	c->job = NULL;
+	if (job->err) {
+		conn_fail(c, socks5_rep_from_errno(job->err),
+		          job->err == ENOENT ? "no such name" : NULL);
+		resolve_free(job);
+		return;
+	}
+	c->naddrs = job->naddrs < CONN_MAX_ADDRS ? job->naddrs : CONN_MAX_ADDRS;
+	memcpy(c->addrs, job->addrs, c->naddrs * sizeof(c->addrs[0]));
+	resolve_free(job);
+	c->state = CONN_CONNECTING;
+	connect_next(c);
+}
+
+/* Binds to -b for the destination's family; -ENETUNREACH if only the other family has
+ * one. */
+static int bind_source(const struct server_config *cfg, int fd, int family)
+{
+	const struct sockaddr_storage *src = NULL;
+	if (family == AF_INET && cfg->have_bind4)
+		src = &cfg->bind4;
+	else if (family == AF_INET6 && cfg->have_bind6)
+		src = &cfg->bind6;
+	else if (cfg->have_bind4 || cfg->have_bind6)
+		return -ENETUNREACH;
+	if (!src)
+		return 0;
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in)
+	                                  : sizeof(struct sockaddr_in6);
+	return bind(fd, (const struct sockaddr *)src, len) < 0 ? -errno : 0;
+}
+
+/* Starts a non-blocking connect to one address: 0 (in progress or done) or -errno. */
+static int connect_one(struct conn *c, const struct sockaddr_storage *ss)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	int rc = bind_source(&c->srv->cfg, fd, ss->ss_family);
+	socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                         : sizeof(struct sockaddr_in6);
+	if (rc == 0 && connect(fd, (const struct sockaddr *)ss, len) < 0 &&
+	    errno != EINPROGRESS)
+		rc = -errno;
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	loop_watch_init(&c->target, fd, c->target.cb);
+	c->dest = *ss;
+	rc = loop_watch_set(&c->srv->loop, &c->target, EPOLLOUT);
+	if (rc < 0)
+		loop_watch_close(&c->srv->loop, &c->target);
+	return rc;
+}
+
+static void connect_next(struct conn *c)
+{
+	const struct server_config *cfg = &c->srv->cfg;
+
+	while (c->next_addr < c->naddrs) {
+		const struct sockaddr_storage *ss = &c->addrs[c->next_addr++];
+		if (acl_denies(&cfg->acl, (const struct sockaddr *)ss)) {
+			c->denied = true;
+			continue;
+		}
+		int rc = connect_one(c, ss);
+		if (rc == 0)
+			return; /* completion is reported as EPOLLOUT */
+		c->last_err = -rc;
+	}
+	if (c->last_err == 0 && c->denied)
+		conn_fail(c, SOCKS5_REP_NOT_ALLOWED, NULL);
+	else if (c->last_err == 0)
+		conn_fail(c, SOCKS5_REP_HOST_UNREACHABLE, "no address to connect to");
+	else
+		conn_fail(c, socks5_rep_from_errno(c->last_err), strerror(c->last_err));
+}
+
+static void send_success(struct conn *c)
+{
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
+	struct socks5_addr bnd;
+	uint8_t reply[SOCKS5_REPLY_MAX];
+
+	if (getsockname(c->target.fd, (struct sockaddr *)&bound, &len) < 0 ||
+	    socks5_addr_from_sockaddr(&bnd, (struct sockaddr *)&bound, len) < 0) {
+		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, strerror(errno));
+		return;
+	}
+	size_t n = socks5_reply_encode(reply, sizeof(reply), SOCKS5_REP_SUCCEEDED, &bnd);
+	if (conn_send(c, reply, n) == 0)
+		conn_start_relay(c);
+}
+
+void handshake_on_target(struct conn *c, uint32_t revents)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == 0 && (revents & (EPOLLERR | EPOLLHUP)))
+		err = ECONNREFUSED;
+	if (err == 0) {
+		send_success(c);
+		return;
+	}
+	c->last_err = err;
+	loop_watch_close(&c->srv->loop, &c->target);
+	memset(&c->dest, 0, sizeof(c->dest));
+	connect_next(c);
+}
+
+void handshake_timeout(struct conn *c)
+{
+	if (c->job)
+		resolve_cancel(c->job);
+	c->job = NULL;
+	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
+}

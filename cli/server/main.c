@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * socksify-server: a small RFC 1928 SOCKS5 server for verifying socksify on
+ * one machine. This file reads the command line, opens the listeners and
+ * runs the event loop until SIGTERM or SIGINT; conn.c and handshake.c serve
+ * the connections.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "resolve.h"
+
+enum exit_status { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+enum long_only {
+	OPT_ALLOW_OPEN = 256,
+	OPT_HANDSHAKE_TIMEOUT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
+	OPT_MAX_CONNS,
+	OPT_DENY,
+};
+
+static const char usage[] =
+        "usage: socksify-server [-l ADDR:PORT]... [-b ADDR]... [-u USER:PASS]...\n"
+        "                       [--allow-open] [--handshake-timeout SEC] "
+        "[--connect-timeout SEC]\n"
+        "                       [--idle-timeout SEC] [--max-conns N] [--deny CIDR]...\n"
+        "                       [-v|-q] [--help] [--version]\n"
+        "\n"
+        "A SOCKS5 server (RFC 1928, RFC 1929) for testing socksify on one machine.\n"
+        "\n"
+        "  -l ADDR:PORT           listen there (repeatable; IPv6 as [::1]:1080);\n"
+        "                         default 127.0.0.1:1080\n"
+        "  -b ADDR                source address of outgoing connections (one per "
+        "family)\n"
+        "  -u USER:PASS           require RFC 1929 username/password (repeatable)\n"
+        "  --allow-open           allow a non-loopback listener without -u\n"
+        "  --handshake-timeout S  close clients that do not finish the handshake (10)\n"
+        "  --connect-timeout S    give up resolving and connecting a destination (10)\n"
+        "  --idle-timeout S       close relayed connections idle this long (0: never)\n"
+        "  --max-conns N          serve at most N connections at once (1024); more are\n"
+        "                         refused with \"no acceptable method\"\n"
+        "  --deny CIDR            refuse destinations in this range (reply 2)\n"
+        "  -v                     log one line per connection (-vv: more)\n"
+        "  -q                     log errors only\n";
+
+static struct server srv;
+
+static void die_usage(const char *fmt, ...)
+        __attribute__((format(printf, 1, 2), noreturn));
+
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "socksify-server: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see --help)\n");
+	exit(EXIT_USAGE);
+}
+
+/* "1.2.3.4", "::1" or "[::1]", with an optional port. Returns 0 or -EINVAL. */
+static int parse_host(const char *s, size_t len, uint16_t port,
+                      struct sockaddr_storage *out)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+
+	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+		s++;
+		len -= 2;
+	}
+	if (len == 0 || len >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	memset(out, 0, sizeof(*out));
+	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(port);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void parse_listen(const char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	char *end;
+
+	if (srv.cfg.nlisten >= SERVER_MAX_LISTEN)
+		die_usage("-l %s: too many listeners", arg);
+	if (!colon || colon[1] == '\0')
+		die_usage("-l %s: expected ADDR:PORT (IPv6 as [ADDR]:PORT)", arg);
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	/* A bare IPv6 address has colons too: require brackets around it. */
+	bool v6_unbracketed = memchr(arg, ':', (size_t)(colon - arg)) && arg[0] != '[';
+	if (*end || errno || port > 65535 || v6_unbracketed ||
+	    parse_host(arg, (size_t)(colon - arg), (uint16_t)port,
+	               &srv.cfg.listen[srv.cfg.nlisten]) < 0)
+		die_usage("-l %s: expected ADDR:PORT with a numeric address (IPv6 as "
+		          "[ADDR]:PORT)",
+		          arg);
+	srv.cfg.nlisten++;
+}
+
+static void parse_bind(const char *arg)
+{
+	struct sockaddr_storage ss;
+
+	if (parse_host(arg, strlen(arg), 0, &ss) < 0)
+		die_usage("-b %s: expected a numeric IPv4 or IPv6 address", arg);
+	if (ss.ss_family == AF_INET) {
+		srv.cfg.bind4 = ss;
+		srv.cfg.have_bind4 = true;
+	} else {
+		srv.cfg.bind6 = ss;
+		srv.cfg.have_bind6 = true;
+	}
+}
+
+/* Copies USER:PASS and wipes the argument, so ps(1) does not show the password. */
+static void parse_user(char *arg)
+{
+	char *colon = strchr(arg, ':');
+	size_t alen = strlen(arg);
+
+	if (srv.cfg.nusers >= SERVER_MAX_USERS)
+		die_usage("-u: %s", "too many users");
+	if (!colon || colon == arg || (size_t)(colon - arg) > 255 ||
+	    alen - (size_t)(colon - arg) - 1 > 255)
+		die_usage("-u %s",
+		          "expects USER:PASS (user 1-255 bytes, password up to 255)");
+	char *copy = strdup(arg);
+	if (!copy) {
+		perror("socksify-server");
+		exit(EXIT_RUNTIME);
+	}
+	struct server_user *u = &srv.cfg.users[srv.cfg.nusers++];
+	u->user = copy;
+	u->ulen = (size_t)(colon - arg);
+	copy[u->ulen] = '\0';
+	u->pass = copy + u->ulen + 1;
+	u->plen = strlen(u->pass);
+	explicit_bzero(arg, alen);
+}
+
+static unsigned parse_seconds(const char *opt, const char *arg, bool zero_ok)
+{
+	char *end;
+	errno = 0;
+	double sec = strtod(arg, &end);
+	if (*end || end == arg || errno || !(sec >= 0) || sec > 86400 ||
+	    (!zero_ok && sec == 0)) {
+		fprintf(stderr,
+		        "socksify-server: %s %s: expected seconds (%s up to 86400)\n",
+		        opt, arg, zero_ok ? "0" : "above 0");
+		exit(EXIT_USAGE);
+	}
+	return (unsigned)(sec * 1000 + 0.5);
+}
+
+static unsigned parse_count(const char *opt, const char *arg)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(arg, &end, 10);
+	if (*end || end == arg || errno || n == 0 || n > 1000000 || arg[0] == '-') {
+		fprintf(stderr,
+		        "socksify-server: %s %s: expected a number from 1 to 1000000\n",
+		        opt, arg);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned)n;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"listen", required_argument, NULL, 'l'},
+	        {"bind", required_argument, NULL, 'b'},
+	        {"user", required_argument, NULL, 'u'},
+	        {"allow-open", no_argument, NULL, OPT_ALLOW_OPEN},
+	        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+	        {"deny", required_argument, NULL, OPT_DENY},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"quiet", no_argument, NULL, 'q'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {0},
+	};
+	struct server_config *cfg = &srv.cfg;
+	int level = LOG_INFO, opt;
+
+	cfg->handshake_timeout_ms = 10000;
+	cfg->connect_timeout_ms = 10000;
+	cfg->max_conns = 1024;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":l:b:u:vqhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			parse_listen(optarg);
+			break;
+		case 'b':
+			parse_bind(optarg);
+			break;
+		case 'u':
+			parse_user(optarg);
+			break;
+		case OPT_ALLOW_OPEN:
+			cfg->allow_open = true;
+			break;
+		case OPT_HANDSHAKE_TIMEOUT:
+			cfg->handshake_timeout_ms =
+			        parse_seconds("--handshake-timeout", optarg, false);
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			cfg->connect_timeout_ms =
+			        parse_seconds("--connect-timeout", optarg, false);
+			break;
+		case OPT_IDLE_TIMEOUT:
+			cfg->idle_timeout_ms =
+			        parse_seconds("--idle-timeout", optarg, true);
+			break;
+		case OPT_MAX_CONNS:
+			cfg->max_conns = parse_count("--max-conns", optarg);
+			break;
+		case OPT_DENY:
+			if (acl_add_deny(&cfg->acl, optarg) < 0)
+				die_usage("--deny %s: expected ADDR[/PREFIX] (at most 64 "
+				          "rules)",
+				          optarg);
+			break;
+		case 'v':
+			level = level < LOG_CONN ? LOG_CONN : level + 1;
+			break;
+		case 'q':
+			level = LOG_ERROR;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(EXIT_OK);
+		case 'V':
+			printf("socksify-server %s\n", SOCKSIFY_VERSION);
+			exit(EXIT_OK);
+		case ':':
+			die_usage("%s needs an argument", argv[optind - 1]);
+			break;
+		default:
+			die_usage("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument %s", argv[optind]);
+	log_set_level(level);
+	if (cfg->nlisten == 0)
+		parse_listen("127.0.0.1:1080");
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
+		return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+	}
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a) ||
+	       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+static int open_listener(const struct sockaddr_storage *ss, char *name, size_t cap)
+{
+	socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                         : sizeof(struct sockaddr_in6);
+	int one = 1;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	struct socks5_addr a;
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 1024) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&bound, &blen) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	if (socks5_addr_from_sockaddr(&a, (struct sockaddr *)&bound, blen) == 0)
+		socks5_addr_format(&a, name, cap);
+	return fd;
+}
+
+static void open_listeners(void)
+{
+	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
+		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
+		char name[SOCKS5_ADDR_STRLEN] = "?";
+		struct socks5_addr a;
+		socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss));
+		socks5_addr_format(&a, name, sizeof(name));
+		if (!is_loopback(ss) && srv.cfg.nusers == 0 && !srv.cfg.allow_open) {
+			fprintf(stderr,
+			        "socksify-server: refusing to listen on %s without "
+			        "authentication: "
+			        "give -u USER:PASS, or --allow-open to run an open "
+			        "proxy\n",
+			        name);
+			exit(EXIT_USAGE);
+		}
+		int fd = open_listener(ss, name, sizeof(name));
+		if (fd < 0) {
+			fprintf(stderr, "socksify-server: cannot listen on %s: %s\n",
+			        name, strerror(-fd));
+			exit(EXIT_RUNTIME);
+		}
+		struct listener *li = &srv.listeners[srv.nlisteners++];
+		li->srv = &srv;
+		loop_watch_init(&li->watch, fd, conn_accept);
+		if (loop_watch_set(&srv.loop, &li->watch, EPOLLIN) < 0) {
+			perror("socksify-server: epoll");
+			exit(EXIT_RUNTIME);
+		}
+		log_msg(LOG_INFO, "listening on %s", name);
+	}
+}
+
+/* Two descriptors per connection, plus some for listeners and the loop. */
+static void fit_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rlim_t fit = rl.rlim_cur > 128 ? (rl.rlim_cur - 128) / 2 : 1;
+	if (srv.cfg.max_conns > fit) {
+		log_msg(LOG_INFO,
+		        "--max-conns lowered to %lu to fit the descriptor limit",
+		        (unsigned long)fit);
+		srv.cfg.max_conns = (unsigned)fit;
+	}
+}
+
+static bool stopping;
+
+static void on_signal(struct loop_watch *w, uint32_t revents)
+{
+	struct signalfd_siginfo si;
+	(void)revents;
+	if (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		log_msg(LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
+		stopping = true;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct loop_watch sigwatch;
+	sigset_t sigs;
+
+	parse_args(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || loop_init(&srv.loop) < 0 || resolve_init(&srv.loop) < 0) {
+		perror("socksify-server: start-up");
+		return EXIT_RUNTIME;
+	}
+	loop_watch_init(&sigwatch, sfd, on_signal);
+	loop_watch_set(&srv.loop, &sigwatch, EPOLLIN);
+	fit_fd_limit();
+	open_listeners();
+
+	while (!stopping) {
+		int rc = loop_run_once(&srv.loop, conn_poll_timeout(&srv));
+		if (rc < 0) {
+			log_msg(LOG_ERROR, "epoll_wait: %s", strerror(-rc));
+			return EXIT_RUNTIME;
+		}
+		conn_sweep(&srv);
+		conn_reap(&srv);
+	}
+	for (size_t i = 0; i < srv.nlisteners; i++)
+		loop_watch_close(&srv.loop, &srv.listeners[i].watch);
+	return EXIT_OK;
+}

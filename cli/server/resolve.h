@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Non-blocking name resolution for the event loop: a small pool of threads
+ * runs getaddrinfo(); finished jobs are queued back and announced through an
+ * eventfd that the loop watches. Only the loop thread touches job->owner, so
+ * an owner that goes away while its job runs just clears it (resolve_cancel)
+ * and the job is freed when it comes back.
+ */
+#ifndef SOCKSIFY_SERVER_RESOLVE_H
+#define SOCKSIFY_SERVER_RESOLVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+enum { RESOLVE_MAX_ADDRS = 16, RESOLVE_THREADS = 4 };
+
+struct resolve_job {
+	struct resolve_job *next;
+	void *owner; /* loop thread only; NULL once cancelled */
+	void (*done)(void *owner, struct resolve_job *job);
+	char name[256];
+	uint16_t port;
+	int err; /* 0, or a positive errno (ENOENT: no such name) */
+	size_t naddrs;
+	struct sockaddr_storage addrs[RESOLVE_MAX_ADDRS];
+};
+
+/* Starts the threads (with all signals blocked) and watches the eventfd. */
+int resolve_init(struct loop *l);
+/* Queues a lookup of name:port; done(owner, job) runs later on the loop thread
+ * and owns the job (free it with resolve_free). Returns NULL on ENOMEM. */
+struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
+                                  void (*done)(void *owner, struct resolve_job *job));
+void resolve_cancel(struct resolve_job *job);
+void resolve_free(struct resolve_job *job);
+
+#endif
