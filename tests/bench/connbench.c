@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * connbench: measures a SOCKS5 server against direct connections in one run.
+ *
+ *   connbench -p PROXY_HOST:PORT [-s SECONDS] [-u USER:PASS] [-n]
+ *
+ * It starts its own target on 127.0.0.1 (a thread that answers every
+ * connection's first byte with one byte, then closes; and a sink for bulk
+ * data) and measures, alternating direct and proxied rounds:
+ *   - connections per second: connect, SOCKS5 handshake (proxied only),
+ *     write 1 byte, read 1 byte, read EOF, close;
+ *   - bulk throughput of one stream (256 MiB written, counted at the target).
+ * It prints one line per figure and the proxied/direct ratio.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "socks5.h"
+
+static struct sockaddr_in proxy, echo_addr, sink_addr;
+static const char *auth_user, *auth_pass;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fail(const char *what)
+{
+	fprintf(stderr, "connbench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static int listen_any(struct sockaddr_in *out)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+	socklen_t len = sizeof(*out);
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)out, sizeof(*out)) < 0 || listen(fd, 512) < 0 ||
+	    getsockname(fd, (struct sockaddr *)out, &len) < 0)
+		fail("target listen");
+	return fd;
+}
+
+static void *echo_thread(void *arg)
+{
+	int lfd = (int)(long)arg;
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		char b;
+		if (fd < 0)
+			continue;
+		if (read(fd, &b, 1) == 1 && write(fd, &b, 1) != 1)
+			perror("connbench: echo");
+		close(fd);
+	}
+	return NULL;
+}
+
+static unsigned long long sink_bytes;
+
+static void *sink_thread(void *arg)
+{
+	int lfd = (int)(long)arg;
+	static char buf[1 << 16];
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		ssize_t n;
+		unsigned long long total = 0;
+		if (fd < 0)
+			continue;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			total += (unsigned long long)n;
+		__atomic_store_n(&sink_bytes, total, __ATOMIC_SEQ_CST);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void read_exact(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+		if (n <= 0)
+			fail("short read from proxy");
+		got += (size_t)n;
+	}
+}
+
+/* Greeting, optional RFC 1929, CONNECT; each answer read in full. */
+static void socks5_connect(int fd, const struct sockaddr_in *dst)
+{
+	uint8_t buf[SOCKS5_USERPASS_MAX], method = auth_user ? SOCKS5_METHOD_USERPASS : 0;
+	struct socks5_addr a;
+	struct socks5_request rep;
+	size_t n = socks5_greeting_encode(buf, sizeof(buf), &method, 1);
+
+	if (write(fd, buf, n) != (ssize_t)n)
+		fail("greeting");
+	read_exact(fd, buf, 2);
+	if (buf[1] != method)
+		fail("method refused");
+	if (auth_user) {
+		n = socks5_userpass_encode(buf, sizeof(buf), auth_user, strlen(auth_user),
+					   auth_pass, strlen(auth_pass));
+		if (write(fd, buf, n) != (ssize_t)n)
+			fail("auth");
+		read_exact(fd, buf, 2);
+		if (buf[1] != 0)
+			fail("auth refused");
+	}
+	socks5_addr_from_sockaddr(&a, (const struct sockaddr *)dst, sizeof(*dst));
+	n = socks5_request_encode(buf, sizeof(buf), SOCKS5_CMD_CONNECT, &a);
+	if (write(fd, buf, n) != (ssize_t)n)
+		fail("request");
+	size_t have = 0;
+	ssize_t r;
+	do {
+		read_exact(fd, buf + have, 1);
+		have++;
+		r = socks5_reply_parse(buf, have, &rep);
+	} while (r == SOCKS5_PARTIAL);
+	if (r < 0 || rep.cmd != SOCKS5_REP_SUCCEEDED) {
+		errno = EPROTO;
+		fail("CONNECT refused");
+	}
+}
+
+static int open_conn(const struct sockaddr_in *dst, bool via_proxy)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	const struct sockaddr_in *to = via_proxy ? &proxy : dst;
+	if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0)
+		fail("connect");
+	if (via_proxy)
+		socks5_connect(fd, dst);
+	return fd;
+}
+
+static double conn_rate(bool via_proxy, double seconds)
+{
+	unsigned long count = 0;
+	double start = now_s(), end = start + seconds;
+	while (now_s() < end) {
+		int fd = open_conn(&echo_addr, via_proxy);
+		char b = 'x';
+		if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1 || read(fd, &b, 1) != 0)
+			fail("echo");
+		close(fd);
+		count++;
+	}
+	return (double)count / (now_s() - start);
+}
+
+static double bulk_gbit(bool via_proxy)
+{
+	static char buf[1 << 16];
+	const unsigned long long total = 256ull << 20;
+	__atomic_store_n(&sink_bytes, 0, __ATOMIC_SEQ_CST);
+	double start = now_s();
+	int fd = open_conn(&sink_addr, via_proxy);
+	for (unsigned long long sent = 0; sent < total;) {
+		ssize_t n = write(fd, buf, sizeof(buf));
+		if (n <= 0)
+			fail("bulk write");
+		sent += (unsigned long long)n;
+	}
+	shutdown(fd, SHUT_WR);
+	char b;
+	while (read(fd, &b, 1) > 0)
+		;
+	close(fd);
+	while (__atomic_load_n(&sink_bytes, __ATOMIC_SEQ_CST) != total)
+		usleep(100);
+	return (double)total * 8 / (now_s() - start) / 1e9;
+}
+
+static void parse_hostport(const char *s, struct sockaddr_in *out)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	if (!colon || (size_t)(colon - s) >= sizeof(host)) {
+		fprintf(stderr, "connbench: -p HOST:PORT expected\n");
+		exit(2);
+	}
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &out->sin_addr) != 1) {
+		fprintf(stderr, "connbench: -p %s: numeric IPv4 address expected\n", s);
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = 2;
+	int rounds = 3, opt;
+	bool bulk = true;
+	pthread_t t;
+
+	while ((opt = getopt(argc, argv, "p:s:r:u:n")) != -1) {
+		switch (opt) {
+		case 'p':
+			parse_hostport(optarg, &proxy);
+			break;
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 'u': {
+			char *colon = strchr(optarg, ':');
+			if (!colon) {
+				fprintf(stderr, "connbench: -u USER:PASS expected\n");
+				return 2;
+			}
+			*colon = '\0';
+			auth_user = optarg;
+			auth_pass = colon + 1;
+			break;
+		}
+		case 'n':
+			bulk = false;
+			break;
+		default:
+			fprintf(stderr, "usage: connbench -p HOST:PORT [-s SEC] [-r ROUNDS] [-u U:P] [-n]\n");
+			return 2;
+		}
+	}
+	if (proxy.sin_family != AF_INET) {
+		fprintf(stderr, "connbench: -p HOST:PORT is required\n");
+		return 2;
+	}
+	pthread_create(&t, NULL, echo_thread, (void *)(long)listen_any(&echo_addr));
+	pthread_create(&t, NULL, sink_thread, (void *)(long)listen_any(&sink_addr));
+
+	double best_direct = 0, best_proxy = 0, gb_direct = 0, gb_proxy = 0;
+	for (int r = 0; r < rounds; r++) {
+		double d = conn_rate(false, seconds), p = conn_rate(true, seconds);
+		printf("round %d: conn/s direct %.0f, via proxy %.0f\n", r + 1, d, p);
+		best_direct = d > best_direct ? d : best_direct;
+		best_proxy = p > best_proxy ? p : best_proxy;
+		if (bulk) {
+			double bd = bulk_gbit(false), bp = bulk_gbit(true);
+			printf("round %d: bulk Gbit/s direct %.2f, via proxy %.2f\n", r + 1, bd, bp);
+			gb_direct = bd > gb_direct ? bd : gb_direct;
+			gb_proxy = bp > gb_proxy ? bp : gb_proxy;
+		}
+		fflush(stdout);
+	}
+	printf("best conn/s: direct %.0f, via proxy %.0f, ratio %.2f\n", best_direct, best_proxy,
+	       best_proxy / best_direct);
+	if (bulk)
+		printf("best bulk Gbit/s: direct %.2f, via proxy %.2f, ratio %.2f\n", gb_direct,
+		       gb_proxy, gb_proxy / gb_direct);
+	return 0;
+}
