@@ -249,7 +249,8 @@ size_t socks5_addr_wire_len(const struct socks5_addr *addr)
 	case SOCKS5_ATYP_IPV6:
 		return 1 + 16 + 2;
 	case SOCKS5_ATYP_DOMAIN:
-		if (addr->domain_len == 0 || memchr(addr->host.domain, 0, addr->domain_len))
+		if (addr->domain_len == 0 ||
+		    memchr(addr->host.domain, 0, addr->domain_len))
 			return 0;
 		return 1 + 1 + (size_t)addr->domain_len + 2;
 	default:
@@ -291,7 +292,8 @@ static ssize_t addr_after_prefix(const uint8_t *buf, size_t len, struct socks5_a
 {
 	if (len <= SOCKS5_PREFIX_LEN)
 		return SOCKS5_PARTIAL;
-	ssize_t n = socks5_addr_parse(buf + SOCKS5_PREFIX_LEN, len - SOCKS5_PREFIX_LEN, out);
+	ssize_t n =
+	        socks5_addr_parse(buf + SOCKS5_PREFIX_LEN, len - SOCKS5_PREFIX_LEN, out);
 	return n < 0 ? n : n + SOCKS5_PREFIX_LEN;
 }
 
