@@ -318,23 +318,36 @@ static int open_listener(const struct sockaddr_storage *ss, char *name, size_t c
 	return fd;
 }
 
+/* Refuses an open proxy before any listener is opened. */
+static void check_listeners(void)
+{
+	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
+		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
+		char name[SOCKS5_ADDR_STRLEN] = "?";
+		struct socks5_addr a;
+		if (is_loopback(ss) || srv.cfg.nusers > 0 || srv.cfg.allow_open)
+			continue;
+		if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss,
+		                              sizeof(*ss)) == 0)
+			socks5_addr_format(&a, name, sizeof(name));
+		fprintf(stderr,
+		        "socksify-server: refusing to listen on %s without "
+		        "authentication: "
+		        "give -u USER:PASS, or --allow-open to run an open proxy\n",
+		        name);
+		exit(EXIT_USAGE);
+	}
+}
+
 static void open_listeners(void)
 {
 	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
 		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
 		char name[SOCKS5_ADDR_STRLEN] = "?";
 		struct socks5_addr a;
-		socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss));
-		socks5_addr_format(&a, name, sizeof(name));
-		if (!is_loopback(ss) && srv.cfg.nusers == 0 && !srv.cfg.allow_open) {
-			fprintf(stderr,
-			        "socksify-server: refusing to listen on %s without "
-			        "authentication: "
-			        "give -u USER:PASS, or --allow-open to run an open "
-			        "proxy\n",
-			        name);
-			exit(EXIT_USAGE);
-		}
+		if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss,
+		                              sizeof(*ss)) == 0)
+			socks5_addr_format(&a, name, sizeof(name));
 		int fd = open_listener(ss, name, sizeof(name));
 		if (fd < 0) {
 			fprintf(stderr, "socksify-server: cannot listen on %s: %s\n",
@@ -388,6 +401,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 
 	parse_args(argc, argv);
+	check_listeners();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

@@ -119,7 +119,7 @@ static void socks5_connect(int fd, const struct sockaddr_in *dst)
 		fail("method refused");
 	if (auth_user) {
 		n = socks5_userpass_encode(buf, sizeof(buf), auth_user, strlen(auth_user),
-					   auth_pass, strlen(auth_pass));
+		                           auth_pass, strlen(auth_pass));
 		if (write(fd, buf, n) != (ssize_t)n)
 			fail("auth");
 		read_exact(fd, buf, 2);
@@ -246,7 +246,8 @@ int main(int argc, char **argv)
 			bulk = false;
 			break;
 		default:
-			fprintf(stderr, "usage: connbench -p HOST:PORT [-s SEC] [-r ROUNDS] [-u U:P] [-n]\n");
+			fprintf(stderr, "usage: connbench -p HOST:PORT [-s SEC] [-r "
+			                "ROUNDS] [-u U:P] [-n]\n");
 			return 2;
 		}
 	}
@@ -265,16 +266,17 @@ int main(int argc, char **argv)
 		best_proxy = p > best_proxy ? p : best_proxy;
 		if (bulk) {
 			double bd = bulk_gbit(false), bp = bulk_gbit(true);
-			printf("round %d: bulk Gbit/s direct %.2f, via proxy %.2f\n", r + 1, bd, bp);
+			printf("round %d: bulk Gbit/s direct %.2f, via proxy %.2f\n",
+			       r + 1, bd, bp);
 			gb_direct = bd > gb_direct ? bd : gb_direct;
 			gb_proxy = bp > gb_proxy ? bp : gb_proxy;
 		}
 		fflush(stdout);
 	}
-	printf("best conn/s: direct %.0f, via proxy %.0f, ratio %.2f\n", best_direct, best_proxy,
-	       best_proxy / best_direct);
+	printf("best conn/s: direct %.0f, via proxy %.0f, ratio %.2f\n", best_direct,
+	       best_proxy, best_proxy / best_direct);
 	if (bulk)
-		printf("best bulk Gbit/s: direct %.2f, via proxy %.2f, ratio %.2f\n", gb_direct,
-		       gb_proxy, gb_proxy / gb_direct);
+		printf("best bulk Gbit/s: direct %.2f, via proxy %.2f, ratio %.2f\n",
+		       gb_direct, gb_proxy, gb_proxy / gb_direct);
 	return 0;
 }
