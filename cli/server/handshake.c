@@ -262,6 +262,19 @@ static int connect_one(struct conn *c, const struct sockaddr_storage *ss)
 	return rc;
 }
 
+/* -vv: one line per address that failed, before the next one is tried. */
+static void log_attempt(const struct conn *c, const struct sockaddr_storage *ss)
+{
+	char dst[SOCKS5_ADDR_STRLEN];
+	struct socks5_addr a;
+
+	if (!log_enabled(LOG_DEBUG) ||
+	    socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss)) < 0)
+		return;
+	log_msg(LOG_DEBUG, "connect to %s: %s", socks5_addr_format(&a, dst, sizeof(dst)),
+	        strerror(c->last_err));
+}
+
 static void connect_next(struct conn *c)
 {
 	const struct server_config *cfg = &c->srv->cfg;
@@ -276,6 +289,7 @@ static void connect_next(struct conn *c)
 		if (rc == 0)
 			return; /* completion is reported as EPOLLOUT */
 		c->last_err = -rc;
+		log_attempt(c, ss);
 	}
 	if (c->last_err == 0 && c->denied)
 		conn_fail(c, SOCKS5_REP_NOT_ALLOWED, NULL);
@@ -316,6 +330,7 @@ void handshake_on_target(struct conn *c, uint32_t revents)
 		return;
 	}
 	c->last_err = err;
+	log_attempt(c, &c->dest);
 	loop_watch_close(&c->srv->loop, &c->target);
 	memset(&c->dest, 0, sizeof(c->dest));
 	connect_next(c);
