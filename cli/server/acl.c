@@ -58,6 +58,9 @@ bool acl_denies(const struct acl *acl, const struct sockaddr *sa)
 {
 	const uint8_t *v4 = NULL, *v6 = NULL;
 
+	static const uint8_t lo4[4] = {127, 0, 0, 1};
+	static const uint8_t lo6[16] = {[15] = 1};
+
 	if (sa->sa_family == AF_INET) {
 		v4 = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
 	} else if (sa->sa_family == AF_INET6) {
@@ -65,7 +68,12 @@ bool acl_denies(const struct acl *acl, const struct sockaddr *sa)
 		v6 = a->s6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(a))
 			v4 = a->s6_addr + 12;
+		/* Linux connects the unspecified address to this host. */
+		if (IN6_IS_ADDR_UNSPECIFIED(a))
+			v6 = lo6;
 	}
+	if (v4 && v4[0] == 0)
+		v4 = lo4;
 	for (size_t i = 0; i < acl->ndeny; i++) {
 		const struct acl_rule *r = &acl->deny[i];
 		const uint8_t *a = r->family == AF_INET ? v4 : v6;

@@ -149,7 +149,8 @@ static enum step on_request(struct conn *c)
 		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
 		                       on_resolved);
 		if (!c->job)
-			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE,
+			          "too many name lookups waiting");
 		return STEP_STOP;
 	}
 	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
@@ -323,8 +324,25 @@ void handshake_on_target(struct conn *c, uint32_t revents)
 
 	if (getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
-	if (err == 0 && (revents & (EPOLLERR | EPOLLHUP)))
-		err = ECONNREFUSED;
+	/*
+	 * A reset (rather than a refusal) means the connection was made and
+	 * the destination already closed it, perhaps after sending data: report
+	 * success and let the relay pass the data on, then the end.
+	 */
+	(void)revents;
+	if (err == ECONNRESET || err == EPIPE)
+		err = 0;
+	/* The rules apply to the host reached: 0.0.0.0 and :: reach this one. */
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	if (err == 0 && getpeername(c->target.fd, (struct sockaddr *)&peer, &plen) == 0 &&
+	    acl_denies(&c->srv->cfg.acl, (struct sockaddr *)&peer)) {
+		c->denied = true;
+		loop_watch_close(&c->srv->loop, &c->target);
+		memset(&c->dest, 0, sizeof(c->dest));
+		connect_next(c);
+		return;
+	}
 	if (err == 0) {
 		send_success(c);
 		return;

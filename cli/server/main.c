@@ -19,7 +19,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "build_config.h"
 #include "conn.h"
 #include "log.h"
 #include "resolve.h"

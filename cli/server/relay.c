@@ -83,18 +83,28 @@ static int fill(struct relay *r, int d)
 	return 0;
 }
 
+/* The pending socket error of fd, or ECONNRESET when none is recorded. */
+static int socket_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	return err ? err : ECONNRESET;
+}
+
 int relay_pump(struct relay *r, int side, uint32_t revents)
 {
+	struct relay_dir *in = &r->dir[side];
 	int rc = 0;
 
-	if (revents & EPOLLERR) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &err, &len);
-		return err ? -err : -ECONNRESET;
-	}
-	/* Bytes read from this side are written to the other one right away. */
-	if (revents & (EPOLLIN | EPOLLHUP)) {
+	/*
+	 * On an error, bytes that arrived before it (a response followed by a
+	 * reset) are still readable: pass them on, and let recv() report the
+	 * error. Only when nothing more can be read is the error final.
+	 */
+	if ((revents & EPOLLERR) && (in->eof || in->tail == RELAY_BUF))
+		return -socket_error(r->fd[side]);
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		rc = fill(r, side);
 		if (rc == 0)
 			rc = drain(r, side);

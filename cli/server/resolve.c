@@ -23,6 +23,7 @@ static struct {
 	pthread_cond_t wake;
 	struct resolve_job *todo_head, **todo_tail;
 	struct resolve_job *done_head, **done_tail;
+	unsigned queued; /* jobs in todo */
 	int efd;
 	struct loop_watch watch;
 } rs = {
@@ -85,9 +86,12 @@ static void *worker(void *arg)
 		rs.todo_head = job->next;
 		if (!rs.todo_head)
 			rs.todo_tail = &rs.todo_head;
+		__atomic_sub_fetch(&rs.queued, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&rs.lock);
 
-		lookup(job);
+		/* A client that is gone does not hold a thread. */
+		if (!__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED))
+			lookup(job);
 
 		pthread_mutex_lock(&rs.lock);
 		bool was_empty = !rs.done_head;
@@ -153,6 +157,8 @@ int resolve_init(struct loop *l)
 struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
                                   void (*done)(void *owner, struct resolve_job *job))
 {
+	if (__atomic_load_n(&rs.queued, __ATOMIC_RELAXED) >= RESOLVE_MAX_QUEUED)
+		return NULL;
 	struct resolve_job *job = calloc(1, sizeof(*job));
 	if (!job)
 		return NULL;
@@ -162,6 +168,7 @@ struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
 	job->done = done;
 	pthread_mutex_lock(&rs.lock);
 	push(&rs.todo_tail, job);
+	__atomic_add_fetch(&rs.queued, 1, __ATOMIC_RELAXED);
 	pthread_cond_signal(&rs.wake);
 	pthread_mutex_unlock(&rs.lock);
 	return job;
@@ -170,6 +177,7 @@ struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
 void resolve_cancel(struct resolve_job *job)
 {
 	job->owner = NULL;
+	__atomic_store_n(&job->cancelled, true, __ATOMIC_RELAXED);
 }
 
 void resolve_free(struct resolve_job *job)

@@ -9,17 +9,23 @@
 #ifndef SOCKSIFY_SERVER_RESOLVE_H
 #define SOCKSIFY_SERVER_RESOLVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "loop.h"
 
-enum { RESOLVE_MAX_ADDRS = 16, RESOLVE_THREADS = 4 };
+enum {
+	RESOLVE_MAX_ADDRS = 16,
+	RESOLVE_THREADS = 8,
+	RESOLVE_MAX_QUEUED = 256, /* lookups waiting for a thread; more fail at once */
+};
 
 struct resolve_job {
 	struct resolve_job *next;
-	void *owner; /* loop thread only; NULL once cancelled */
+	void *owner;    /* loop thread only; NULL once cancelled */
+	bool cancelled; /* atomic: set with owner = NULL, read by the workers */
 	void (*done)(void *owner, struct resolve_job *job);
 	char name[256];
 	uint16_t port;
@@ -31,7 +37,8 @@ struct resolve_job {
 /* Starts the threads (with all signals blocked) and watches the eventfd. */
 int resolve_init(struct loop *l);
 /* Queues a lookup of name:port; done(owner, job) runs later on the loop thread
- * and owns the job (free it with resolve_free). Returns NULL on ENOMEM. */
+ * and owns the job (free it with resolve_free). Returns NULL when out of
+ * memory or when RESOLVE_MAX_QUEUED lookups already wait. */
 struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
                                   void (*done)(void *owner, struct resolve_job *job));
 void resolve_cancel(struct resolve_job *job);

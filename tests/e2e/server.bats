@@ -412,6 +412,39 @@ closed_port() {
 	assert_output --partial "socksify e2e index"
 }
 
+@test "--deny 127.0.0.0/8 cannot be bypassed with 0.0.0.0 (which reaches this host)" {
+	start_server --deny 127.0.0.0/8
+	run -0 client connect --proxy "$PROXY" --target "0.0.0.0:$HTTP_PORT" --expect-rep 2
+	run -0 client connect --proxy "$PROXY" --target "0.0.0.0:$HTTP_PORT" --atyp domain \
+		--expect-rep 2
+}
+
+@test "data the destination sends just before a reset still reaches the client" {
+	start_server -v
+	local port
+	port=$(free_port)
+	# a target that sends one line, then closes with SO_LINGER 0 (a reset)
+	spawn "$BATS_TEST_TMPDIR/rst.log" "$PYTHON" -c '
+import socket, struct, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"hello-before-reset\n")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+' "$port"
+	wait_listen "$port" "$SPAWNED_PID"
+	local i
+	for ((i = 0; i < 20; i++)); do
+		run client connect --proxy "$PROXY" --target "127.0.0.1:$port" --print-data \
+			--expect-contains hello-before-reset
+		((status == 0)) || fail "run $i: $output"
+	done
+}
+
 @test "--deny ::1/128 -> reply 2 for [::1], IPv4 still allowed" {
 	require_ipv6
 	start_server --deny ::1/128
