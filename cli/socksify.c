@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * socksify: runs a program with libsocksify.so preloaded, so that its TCP
+ * connections and name lookups go through a SOCKS5 proxy.
+ *
+ *   socksify [-p URL] [-c FILE] [-v] [--] PROGRAM [ARGS...]
+ *   eval "$(socksify [-p URL] [-c FILE] [-v] --env)"
+ *
+ * It finds the shim next to itself in the build tree or in the install
+ * prefix, checks the configuration (a bad one stops here, exit status 2),
+ * prepends the shim to LD_PRELOAD, passes its options on as SOCKSIFY_*
+ * variables and execs the program. Exit statuses follow env(1): 127 when
+ * the program is not found, 126 when it cannot be run.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build_config.h"
+#include "config.h"
+
+enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
+
+static const char usage[] =
+        "usage: socksify [-p URL] [-c FILE] [-v] [--] PROGRAM [ARGS...]\n"
+        "       socksify [-p URL] [-c FILE] [-v] --env\n"
+        "\n"
+        "Runs PROGRAM with its TCP connections and DNS lookups sent through a SOCKS5 "
+        "proxy.\n"
+        "\n"
+        "  -p, --proxy URL   socks5://[user:pass@]host:port (names resolved here) or\n"
+        "                    socks5h://... (names resolved by the proxy); default\n"
+        "                    socks5h://127.0.0.1:1080, or what the configuration says\n"
+        "  -c, --config FILE read this configuration file (see socksify.conf)\n"
+        "  -v, --verbose     log one line per proxied connection to stderr\n"
+        "  --env             print the export lines that socksify a whole shell:\n"
+        "                    eval \"$(socksify --env)\"\n"
+        "  -h, --help        this help;  -V, --version  the version\n";
+
+static void die(int status, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3), noreturn));
+
+static void die(int status, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "socksify: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* The shim: next to us in the build tree (cli/ → shim/), else the install path. */
+static void find_shim(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			int len = snprintf(out, cap, "%s/../shim/libsocksify.so", self);
+			if (len > 0 && (size_t)len < cap && access(out, R_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, cap, "%s", SOCKSIFY_SHIM_PATH);
+	if (access(out, R_OK) != 0)
+		die(EXIT_CANNOT_RUN,
+		    "cannot find libsocksify.so (looked in the build tree and %s)",
+		    SOCKSIFY_SHIM_PATH);
+}
+
+/* Finds PROGRAM like execvp() does; false when nothing matches. */
+static bool find_program(const char *prog, char *out, size_t cap)
+{
+	if (strchr(prog, '/')) {
+		snprintf(out, cap, "%s", prog);
+		return access(out, F_OK) == 0;
+	}
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		int len = (int)(end - p);
+		snprintf(out, cap, "%.*s%s%s", len, p, len ? "/" : "", prog);
+		if (access(out, X_OK) == 0)
+			return true;
+		if (*end == '\0')
+			return false;
+		p = end;
+	}
+}
+
+/* True for an ELF executable without a PT_INTERP header (statically linked). */
+static bool is_static_elf(const char *path)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	bool is_static = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) &&
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+	    eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(ph)) {
+		is_static = true;
+		for (unsigned i = 0; i < eh.e_phnum; i++) {
+			off_t off = (off_t)eh.e_phoff + (off_t)i * (off_t)sizeof(ph);
+			if (pread(fd, &ph, sizeof(ph), off) != sizeof(ph) ||
+			    ph.p_type == PT_INTERP) {
+				is_static = false;
+				break;
+			}
+		}
+	}
+	close(fd);
+	return is_static;
+}
+
+static void warn_unpreloadable(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & (S_ISUID | S_ISGID)))
+		fprintf(stderr,
+		        "socksify: warning: %s is setuid/setgid: the loader ignores "
+		        "LD_PRELOAD, its connections will not be proxied\n",
+		        path);
+	else if (is_static_elf(path))
+		fprintf(stderr,
+		        "socksify: warning: %s is statically linked: LD_PRELOAD cannot "
+		        "work, its connections will not be proxied\n",
+		        path);
+}
+
+/* Prints NAME='VALUE' with single quotes escaped for sh. */
+static void print_export(const char *name, const char *value)
+{
+	printf("export %s='", name);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	puts("'");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"proxy", required_argument, NULL, 'p'},
+	        {"config", required_argument, NULL, 'c'},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"env", no_argument, NULL, 'E'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {0},
+	};
+	bool env_only = false;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+p:c:vhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			setenv("SOCKSIFY_PROXY", optarg, 1);
+			break;
+		case 'c':
+			setenv("SOCKSIFY_CONF", optarg, 1);
+			break;
+		case 'v':
+			setenv("SOCKSIFY_LOG_LEVEL", "info", 1);
+			break;
+		case 'E':
+			env_only = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("socksify %s\n", SOCKSIFY_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "socksify: see --help\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (!env_only && optind >= argc)
+		die(EXIT_USAGE, "%s", "no program to run (see --help)");
+
+	struct config cfg;
+	char err[CONFIG_ERR_LEN];
+	if (config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err)) < 0)
+		die(EXIT_USAGE, "%s", err);
+
+	char shim[PATH_MAX], preload[PATH_MAX * 2];
+	find_shim(shim, sizeof(shim));
+	const char *old = getenv("LD_PRELOAD");
+	snprintf(preload, sizeof(preload), "%s%s%s", shim, old && *old ? ":" : "",
+	         old ? old : "");
+	if (env_only) {
+		print_export("LD_PRELOAD", preload);
+		static const char *const vars[] = {"SOCKSIFY_PROXY", "SOCKSIFY_CONF",
+		                                   "SOCKSIFY_LOG_LEVEL"};
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+			if (getenv(vars[i]))
+				print_export(vars[i], getenv(vars[i]));
+		return 0;
+	}
+	setenv("LD_PRELOAD", preload, 1);
+
+	char path[PATH_MAX];
+	if (!find_program(argv[optind], path, sizeof(path)))
+		die(EXIT_NOT_FOUND, "%s: command not found", argv[optind]);
+	warn_unpreloadable(path);
+	execv(path, argv + optind);
+	int e = errno;
+	fprintf(stderr, "socksify: %s: %s\n", argv[optind], strerror(e));
+	return e == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
+}

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * socksify's configuration, shared by the shim (libsocksify.so) and the
+ * launcher: the settings, their defaults, the parsers for socksify.conf, proxy
+ * URLs and the SOCKSIFY_* environment, and the matching helpers the shim's
+ * policy asks on every connection.
+ *
+ * The code runs inside arbitrary programs, so it never prints, never exits and
+ * keeps no state of its own: the caller owns every struct config, the parsers
+ * work in fixed-size buffers without malloc and are safe to call from any
+ * thread. Every function that can fail returns 0 or -1 and then writes ONE
+ * line into the caller's err buffer that names the source, the line where
+ * there is one, and the problem:
+ *   /etc/socksify.conf:7: unknown option 'prox'
+ *   SOCKSIFY_PROXY: bad proxy URL 'socks5://host': missing port
+ * A password never appears in a message (it is shown as ***), and bytes that
+ * are not printable ASCII show as '?'. After a failure the struct holds
+ * whatever the parser had applied so far: treat it as unusable.
+ *
+ * The file syntax and every option are documented in the sample socksify.conf
+ * at the top of the source tree.
+ */
+#ifndef SOCKSIFY_SHIM_CONFIG_H
+#define SOCKSIFY_SHIM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* The environment config_load() reads (the launcher sets some of it). */
+#define CONFIG_ENV_CONF           "SOCKSIFY_CONF"
+#define CONFIG_ENV_PROXY          "SOCKSIFY_PROXY"
+#define CONFIG_ENV_DNS            "SOCKSIFY_DNS"
+#define CONFIG_ENV_LOG_LEVEL      "SOCKSIFY_LOG_LEVEL"
+#define CONFIG_ENV_LOG_FILE       "SOCKSIFY_LOG_FILE"
+#define CONFIG_ENV_PROXY_LOOPBACK "SOCKSIFY_PROXY_LOOPBACK"
+#define CONFIG_ENV_EXCLUDE        "SOCKSIFY_EXCLUDE"
+
+enum config_dns_mode { CONFIG_DNS_REMOTE, CONFIG_DNS_LOCAL };
+enum config_pipeline { CONFIG_PIPELINE_AUTO, CONFIG_PIPELINE_ON, CONFIG_PIPELINE_OFF };
+enum { CONFIG_MAX_PROXIES = 8, CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512 };
+/* Values of struct config.log_level. */
+enum { CONFIG_LOG_ERROR = 0, CONFIG_LOG_INFO = 1, CONFIG_LOG_DEBUG = 2 };
+/* The longest line of a configuration text, without its newline. */
+enum { CONFIG_LINE_MAX = 1023 };
+
+/* One proxy, from socks5://[user[:pass]@]host:port or socks5h://... */
+struct config_proxy {
+	bool remote_dns; /* socks5h:// */
+	char host[256];  /* numeric address (IPv6 without brackets) or a name, which
+	                    the shim resolves locally */
+	uint16_t port;   /* required in the URL: 1..65535 */
+	bool has_auth;   /* the URL had user[:pass]@ */
+	char user[256], pass[256]; /* percent-decoded, never empty user, no NUL */
+};
+
+/* An exclusion: destinations that go direct instead of through the proxy. */
+enum config_rule_kind { CONFIG_RULE_CIDR, CONFIG_RULE_SUFFIX };
+struct config_rule {
+	enum config_rule_kind kind;
+	int family;       /* AF_INET / AF_INET6 for CIDR */
+	uint8_t addr[16]; /* network address, host bits cleared */
+	unsigned prefix;  /* 0..32 or 0..128 */
+	uint16_t port;    /* port 0: any */
+	/*
+	 * A host-name suffix, stored lower-case without a leading "." or "*."
+	 * and without a trailing dot. Like curl's NO_PROXY, "example.com",
+	 * ".example.com" and "*.example.com" all match example.com itself and
+	 * every name under it, but never badexample.com.
+	 */
+	char suffix[256];
+};
+
+struct config {
+	/* the first is used; later ones are reserved for chains or failover */
+	struct config_proxy proxies[CONFIG_MAX_PROXIES];
+	size_t nproxies;
+	/* without dns_set, dns follows the first proxy: remote for socks5h */
+	enum config_dns_mode dns;
+	bool dns_set;
+	struct config_rule rules[CONFIG_MAX_RULES];
+	size_t nrules;
+	bool proxy_loopback;           /* default false: loopback goes direct */
+	unsigned connect_timeout_ms;   /* default 10000: connect + proxy handshake */
+	int log_level;                 /* CONFIG_LOG_ERROR (default), _INFO, _DEBUG */
+	char log_file[256];            /* "" = stderr */
+	enum config_pipeline pipeline; /* default CONFIG_PIPELINE_AUTO */
+	uint8_t fake_v4[4];            /* default 240.0.0.0/4 */
+	unsigned fake_v4_prefix;
+	uint8_t fake_v6[16]; /* default 100::/64 (RFC 6666 discard prefix) */
+	unsigned fake_v6_prefix;
+	char nameserver[64]; /* "" or IP, IP:port, [IPv6]:port, for res_query() */
+};
+
+/*
+ * Fills cfg with the defaults: one proxy socks5h://127.0.0.1:1080, dns remote
+ * (not set explicitly), no exclusions, loopback direct, 10 s connect timeout,
+ * log level error to stderr, pipeline auto, fake pools 240.0.0.0/4 and
+ * 100::/64, no nameserver. The struct is zeroed first, so two defaulted
+ * structs compare equal with memcmp.
+ */
+void config_defaults(struct config *cfg);
+
+/*
+ * Parses one proxy URL into *out (which is overwritten). source names where
+ * the URL came from in the error message ("SOCKSIFY_PROXY"); NULL for none.
+ */
+int config_parse_proxy_url(struct config_proxy *out, const char *url, const char *source,
+                           char *err, size_t errlen);
+
+/*
+ * Applies the settings of one configuration text (len bytes, need not be
+ * NUL-terminated) on top of cfg. The text is one source: its first `proxy`
+ * line replaces the proxies set so far and later ones append; `exclude` works
+ * the same way. source names the text in messages ("/etc/socksify.conf").
+ */
+int config_parse_text(struct config *cfg, const char *text, size_t len,
+                      const char *source, char *err, size_t errlen);
+
+/*
+ * Like config_parse_text() on the contents of a file. A file that cannot be
+ * opened or read gives -1 with "PATH: cannot read: REASON" and errno set to
+ * the cause; whether a missing file matters is the caller's business.
+ */
+int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Builds the configuration from every source, in order, later wins:
+ *   - the defaults;
+ *   - sysconf_path (NULL for none; skipped silently if it does not exist);
+ *   - when getenv_fn != NULL: the file named by $SOCKSIFY_CONF (missing is an
+ *     error), $SOCKSIFY_PROXY (one URL, replaces the proxy list),
+ *     $SOCKSIFY_DNS (remote|local), $SOCKSIFY_LOG_LEVEL, $SOCKSIFY_LOG_FILE,
+ *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false) and
+ *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions).
+ * An empty variable counts as unset. The shim passes secure_getenv, so that
+ * setuid programs ignore the environment.
+ */
+int config_load(struct config *cfg, const char *sysconf_path,
+                char *(*getenv_fn)(const char *), char *err, size_t errlen);
+
+/*
+ * Matching helpers for the shim's policy. A NULL or non-IP sockaddr never
+ * matches.
+ *   config_excluded_addr: a CIDR rule covers the address (and its port, for a
+ *     rule with a port); a v4-mapped IPv6 address also matches IPv4 rules.
+ *   config_excluded_name: a suffix rule covers the name, ASCII
+ *     case-insensitive; a trailing dot on the name is ignored.
+ *   config_is_fake_addr: the address lies in a fake pool (v4-mapped counts as
+ *     IPv4); the IPv4 broadcast address 255.255.255.255 never does.
+ */
+bool config_excluded_addr(const struct config *cfg, const struct sockaddr *sa);
+bool config_excluded_name(const struct config *cfg, const char *name);
+bool config_is_fake_addr(const struct config *cfg, const struct sockaddr *sa);
+
+/*
+ * The nameserver setting as a socket address (port 53 when it names none).
+ * Returns the address length, or 0 when no nameserver is set.
+ */
+socklen_t config_nameserver_addr(const struct config *cfg, struct sockaddr_storage *ss);
+
+/* The i-th option name of the file syntax, or NULL past the last one. */
+const char *config_option_name(size_t i);
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-descriptor table (see fdtab.h).
+ */
+#include "fdtab.h"
+
+#include <string.h>
+
+static struct fd_entry table[FDTAB_SIZE];
+/* Above this no entry was ever used: bounds the close_range() sweep. */
+static int high_water = -1;
+
+/* Marks an entry as about to be used. */
+static void note_used(int fd)
+{
+	int seen = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+	while (fd > seen &&
+	       !__atomic_compare_exchange_n(&high_water, &seen, fd, true,
+	                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+struct fd_entry *fdtab_claim(int fd)
+{
+	struct fd_entry *e = fdtab_get(fd);
+	if (e)
+		note_used(fd);
+	return e;
+}
+
+struct fd_entry *fdtab_get(int fd)
+{
+	return fd >= 0 && fd < FDTAB_SIZE ? &table[fd] : NULL;
+}
+
+struct fd_entry *fdtab_lookup(int fd)
+{
+	if (fd < 0 || fd >= FDTAB_SIZE ||
+	    __atomic_load_n(&table[fd].kind, __ATOMIC_RELAXED) == FD_NONE)
+		return NULL;
+	return &table[fd];
+}
+
+void fdtab_clear(int fd)
+{
+	struct fd_entry *e = fdtab_lookup(fd);
+	if (e)
+		memset(e, 0, sizeof(*e));
+}
+
+void fdtab_clear_range(unsigned first, unsigned last)
+{
+	int high = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+	if (high < 0 || first > (unsigned)high)
+		return;
+	if (last > (unsigned)high)
+		last = (unsigned)high;
+	for (unsigned fd = first; fd <= last; fd++)
+		if (table[fd].kind != FD_NONE)
+			memset(&table[fd], 0, sizeof(table[fd]));
+}
+
+void fdtab_copy(int fd, int fd2)
+{
+	struct fd_entry *dst = fdtab_get(fd2);
+	if (!dst || fd == fd2)
+		return;
+	struct fd_entry *src = fdtab_lookup(fd);
+	if (src) {
+		note_used(fd2);
+		*dst = *src;
+	} else if (dst->kind != FD_NONE)
+		memset(dst, 0, sizeof(*dst));
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Exported descriptor-bookkeeping hooks: close, dup, dup2, dup3,
+ * fcntl(F_DUPFD*), close_range and closefrom keep the fd table right, so
+ * a reused descriptor number never inherits the state of a closed one.
+ * State is dropped before the real close: once the number is free, another
+ * thread may get it and give it state of its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "fdtab.h"
+#include "shim.h"
+
+SHIM_EXPORT int close(int fd)
+{
+	shim_init();
+	fdtab_clear(fd);
+	return real_close ? real_close(fd) : (errno = ENOSYS, -1);
+}
+
+SHIM_EXPORT int dup(int fd)
+{
+	shim_init();
+	int fd2 = real_dup ? real_dup(fd) : (errno = ENOSYS, -1);
+	if (fd2 >= 0)
+		fdtab_copy(fd, fd2);
+	return fd2;
+}
+
+SHIM_EXPORT int dup2(int fd, int fd2)
+{
+	shim_init();
+	int rc = real_dup2 ? real_dup2(fd, fd2) : (errno = ENOSYS, -1);
+	if (rc >= 0)
+		fdtab_copy(fd, rc);
+	return rc;
+}
+
+SHIM_EXPORT int dup3(int fd, int fd2, int flags)
+{
+	shim_init();
+	int rc = real_dup3 ? real_dup3(fd, fd2, flags) : (errno = ENOSYS, -1);
+	if (rc >= 0)
+		fdtab_copy(fd, rc);
+	return rc;
+}
+
+/* Every fcntl command takes at most one argument, an int or a pointer. */
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	shim_init();
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int rc = real(fd, cmd, arg);
+	if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		fdtab_copy(fd, rc);
+	return rc;
+}
+
+SHIM_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(real_fcntl, fd, cmd, arg);
+}
+
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(real_fcntl64 ? real_fcntl64 : real_fcntl, fd, cmd, arg);
+}
+
+SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	shim_init();
+	int rc = real_close_range ? real_close_range(first, last, flags)
+	                          : (errno = ENOSYS, -1);
+	/* CLOSE_RANGE_CLOEXEC only marks the descriptors; they stay open. */
+	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		fdtab_clear_range(first, last);
+	return rc;
+}
+
+SHIM_EXPORT void closefrom(int lowfd)
+{
+	shim_init();
+	if (real_closefrom)
+		real_closefrom(lowfd);
+	if (lowfd >= 0)
+		fdtab_clear_range((unsigned)lowfd, UINT_MAX);
+}

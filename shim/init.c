@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One-time initialisation of libsocksify.so: resolve the next definition of
+ * every interposed symbol with dlsym(RTLD_NEXT) and load the configuration.
+ * Runs from the constructor, or from the first hook that is called before
+ * it (another library's constructor may call connect() or close() first);
+ * pthread_once makes both safe. It starts no thread and installs no
+ * signal handler.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_config.h"
+#include "fakedns.h"
+#include "log.h"
+#include "shim.h"
+
+#define HOOK(ret, name, params) ret(*real_##name) params;
+#include "hooks.def"
+#undef HOOK
+
+struct config shim_config;
+bool shim_config_broken;
+__thread int shim_depth;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void *next_symbol(const char *name, void *self)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+	/* A circular reference (our own symbol again) would recurse forever. */
+	return p == self ? NULL : p;
+}
+
+/* Remote DNS: map the fake-DNS pool (inherited over exec when possible) and
+ * pass its descriptor on to the programs this one executes. */
+static void attach_fakedns(void)
+{
+	const struct config *c = &shim_config;
+	bool remote = c->dns_set ? c->dns == CONFIG_DNS_REMOTE : c->proxies[0].remote_dns;
+	struct fakedns_params p = {
+	        .v4 = c->fake_v4,
+	        .v4_prefix = c->fake_v4_prefix,
+	        .v6 = c->fake_v6,
+	        .v6_prefix = c->fake_v6_prefix,
+	        .inherited_fd = secure_getenv(FAKEDNS_ENV_FD),
+	};
+	char fd[16];
+
+	if (!remote)
+		return;
+	int rc = fakedns_attach(&p);
+	if (rc < 0) {
+		shim_log(SHIM_LOG_ERROR,
+		         "cannot set up the fake-DNS pool: %s; names will not resolve",
+		         strerror(-rc));
+		return;
+	}
+	if (fakedns_fd() >= 0) {
+		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
+		setenv(FAKEDNS_ENV_FD, fd, 1);
+	}
+}
+
+static void init_once_fn(void)
+{
+	char err[CONFIG_ERR_LEN];
+
+	shim_depth++;
+#define HOOK(ret, name, params)                                                          \
+	real_##name = (ret(*) params)next_symbol(#name, (void *)name);
+#include "hooks.def"
+#undef HOOK
+	if (config_load(&shim_config, SOCKSIFY_SYSCONF_PATH, secure_getenv, err,
+	                sizeof(err)) < 0) {
+		shim_config_broken = true;
+		config_defaults(&shim_config);
+		shim_log_init(&shim_config);
+		shim_log(SHIM_LOG_ERROR,
+		         "%s; every connection that would be proxied fails", err);
+	} else {
+		shim_log_init(&shim_config);
+		attach_fakedns();
+	}
+	shim_depth--;
+}
+
+void shim_init(void)
+{
+	/* A hook reached from inside the initialisation must not wait for it. */
+	if (shim_depth == 0)
+		pthread_once(&init_once, init_once_fn);
+}
+
+__attribute__((constructor)) static void shim_constructor(void)
+{
+	shim_init();
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shim's classifier (see policy.h), and the proxy's own address,
+ * resolved once (a name is looked up with the real resolver: the shim's
+ * own getaddrinfo hook passes through while the shim runs).
+ */
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fakedns.h"
+#include "log.h"
+#include "shim.h"
+
+enum { PROXY_MAX_ADDRS = 4 };
+
+static struct {
+	pthread_once_t once;
+	int err; /* 0, or why the proxy has no address */
+	size_t n;
+	struct sockaddr_storage addrs[PROXY_MAX_ADDRS];
+} proxy = {.once = PTHREAD_ONCE_INIT};
+
+static void resolve_proxy(void)
+{
+	const struct config_proxy *p = &shim_config.proxies[0];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	char port[8];
+
+	snprintf(port, sizeof(port), "%u", p->port);
+	int rc = getaddrinfo(p->host, port, &hints, &res);
+	if (rc != 0) {
+		proxy.err = EHOSTUNREACH;
+		shim_log(SHIM_LOG_ERROR, "proxy %s:%u: %s", p->host, p->port,
+		         gai_strerror(rc));
+		return;
+	}
+	for (struct addrinfo *ai = res; ai && proxy.n < PROXY_MAX_ADDRS; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+			memcpy(&proxy.addrs[proxy.n++], ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(res);
+	if (proxy.n == 0)
+		proxy.err = EHOSTUNREACH;
+}
+
+int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
+{
+	pthread_once(&proxy.once, resolve_proxy);
+	if (proxy.err)
+		return -proxy.err;
+	for (size_t i = 0; i < proxy.n; i++) {
+		const struct sockaddr_storage *ss = &proxy.addrs[i];
+		if (ss->ss_family == family) {
+			*out = *ss;
+			*len = family == AF_INET ? sizeof(struct sockaddr_in)
+			                         : sizeof(struct sockaddr_in6);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < proxy.n && family == AF_INET6; i++) {
+		const struct sockaddr_in *v4 =
+		        (const struct sockaddr_in *)&proxy.addrs[i];
+		if (v4->sin_family != AF_INET)
+			continue;
+		struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
+		memset(out, 0, sizeof(*out));
+		m->sin6_family = AF_INET6;
+		m->sin6_port = v4->sin_port;
+		m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&m->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+		*len = sizeof(*m);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+/* IPv4 view of an address: itself, or the IPv4 inside a v4-mapped IPv6. */
+static const uint8_t *ipv4_of(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	return IN6_IS_ADDR_V4MAPPED(a) ? a->s6_addr + 12 : NULL;
+}
+
+static uint16_t port_of(const struct sockaddr *sa)
+{
+	return ntohs(sa->sa_family == AF_INET
+	                     ? ((const struct sockaddr_in *)sa)->sin_port
+	                     : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+static bool same_host_port(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (port_of(a) != port_of(b))
+		return false;
+	const uint8_t *a4 = ipv4_of(a), *b4 = ipv4_of(b);
+	if (a4 || b4)
+		return a4 && b4 && memcmp(a4, b4, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static bool is_proxy(const struct sockaddr *dst)
+{
+	pthread_once(&proxy.once, resolve_proxy);
+	for (size_t i = 0; i < proxy.n; i++)
+		if (same_host_port(dst, (const struct sockaddr *)&proxy.addrs[i]))
+			return true;
+	return false;
+}
+
+/* Loopback, or the unspecified address (which Linux connects to locally). */
+static bool is_local(const struct sockaddr *dst)
+{
+	const uint8_t *v4 = ipv4_of(dst);
+	if (v4)
+		return v4[0] == 127 || (v4[0] | v4[1] | v4[2] | v4[3]) == 0;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)dst)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a);
+}
+
+static void set_pass(struct policy *out, const char *reason)
+{
+	out->verdict = POLICY_PASS;
+	out->reason = reason;
+}
+
+static void set_deny(struct policy *out, int err, const char *reason)
+{
+	out->verdict = POLICY_DENY;
+	out->err = err;
+	out->reason = reason;
+}
+
+void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < sizeof(struct sockaddr_in) ||
+	    (dst->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6))) {
+		set_pass(out, "short address");
+		return;
+	}
+	if (fakedns_in_pool(dst)) {
+		int n = fakedns_name_for(dst, out->target.host.domain,
+		                         sizeof(out->target.host.domain));
+		if (n < 0) {
+			set_deny(out, EHOSTUNREACH, "unknown fake address");
+			return;
+		}
+		out->target.atyp = SOCKS5_ATYP_DOMAIN;
+		out->target.domain_len = (uint8_t)n;
+		out->target.port = port_of(dst);
+		out->verdict = shim_config_broken ? POLICY_DENY : POLICY_PROXY;
+		out->err = ECONNREFUSED;
+		out->reason = "configuration error";
+		return;
+	}
+	if (is_proxy(dst)) {
+		set_pass(out, "the proxy itself");
+		return;
+	}
+	if (is_local(dst) && !shim_config.proxy_loopback) {
+		set_pass(out, "loopback");
+		return;
+	}
+	if (config_excluded_addr(&shim_config, dst)) {
+		set_pass(out, "excluded");
+		return;
+	}
+	if (shim_config_broken) {
+		set_deny(out, ECONNREFUSED, "configuration error");
+		return;
+	}
+	const uint8_t *v4 = ipv4_of(dst);
+	if (v4) {
+		out->target.atyp = SOCKS5_ATYP_IPV4;
+		memcpy(out->target.host.ipv4, v4, 4);
+		out->target.port = port_of(dst);
+	} else {
+		socks5_addr_from_sockaddr(&out->target, dst, len);
+	}
+	out->verdict = POLICY_PROXY;
+}

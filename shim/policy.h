@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one classifier of the shim: for a destination the program asked for,
+ * PROXY (with the SOCKS5 target to request: a name for a fake-pool
+ * address), PASS with the named reason it may go direct, or DENY with the
+ * errno the call fails with. Every pass-through is one explicit case here.
+ */
+#ifndef SOCKSIFY_SHIM_POLICY_H
+#define SOCKSIFY_SHIM_POLICY_H
+
+#include <sys/socket.h>
+
+#include "socks5.h"
+
+enum policy_verdict { POLICY_PROXY, POLICY_PASS, POLICY_DENY };
+
+struct policy {
+	enum policy_verdict verdict;
+	int err;            /* POLICY_DENY */
+	const char *reason; /* POLICY_PASS and POLICY_DENY, for the log */
+	struct socks5_addr target;
+};
+
+void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out);
+
+/* The proxy's address for a socket of `family` (an IPv4 proxy is given as
+ * v4-mapped to an AF_INET6 socket). 0, or -errno when the proxy cannot be
+ * used from such a socket or its name does not resolve. */
+int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
+
+#endif

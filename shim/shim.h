@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal interface of libsocksify.so: the real_* pointers to the next
+ * definition of every interposed symbol, one-time initialisation, the
+ * per-thread re-entrancy guard and the immutable configuration.
+ *
+ * Every exported hook starts with shim_enter() — which initialises the
+ * library if needed and says whether the call should simply pass through
+ * (the shim itself is on this thread's stack, or it could not initialise).
+ */
+#ifndef SOCKSIFY_SHIM_H
+#define SOCKSIFY_SHIM_H
+
+#include <netdb.h>
+#include <resolv.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+/* Each hook's prototype, and the pointer to the next definition. */
+#define HOOK(ret, name, params)                                                          \
+	ret name params;                                                                 \
+	extern ret(*real_##name) params;
+#include "hooks.def"
+#undef HOOK
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+
+/* The configuration, loaded once; never changes afterwards. */
+extern struct config shim_config;
+/* The configuration could not be loaded: every connection that would have
+ * been proxied fails instead (fail closed). */
+extern bool shim_config_broken;
+
+/* Initialises once (thread-safe, callable from any hook at any time). */
+void shim_init(void);
+
+/* Re-entrancy guard: true while the shim runs on this thread. */
+extern __thread int shim_depth;
+
+/* Returns true when the hook should do its own work (and then must call
+ * shim_leave()); false when it must pass straight through. */
+static inline bool shim_enter(void)
+{
+	shim_init();
+	if (shim_depth > 0 || !real_connect)
+		return false;
+	shim_depth++;
+	return true;
+}
+
+static inline void shim_leave(void)
+{
+	shim_depth--;
+}
+
+#endif

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SOCKS5 client for TCP (see tcp.h). All I/O goes to the real libc
+ * functions, on the socket made non-blocking for the duration and polled
+ * against one deadline for the whole exchange. Replies are read exactly to
+ * their end, so bytes the destination sends right after the reply (an SSH or
+ * SMTP banner) stay in the socket for the program.
+ */
+#include "tcp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "policy.h"
+#include "shim.h"
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for `events` until the deadline: 0, or -ETIMEDOUT / -errno. */
+static int wait_for(int fd, short events, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static int send_all(int fd, const uint8_t *buf, size_t len, long long deadline)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		int rc = wait_for(fd, POLLOUT, deadline);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int recv_exact(int fd, uint8_t *buf, size_t len, long long deadline)
+{
+	while (len > 0) {
+		ssize_t n = recv(fd, buf, len, 0);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET; /* the proxy hung up mid-handshake */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		int rc = wait_for(fd, POLLIN, deadline);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int connect_proxy(int fd, int family, long long deadline)
+{
+	struct sockaddr_storage pa;
+	socklen_t plen;
+	int rc = policy_proxy_addr(family, &pa, &plen);
+	if (rc < 0)
+		return rc;
+	if (real_connect(fd, (struct sockaddr *)&pa, plen) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EINTR)
+		return -errno;
+	rc = wait_for(fd, POLLOUT, deadline);
+	if (rc < 0)
+		return rc;
+	int err = 0;
+	socklen_t elen = sizeof(err);
+	if (real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		return -errno;
+	return -err;
+}
+
+/* Method selection and, when asked for, RFC 1929. */
+static int negotiate(int fd, const struct config_proxy *p, long long deadline)
+{
+	uint8_t buf[SOCKS5_USERPASS_MAX];
+	uint8_t methods[2] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
+	size_t n = socks5_greeting_encode(buf, sizeof(buf), methods, p->has_auth ? 2 : 1);
+	uint8_t method;
+	int rc = send_all(fd, buf, n, deadline);
+	if (rc == 0)
+		rc = recv_exact(fd, buf, SOCKS5_METHOD_REPLY_LEN, deadline);
+	if (rc < 0)
+		return rc;
+	if (socks5_method_reply_parse(buf, 2, &method) != 2)
+		return -EPROTO;
+	if (method == SOCKS5_METHOD_NONE)
+		return 0;
+	if (method != SOCKS5_METHOD_USERPASS || !p->has_auth) {
+		shim_log(SHIM_LOG_ERROR,
+		         "proxy %s:%u accepts none of our authentication methods%s",
+		         p->host, p->port,
+		         p->has_auth ? "" : " (it may want a user:password@)");
+		return -EACCES;
+	}
+	n = socks5_userpass_encode(buf, sizeof(buf), p->user, strlen(p->user), p->pass,
+	                           strlen(p->pass));
+	rc = send_all(fd, buf, n, deadline);
+	explicit_bzero(buf, sizeof(buf));
+	if (rc == 0)
+		rc = recv_exact(fd, buf, SOCKS5_AUTH_REPLY_LEN, deadline);
+	if (rc < 0)
+		return rc;
+	if (socks5_auth_reply_parse(buf, 2, &method) != 2)
+		return -EPROTO;
+	if (method != SOCKS5_AUTH_SUCCESS) {
+		shim_log(SHIM_LOG_ERROR, "proxy %s:%u rejected the user name or password",
+		         p->host, p->port);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* Sends CONNECT and reads the reply to its last byte. */
+static int request(int fd, const struct socks5_addr *target, long long deadline)
+{
+	uint8_t buf[SOCKS5_REPLY_MAX];
+	struct socks5_request rep;
+	size_t n = socks5_request_encode(buf, sizeof(buf), SOCKS5_CMD_CONNECT, target);
+	if (n == 0)
+		return -EINVAL;
+	int rc = send_all(fd, buf, n, deadline);
+	/* VER REP RSV ATYP and the first address byte tell the full length. */
+	if (rc == 0)
+		rc = recv_exact(fd, buf, 5, deadline);
+	if (rc < 0)
+		return rc;
+	size_t have = 5;
+	ssize_t len;
+	while ((len = socks5_reply_parse(buf, have, &rep)) == SOCKS5_PARTIAL) {
+		size_t want = buf[3] == SOCKS5_ATYP_IPV4   ? 10
+		              : buf[3] == SOCKS5_ATYP_IPV6 ? 22
+		                                           : 7 + (size_t)buf[4];
+		if (want <= have || want > sizeof(buf))
+			return -EPROTO;
+		rc = recv_exact(fd, buf + have, want - have, deadline);
+		if (rc < 0)
+			return rc;
+		have = want;
+	}
+	if (len < 0)
+		return -EPROTO;
+	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
+		return -socks5_rep_to_errno(rep.cmd);
+	return 0;
+}
+
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
+{
+	const struct config_proxy *p = &shim_config.proxies[0];
+	long long deadline = now_ms() + shim_config.connect_timeout_ms;
+	int flags = real_fcntl(fd, F_GETFL);
+	int rc;
+
+	if (flags < 0)
+		return -errno;
+	if (!(flags & O_NONBLOCK) && real_fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	rc = connect_proxy(fd, family, deadline);
+	if (rc == 0)
+		rc = negotiate(fd, p, deadline);
+	if (rc == 0)
+		rc = request(fd, target, deadline);
+	if (!(flags & O_NONBLOCK))
+		real_fcntl(fd, F_SETFL, flags);
+	return rc;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SOCKS5 client for TCP: connects the program's own socket to the proxy
+ * and runs the handshake (greeting, RFC 1929 username/password when the
+ * proxy URL has credentials, CONNECT) on it, within the configured timeout.
+ * The program's socket keeps its options, flags, prior bind() and epoll
+ * registrations: nothing is swapped in over its descriptor.
+ */
+#ifndef SOCKSIFY_SHIM_TCP_H
+#define SOCKSIFY_SHIM_TCP_H
+
+#include "socks5.h"
+
+/* 0 once the proxy reports success, or -errno (a failure reply is mapped
+ * with socks5_rep_to_errno; an unreachable or silent proxy gives the
+ * connect error or ETIMEDOUT). The caller restores nothing: the socket's
+ * file status flags are as they were. */
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target);
+
+#endif
