@@ -206,8 +206,10 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err)) < 0)
 		die(EXIT_USAGE, "%s", err);
 
-	char shim[PATH_MAX], preload[PATH_MAX * 2];
-	find_shim(shim, sizeof(shim));
+	char found[PATH_MAX], shim[PATH_MAX], preload[PATH_MAX * 2];
+	find_shim(found, sizeof(found));
+	if (!realpath(found, shim))
+		snprintf(shim, sizeof(shim), "%s", found);
 	const char *old = getenv("LD_PRELOAD");
 	snprintf(preload, sizeof(preload), "%s%s%s", shim, old && *old ? ":" : "",
 	         old ? old : "");

@@ -100,40 +100,33 @@ static int connect_proxy(int fd, int family, long long deadline)
 	return -err;
 }
 
-/* Method selection and, when asked for, RFC 1929. */
-static int negotiate(int fd, const struct config_proxy *p, long long deadline)
+static int read_method(int fd, const struct config_proxy *p, long long deadline)
 {
-	uint8_t buf[SOCKS5_USERPASS_MAX];
-	uint8_t methods[2] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
-	size_t n = socks5_greeting_encode(buf, sizeof(buf), methods, p->has_auth ? 2 : 1);
-	uint8_t method;
-	int rc = send_all(fd, buf, n, deadline);
-	if (rc == 0)
-		rc = recv_exact(fd, buf, SOCKS5_METHOD_REPLY_LEN, deadline);
+	uint8_t buf[SOCKS5_METHOD_REPLY_LEN], method;
+	int rc = recv_exact(fd, buf, sizeof(buf), deadline);
 	if (rc < 0)
 		return rc;
-	if (socks5_method_reply_parse(buf, 2, &method) != 2)
+	if (socks5_method_reply_parse(buf, sizeof(buf), &method) != 2)
 		return -EPROTO;
-	if (method == SOCKS5_METHOD_NONE)
+	if (method == (p->has_auth ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NONE))
 		return 0;
-	if (method != SOCKS5_METHOD_USERPASS || !p->has_auth) {
-		shim_log(SHIM_LOG_ERROR,
-		         "proxy %s:%u accepts none of our authentication methods%s",
-		         p->host, p->port,
-		         p->has_auth ? "" : " (it may want a user:password@)");
-		return -EACCES;
-	}
-	n = socks5_userpass_encode(buf, sizeof(buf), p->user, strlen(p->user), p->pass,
-	                           strlen(p->pass));
-	rc = send_all(fd, buf, n, deadline);
-	explicit_bzero(buf, sizeof(buf));
-	if (rc == 0)
-		rc = recv_exact(fd, buf, SOCKS5_AUTH_REPLY_LEN, deadline);
+	if (method == SOCKS5_METHOD_NONE)
+		return 1; /* fine, but a pipelined RFC 1929 message was one too many */
+	shim_log(SHIM_LOG_ERROR,
+	         "proxy %s:%u accepts none of our authentication methods%s", p->host,
+	         p->port, p->has_auth ? "" : " (does it want a user:password@?)");
+	return -EACCES;
+}
+
+static int read_auth_reply(int fd, const struct config_proxy *p, long long deadline)
+{
+	uint8_t buf[SOCKS5_AUTH_REPLY_LEN], status;
+	int rc = recv_exact(fd, buf, sizeof(buf), deadline);
 	if (rc < 0)
 		return rc;
-	if (socks5_auth_reply_parse(buf, 2, &method) != 2)
+	if (socks5_auth_reply_parse(buf, sizeof(buf), &status) != 2)
 		return -EPROTO;
-	if (method != SOCKS5_AUTH_SUCCESS) {
+	if (status != SOCKS5_AUTH_SUCCESS) {
 		shim_log(SHIM_LOG_ERROR, "proxy %s:%u rejected the user name or password",
 		         p->host, p->port);
 		return -EACCES;
@@ -141,18 +134,13 @@ static int negotiate(int fd, const struct config_proxy *p, long long deadline)
 	return 0;
 }
 
-/* Sends CONNECT and reads the reply to its last byte. */
-static int request(int fd, const struct socks5_addr *target, long long deadline)
+/* Reads the reply to CONNECT to its last byte. */
+static int read_reply(int fd, long long deadline)
 {
 	uint8_t buf[SOCKS5_REPLY_MAX];
 	struct socks5_request rep;
-	size_t n = socks5_request_encode(buf, sizeof(buf), SOCKS5_CMD_CONNECT, target);
-	if (n == 0)
-		return -EINVAL;
-	int rc = send_all(fd, buf, n, deadline);
 	/* VER REP RSV ATYP and the first address byte tell the full length. */
-	if (rc == 0)
-		rc = recv_exact(fd, buf, 5, deadline);
+	int rc = recv_exact(fd, buf, 5, deadline);
 	if (rc < 0)
 		return rc;
 	size_t have = 5;
@@ -175,9 +163,61 @@ static int request(int fd, const struct socks5_addr *target, long long deadline)
 	return 0;
 }
 
-int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
+/*
+ * The whole handshake. We offer no authentication, and username/password
+ * when the URL has credentials (only that one when pipelining). Pipelined (pipeline =
+ * yes), greeting, RFC 1929 message and request go out in one write and the answers are
+ * read after; otherwise each message waits for its answer, which every server handles
+ * (microsocks, for one, takes each read() for one message).
+ */
+static int handshake(int fd, const struct socks5_addr *target, bool pipeline,
+                     long long deadline)
 {
 	const struct config_proxy *p = &shim_config.proxies[0];
+	uint8_t buf[SOCKS5_GREETING_MAX + SOCKS5_USERPASS_MAX + SOCKS5_REQUEST_MAX];
+	/* Unpipelined, credentials the proxy does not need are simply not sent. */
+	static const uint8_t both[] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
+	const uint8_t *methods = p->has_auth ? both + (pipeline ? 1 : 0) : both;
+	size_t nmethods = p->has_auth && !pipeline ? 2 : 1;
+	size_t n = socks5_greeting_encode(buf, sizeof(buf), methods, nmethods), auth = 0,
+	       req;
+	int rc;
+
+	if (p->has_auth)
+		auth = socks5_userpass_encode(buf + n, sizeof(buf) - n, p->user,
+		                              strlen(p->user), p->pass, strlen(p->pass));
+	req = socks5_request_encode(buf + n + auth, sizeof(buf) - n - auth,
+	                            SOCKS5_CMD_CONNECT, target);
+	if (req == 0 || (p->has_auth && auth == 0))
+		return -EINVAL;
+	if (pipeline) {
+		rc = send_all(fd, buf, n + auth + req, deadline);
+		if (rc == 0)
+			rc = read_method(fd, p, deadline);
+		if (rc == 0 && auth)
+			rc = read_auth_reply(fd, p, deadline);
+		if (rc > 0)
+			rc = -EPROTO;
+	} else {
+		rc = send_all(fd, buf, n, deadline);
+		if (rc == 0)
+			rc = read_method(fd, p, deadline);
+		if (rc == 0 && auth) {
+			rc = send_all(fd, buf + n, auth, deadline);
+			if (rc == 0)
+				rc = read_auth_reply(fd, p, deadline);
+		}
+		if (rc > 0)
+			rc = 0;
+		if (rc == 0)
+			rc = send_all(fd, buf + n + auth, req, deadline);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return rc < 0 ? rc : read_reply(fd, deadline);
+}
+
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
+{
 	long long deadline = now_ms() + shim_config.connect_timeout_ms;
 	int flags = real_fcntl(fd, F_GETFL);
 	int rc;
@@ -188,9 +228,8 @@ int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
 		return -errno;
 	rc = connect_proxy(fd, family, deadline);
 	if (rc == 0)
-		rc = negotiate(fd, p, deadline);
-	if (rc == 0)
-		rc = request(fd, target, deadline);
+		rc = handshake(fd, target, shim_config.pipeline == CONFIG_PIPELINE_ON,
+		               deadline);
 	if (!(flags & O_NONBLOCK))
 		real_fcntl(fd, F_SETFL, flags);
 	return rc;
