@@ -37,7 +37,8 @@ struct fd_entry {
 	uint8_t kind;       /* enum fd_kind */
 	socklen_t peer_len; /* the program's destination, as it gave it */
 	union fd_peer peer;
-	int error; /* FD_TCP_FAILED: what SO_ERROR reports next, 0 once read */
+	int error;  /* FD_TCP_FAILED: what SO_ERROR reports next, 0 once read */
+	int failed; /* FD_TCP_FAILED: the error, for a second connect() */
 };
 
 /* NULL for an untracked fd (negative or too large). */

@@ -51,9 +51,10 @@ static void log_result(const struct policy *pol, int rc, const struct timespec *
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;
 	socks5_addr_format(&pol->target, dst, sizeof(dst));
+	bool v6 = strchr(p->host, ':') != NULL;
 	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
-	         "connect %s via %s:%u: %s, %lld us", dst, p->host, p->port,
-	         rc == 0 ? "ok" : strerror(-rc), elapsed_us(t0));
+	         "connect %s via %s%s%s:%u: %s, %lld us", dst, v6 ? "[" : "", p->host,
+	         v6 ? "]" : "", p->port, rc == 0 ? "ok" : strerror(-rc), elapsed_us(t0));
 }
 
 /* Connects through the proxy and records the outcome; the hook's return value. */
@@ -77,11 +78,18 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
 		errno = EINPROGRESS;
 		return -1;
 	}
-	if (nonblocking && e) {
-		/* Report the failure the way the kernel would: later, in SO_ERROR. */
+	/*
+	 * The socket may be connected to the proxy: shut it down and answer for
+	 * it, so it looks like the failed connect it is (getpeername ENOTCONN,
+	 * send EPIPE). A non-blocking caller learns the error from SO_ERROR.
+	 */
+	shutdown(fd, SHUT_RDWR);
+	if (e) {
 		e->kind = FD_TCP_FAILED;
-		e->error = -rc;
-		shutdown(fd, SHUT_RDWR);
+		e->failed = -rc;
+		e->error = nonblocking ? -rc : 0;
+	}
+	if (nonblocking && e) {
 		errno = EINPROGRESS;
 		return -1;
 	}
@@ -96,11 +104,10 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	int rc;
 	struct fd_entry *e = fdtab_lookup(fd);
 	if (e) {
-		/* A second connect() on a socket we connected, as the kernel answers it.
-		 */
+		/* A second connect() on a socket we handled, as the kernel answers it. */
 		int err = e->kind == FD_TCP_PROXIED ? EISCONN
 		          : e->error                ? e->error
-		                                    : EALREADY;
+		                                    : e->failed;
 		e->error = 0;
 		errno = err;
 		rc = -1;

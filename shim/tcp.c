@@ -84,6 +84,13 @@ static int connect_proxy(int fd, int family, long long deadline)
 	struct sockaddr_storage pa;
 	socklen_t plen;
 	int rc = policy_proxy_addr(family, &pa, &plen);
+	if (rc == -EAFNOSUPPORT)
+		shim_log(SHIM_LOG_ERROR,
+		         "the proxy %s has only IPv6 addresses and this socket is IPv4: "
+		         "socksify "
+		         "does not swap the program's socket, give the proxy an IPv4 "
+		         "address",
+		         shim_config.proxies[0].host);
 	if (rc < 0)
 		return rc;
 	if (real_connect(fd, (struct sockaddr *)&pa, plen) == 0)

@@ -1,0 +1,550 @@
+# SPDX-License-Identifier: MIT
+# bats helpers for tests that run in the three-namespace topology of
+# scripts/netns (client -> proxy -> target). Load after helpers.bash:
+#
+#   setup_file()    { load helpers; load netns; netns_setup_file; }
+#   teardown_file() { load helpers; load netns; netns_teardown_file; }
+#   setup()         { load helpers; load netns; netns_setup; }
+#   teardown()      { netns_teardown; }
+#
+# netns_setup_file builds the topology under a unique prefix (NX) and starts,
+# recording every PID for teardown:
+#   target: HTTP on 198.18.2.2:80 and [fd00:5:2::2]:80 serving $WWW
+#           (access logs $HTTP_LOG / $HTTP6_LOG), TCP echo on 198.18.2.2:7
+#   proxy:  socksify-server  198.18.1.1:1080 --allow-open       (SX_LOG)
+#           socksify-server  198.18.1.1:1081 -u user:pass        (SXAUTH_LOG)
+#           socksify-server  198.18.1.1:1083 --allow-open --deny 198.18.2.0/24
+#           socksify-server  [fd00:5:1::1]:1084 --allow-open    (SX6_LOG)
+#           danted           198.18.1.1:1082, when /usr/sbin/danted exists (DANTE_LOG)
+#           HTTP trap        198.18.1.1:8080 (the client can reach it directly;
+#                            TRAP_LOG must stay empty when the proxy is down)
+#           HTTP on 127.0.0.1:8081 (only the proxy's loopback; LOOP_LOG)
+#   client: a DNS leak detector on 198.18.1.53:53 (UDP and TCP), the client's
+#           only nameserver: every query it gets is a line in DNS_LOG.
+# The proxy namespace also has an `unreachable` route to 198.18.7.0/24 and a
+# `prohibit` route to 198.18.8.0/24 (the server gets EHOSTUNREACH / EACCES).
+# netns_teardown_file kills those PIDs and removes the namespaces, also when
+# setup_file failed half-way.
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2001
+
+NETNS=${NETNS:-$REPO_ROOT/scripts/netns}
+SOCKSIFY=${SOCKSIFY:-$REPO_ROOT/build/cli/socksify}
+SOCKSIFY_SHIM=${SOCKSIFY_SHIM:-$REPO_ROOT/build/shim/libsocksify.so}
+SOCKSIFY_PROBE=${SOCKSIFY_PROBE:-$REPO_ROOT/build/tests/e2e/probe}
+DANTED=${DANTED:-/usr/sbin/danted}
+
+# The addresses of scripts/netns.
+CLIENT4=198.18.1.2
+CLIENT6=fd00:5:1::2
+PROXY4=198.18.1.1
+PROXY6=fd00:5:1::1
+PROXY_OUT4=198.18.2.1
+PROXY_OUT6=fd00:5:2::1
+TARGET4=198.18.2.2
+TARGET6=fd00:5:2::2
+NAMESERVER4=198.18.1.53
+
+# --- running things in the namespaces ----------------------------------------------
+
+# ns_run ROLE CMD...: CMD in $NX-ROLE (client, proxy or target)
+ns_run() {
+	local role=$1
+	shift
+	"$NETNS" exec "$NX" "$role" "$@"
+}
+
+client_run() { ns_run client "$@"; }
+proxy_run() { ns_run proxy "$@"; }
+target_run() { ns_run target "$@"; }
+
+# ns_spawn ROLE LOG CMD...: spawn (helpers.bash) inside the namespace; the
+# recorded PID is CMD's own (scripts/netns and ip netns exec both exec).
+ns_spawn() {
+	local role=$1 log=$2
+	shift 2
+	spawn "$log" "$NETNS" exec "$NX" "$role" "$@"
+}
+
+# ns_wait_listen ROLE tcp|udp ADDR PORT [PID]: polls (max 5 s) until something
+# in the namespace listens there; fails early when PID exits.
+ns_wait_listen() {
+	local role=$1 proto=$2 addr=$3 port=$4 pid=${5:-} i flag=-Hltn
+	[[ $proto == udp ]] && flag=-Hlun
+	[[ $addr == *:* ]] && addr="[$addr]"
+	for ((i = 0; i < 100; i++)); do
+		if [[ -n $(ns_run "$role" ss "$flag" "src $addr:$port" 2>/dev/null) ]]; then
+			return 0
+		fi
+		if [[ -n $pid ]] && ! pid_alive "$pid"; then
+			echo "process $pid exited before listening on $addr:$port in $NX-$role" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	echo "nothing listens on $proto $addr:$port in $NX-$role after 5 s" >&2
+	return 1
+}
+
+# --- servers --------------------------------------------------------------------------
+
+# An HTTP server: http.server's handler with a deep listen backlog (the default
+# of 5 drops SYNs when 50 clients connect at once) and the default access log
+# on stderr: 'CLIENT - - [date] "GET /path HTTP/1.1" 200 -'.
+# argv: ADDR PORT DIR
+NETNS_HTTP_PY='
+import functools, socket, sys
+from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
+addr, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class Server(ThreadingHTTPServer):
+    request_queue_size = 256
+    daemon_threads = True
+    address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+class Handler(SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s - - [%s] %s\n" % (self.client_address[0],
+                         self.log_date_time_string(), fmt % args))
+        sys.stderr.flush()
+Server((addr, port), functools.partial(Handler, directory=root)).serve_forever()
+'
+
+# The DNS leak detector: answers nothing but REFUSED (so a leaking lookup fails
+# fast) and appends one line per query to the log: "udp|tcp SRC QNAME QTYPE".
+# argv: ADDR PORT LOG
+NETNS_DNS_PY='
+import selectors, socket, struct, sys, threading
+addr, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def qname(msg):
+    try:
+        i, labels = 12, []
+        while msg[i]:
+            n = msg[i]
+            labels.append(msg[i + 1:i + 1 + n].decode("ascii", "replace"))
+            i += 1 + n
+        return ".".join(labels) or ".", struct.unpack("!H", msg[i + 1:i + 3])[0]
+    except Exception:
+        return "?", 0
+def record(proto, src, msg):
+    name, qtype = qname(msg)
+    with open(log, "a") as f:
+        f.write("%s %s %s %d\n" % (proto, src, name, qtype))
+def refused(msg):
+    if len(msg) < 12:
+        return b""
+    flags = struct.unpack("!H", msg[2:4])[0]
+    flags = 0x8000 | (flags & 0x7900) | 5   # QR, opcode and RD kept, RCODE=REFUSED
+    return msg[:2] + struct.pack("!H", flags) + msg[4:6] + b"\0\0\0\0\0\0" + msg[12:]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((addr, port))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((addr, port))
+t.listen(16)
+def tcp_client(c, src):
+    c.settimeout(5)
+    try:
+        while True:
+            hdr = c.recv(2, socket.MSG_WAITALL)
+            if len(hdr) < 2:
+                break
+            msg = c.recv(struct.unpack("!H", hdr)[0], socket.MSG_WAITALL)
+            record("tcp", src, msg)
+            r = refused(msg)
+            c.sendall(struct.pack("!H", len(r)) + r)
+    except OSError:
+        pass
+    c.close()
+sel = selectors.DefaultSelector()
+sel.register(u, selectors.EVENT_READ)
+sel.register(t, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is u:
+            msg, src = u.recvfrom(65535)
+            record("udp", "%s:%d" % src, msg)
+            r = refused(msg)
+            if r:
+                u.sendto(r, src)
+        else:
+            c, src = t.accept()
+            threading.Thread(target=tcp_client, args=(c, "%s:%d" % src), daemon=True).start()
+'
+
+# netns_http ROLE ADDR PORT LOG: starts the HTTP server above serving $WWW.
+netns_http() {
+	local role=$1 addr=$2 port=$3 log=$4
+	ns_spawn "$role" "$log" "$PYTHON" -u -c "$NETNS_HTTP_PY" "$addr" "$port" "$WWW"
+	ns_wait_listen "$role" tcp "$addr" "$port" "$SPAWNED_PID"
+}
+
+# netns_socksify_server PORT LOG ARGS...: socksify-server -v in the proxy
+# namespace on 198.18.1.1:PORT (or [fd00:5:1::1]:PORT with PROXY_LISTEN6=1);
+# sets SPAWNED_PID.
+netns_socksify_server() {
+	local port=$1 log=$2 addr=$PROXY4 listen=$PROXY4:$1
+	shift 2
+	if [[ ${PROXY_LISTEN6:-0} == 1 ]]; then
+		addr=$PROXY6
+		listen="[$PROXY6]:$port"
+	fi
+	ns_spawn proxy "$log" "$SOCKSIFY_SERVER" -v -l "$listen" "$@"
+	if ! ns_wait_listen proxy tcp "$addr" "$port" "$SPAWNED_PID"; then
+		cat "$log" >&2
+		return 1
+	fi
+}
+
+# netns_silent_proxy PORT: a listener on 198.18.1.1:PORT in the proxy namespace
+# that accepts connections and never answers (a proxy that hangs).
+netns_silent_proxy() {
+	ns_spawn proxy "$BATS_TEST_TMPDIR/silent-$1.log" "$PYTHON" -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$PROXY4" "$1"
+	ns_wait_listen proxy tcp "$PROXY4" "$1" "$SPAWNED_PID"
+}
+
+# netns_dante: danted on 198.18.1.1:1082 (see DESIGN.md "Test topology" for its
+# quirks: user.unprivileged and explicit socks pass rules are required).
+netns_dante() {
+	local conf=$BATS_FILE_TMPDIR/danted.conf
+	DANTE_LOG=$BATS_FILE_TMPDIR/danted.log
+	cat >"$conf" <<-EOF
+		logoutput: $DANTE_LOG
+		internal: $PROXY4 port = 1082
+		external: $PROXY_OUT4
+		external: $PROXY_OUT6
+		socksmethod: none
+		clientmethod: none
+		user.privileged: root
+		user.unprivileged: nobody
+		client pass {
+			from: 198.18.1.0/24 to: 0.0.0.0/0
+			log: error connect disconnect
+		}
+		socks pass {
+			from: 0.0.0.0/0 to: 0.0.0.0/0
+			command: connect udpassociate bind bindreply udpreply
+			log: error connect disconnect
+		}
+		socks pass {
+			from: 0.0.0.0/0 to: ::/0
+			command: connect udpassociate bind bindreply udpreply
+			log: error connect disconnect
+		}
+	EOF
+	ns_spawn proxy "$BATS_FILE_TMPDIR/danted.out" \
+		"$DANTED" -f "$conf" -p "$BATS_FILE_TMPDIR/danted.pid" -N 1
+	DANTE_PID=$SPAWNED_PID
+	if ! ns_wait_listen proxy tcp "$PROXY4" 1082 "$DANTE_PID"; then
+		cat "$BATS_FILE_TMPDIR/danted.out" "$DANTE_LOG" >&2 2>/dev/null
+		return 1
+	fi
+}
+
+have_dante() {
+	[[ -n ${DANTE_PID:-} ]]
+}
+
+# --- files served ---------------------------------------------------------------------
+
+# $WWW/file: 1 MiB of random bytes (FILE_SHA); $WWW/small.txt: SMALL_TEXT.
+netns_make_www() {
+	WWW=$BATS_FILE_TMPDIR/www
+	mkdir -p "$WWW"
+	head -c 1048576 /dev/urandom >"$WWW/file"
+	FILE_SHA=$(sha256sum "$WWW/file" | cut -d' ' -f1)
+	SMALL_TEXT="socksify netns small file $RANDOM$RANDOM"
+	printf '%s\n' "$SMALL_TEXT" >"$WWW/small.txt"
+	export WWW FILE_SHA SMALL_TEXT
+}
+
+# --- setup / teardown -----------------------------------------------------------------
+
+netns_setup_file() {
+	IN_SETUP_FILE=1
+	if ((EUID != 0)); then
+		echo "the netns suite needs root (network namespaces)" >&2
+		return 1
+	fi
+	[[ -x $SOCKSIFY_SERVER ]] || {
+		echo "socksify-server not built: $SOCKSIFY_SERVER" >&2
+		return 1
+	}
+	netns_sweep_stale
+	# sx<PID of this bats file run>r<random>: netns_sweep_stale recognises it
+	NX=sx$$r$RANDOM
+	export NX
+	# record the prefix before building, so teardown_file removes a half-built one
+	echo "$NX" >"$BATS_FILE_TMPDIR/netns.prefix"
+	"$NETNS" up "$NX" || return 1
+
+	proxy_run ip route add unreachable 198.18.7.0/24
+	proxy_run ip route add prohibit 198.18.8.0/24
+
+	netns_make_www
+	HTTP_LOG=$BATS_FILE_TMPDIR/http-target.log
+	HTTP6_LOG=$BATS_FILE_TMPDIR/http-target6.log
+	TRAP_LOG=$BATS_FILE_TMPDIR/http-trap.log
+	LOOP_LOG=$BATS_FILE_TMPDIR/http-proxy-loopback.log
+	DNS_LOG=$BATS_FILE_TMPDIR/dns-leak.log
+	SX_LOG=$BATS_FILE_TMPDIR/sx.log
+	SXAUTH_LOG=$BATS_FILE_TMPDIR/sxauth.log
+	SXDENY_LOG=$BATS_FILE_TMPDIR/sxdeny.log
+	SX6_LOG=$BATS_FILE_TMPDIR/sx6.log
+	ECHO_LOG=$BATS_FILE_TMPDIR/echo.log
+	: >"$DNS_LOG"
+	export HTTP_LOG HTTP6_LOG TRAP_LOG LOOP_LOG DNS_LOG SX_LOG SXAUTH_LOG SXDENY_LOG SX6_LOG ECHO_LOG
+
+	# the leak detector first: nothing else may query DNS before it runs
+	ns_spawn client "$BATS_FILE_TMPDIR/dns-detector.out" \
+		"$PYTHON" -u -c "$NETNS_DNS_PY" "$NAMESERVER4" 53 "$DNS_LOG"
+	ns_wait_listen client udp "$NAMESERVER4" 53 "$SPAWNED_PID" || return 1
+	ns_wait_listen client tcp "$NAMESERVER4" 53 "$SPAWNED_PID" || return 1
+
+	netns_http target "$TARGET4" 80 "$HTTP_LOG" || return 1
+	netns_http target "$TARGET6" 80 "$HTTP6_LOG" || return 1
+	# CLIENT (helpers.bash): socks5_client.py, which also serves echo
+	# shellcheck disable=SC2153
+	ns_spawn target "$ECHO_LOG" "${CLIENT[@]}" echo-server --listen "$TARGET4:7"
+	ns_wait_listen target tcp "$TARGET4" 7 "$SPAWNED_PID" || return 1
+	netns_http proxy "$PROXY4" 8080 "$TRAP_LOG" || return 1
+	netns_http proxy 127.0.0.1 8081 "$LOOP_LOG" || return 1
+
+	netns_socksify_server 1080 "$SX_LOG" --allow-open || return 1
+	netns_socksify_server 1081 "$SXAUTH_LOG" -u user:pass || return 1
+	netns_socksify_server 1083 "$SXDENY_LOG" --allow-open --deny 198.18.2.0/24 || return 1
+	PROXY_LISTEN6=1 netns_socksify_server 1084 "$SX6_LOG" --allow-open || return 1
+
+	DANTE_PID=""
+	if [[ -x $DANTED ]]; then
+		netns_dante || return 1
+	fi
+	export DANTE_PID DANTE_LOG
+	IN_SETUP_FILE=0
+}
+
+# netns_sweep_stale: removes the topologies of earlier runs of these helpers
+# whose bats process is gone (killed by a test timeout before teardown_file).
+netns_sweep_stale() {
+	local f name pid
+	for f in /run/netns/sx*r*-client; do
+		[[ -e $f ]] || continue
+		name=${f##*/}
+		name=${name%-client}
+		[[ $name =~ ^sx([0-9]+)r[0-9]+$ ]] || continue
+		pid=${BASH_REMATCH[1]}
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "# removing the stale topology $name (its bats process $pid is gone)" >&3
+			"$NETNS" down "$name" || true
+		fi
+	done
+}
+
+netns_teardown_file() {
+	kill_pids "$BATS_FILE_TMPDIR/pids"
+	local prefix
+	prefix=$(cat "$BATS_FILE_TMPDIR/netns.prefix" 2>/dev/null) || prefix=${NX:-}
+	if [[ -n $prefix ]]; then
+		"$NETNS" down "$prefix"
+	fi
+}
+
+netns_setup() {
+	if ((EUID != 0)); then
+		skip "needs root (network namespaces)"
+	fi
+	SERVER_PID=""
+	SERVER_LOG=""
+	# where this test's lines start in each shared log
+	local f
+	for f in HTTP_LOG HTTP6_LOG TRAP_LOG LOOP_LOG DNS_LOG SX_LOG SXAUTH_LOG SXDENY_LOG SX6_LOG; do
+		printf -v "${f}_START" '%s' "$(log_size "${!f}")"
+	done
+	if [[ -n ${DANTE_LOG:-} ]]; then
+		DANTE_LOG_START=$(log_size "$DANTE_LOG")
+	fi
+}
+
+netns_teardown() {
+	kill_pids "$BATS_TEST_TMPDIR/pids"
+	# a sanitizer report from one of the shared servers fails the test that
+	# caused it
+	local f
+	for f in "$SX_LOG" "$SXAUTH_LOG" "$SXDENY_LOG" "$SX6_LOG"; do
+		if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" 2>/dev/null; then
+			echo "# sanitizer report in $f:" >&2
+			sed 's/^/# /' "$f" >&2
+			return 1
+		fi
+	done
+	return 0
+}
+
+# --- logs -----------------------------------------------------------------------------
+
+log_size() {
+	stat -c %s "$1" 2>/dev/null || echo 0
+}
+
+# log_since NAME: what the log in $NAME (e.g. HTTP_LOG) got since this test began.
+log_since() {
+	local var=$1 start_var=${1}_START
+	tail -c +"$((${!start_var:-0} + 1))" "${!var}" 2>/dev/null || true
+}
+
+# assert_no_dns_leak: the client's nameserver got no query during this test.
+assert_no_dns_leak() {
+	local leaked
+	leaked=$(log_since DNS_LOG)
+	if [[ -n $leaked ]]; then
+		fail "DNS queries leaked to the client's nameserver: $leaked"
+	fi
+}
+
+# assert_trap_untouched: the directly reachable trap server saw nothing.
+assert_trap_untouched() {
+	local got
+	got=$(log_since TRAP_LOG)
+	if [[ -n $got ]]; then
+		fail "the trap server (198.18.1.1:8080, reachable directly) was reached: $got"
+	fi
+}
+
+# target_log_since: this test's lines of both target access logs (IPv4, IPv6).
+target_log_since() {
+	log_since HTTP_LOG
+	log_since HTTP6_LOG
+}
+
+# assert_via_proxy PREFIX [COUNT]: this test's requests whose path starts with
+# PREFIX (include the unique tag of the test; end with a space to match one path
+# exactly) reached the target, each one from the proxy's address (198.18.2.1 /
+# fd00:5:2::1), none from anywhere else; with COUNT, exactly COUNT of them.
+# Sets VIA_COUNT and VIA_LINES.
+assert_via_proxy() {
+	local prefix=$1 count=${2:-} bad
+	VIA_LINES=$(target_log_since | grep -F "\"GET $prefix" || true)
+	[[ -n $VIA_LINES ]] || fail "the target never saw GET $prefix"
+	bad=$(grep -Ev "^($PROXY_OUT4|$PROXY_OUT6) - - " <<<"$VIA_LINES" || true)
+	[[ -z $bad ]] || fail "GET $prefix reached the target from elsewhere than the proxy: $bad"
+	VIA_COUNT=$(grep -c . <<<"$VIA_LINES")
+	if [[ -n $count ]] && ((VIA_COUNT != count)); then
+		fail "the target saw GET $prefix $VIA_COUNT times, expected $count: $VIA_LINES"
+	fi
+}
+
+# wait_log VAR ERE [SECONDS]: waits (default 3 s) until this test's part of the
+# log in $VAR has a line matching ERE (servers log a connection when it closes,
+# which may be just after the client exits).
+wait_log() {
+	local var=$1 re=$2 secs=${3:-3} i
+	for ((i = 0; i < secs * 20; i++)); do
+		log_since "$var" | grep -Eq -- "$re" && return 0
+		sleep 0.05
+	done
+	fail "no line matching /$re/ in ${!var} during this test; it got:
+$(log_since "$var")"
+}
+
+# assert_proxy_connect KIND DEST: the proxy KIND logged a CONNECT from the
+# client (198.18.1.2) to DEST (198.18.2.2:80, [fd00:5:2::2]:80, target.test:80).
+assert_proxy_connect() {
+	local kind=$1 dest=$2 re
+	re=$(sed 's/[].[]/\\&/g' <<<"$dest")
+	case $kind in
+	sx | auth | deny | sx6)
+		wait_log "$(proxy_log_var "$kind")" \
+			"(198\.18\.1\.2|\[fd00:5:1::2\]):[0-9]+ CONNECT ${re}[: ]"
+		;;
+	dante)
+		# dante writes ADDR.PORT: 198.18.1.2.41234 198.18.1.1.1082 -> ... 198.18.2.2.80
+		# and logs the address it connected to, also for a name it resolved
+		dest=$(tr -d '[]' <<<"$dest")
+		if [[ ${dest%:*} =~ [a-z] && ${dest%:*} != *:* ]]; then
+			dest="*.${dest##*:}"
+		else
+			dest="${dest%:*}.${dest##*:}"
+		fi
+		re=$(sed 's/[].[]/\\&/g; s/^\*/[0-9a-f:.]+/' <<<"$dest")
+		wait_log DANTE_LOG "tcp/connect \\[: 198\.18\.1\.2\.[0-9]+ 198\.18\.1\.1\.1082 -> .* $re\$"
+		;;
+	esac
+}
+
+# --- proxies --------------------------------------------------------------------------
+
+# proxy_url KIND [h]: the URL of a proxy of the topology; with h, socks5h://.
+#   sx     socksify-server, no authentication        198.18.1.1:1080
+#   auth   socksify-server, -u user:pass             198.18.1.1:1081
+#   dante  danted, no authentication                 198.18.1.1:1082
+#   deny   socksify-server --deny 198.18.2.0/24      198.18.1.1:1083
+#   sx6    socksify-server, no authentication        [fd00:5:1::1]:1084
+proxy_url() {
+	local scheme=socks5${2:-}
+	case $1 in
+	sx) echo "$scheme://$PROXY4:1080" ;;
+	auth) echo "$scheme://user:pass@$PROXY4:1081" ;;
+	dante) echo "$scheme://$PROXY4:1082" ;;
+	deny) echo "$scheme://$PROXY4:1083" ;;
+	sx6) echo "$scheme://[$PROXY6]:1084" ;;
+	*) fail "unknown proxy kind $1" ;;
+	esac
+}
+
+# require_proxy KIND: skips when the proxy of that kind is not running (dante
+# when dante-server is not installed).
+require_proxy() {
+	if [[ $1 == dante ]] && ! have_dante; then
+		skip "dante-server is not installed ($DANTED)"
+	fi
+	return 0
+}
+
+# proxy_log_var KIND: the name of the variable holding that proxy's log
+proxy_log_var() {
+	case $1 in
+	sx) echo SX_LOG ;;
+	auth) echo SXAUTH_LOG ;;
+	dante) echo DANTE_LOG ;;
+	deny) echo SXDENY_LOG ;;
+	sx6) echo SX6_LOG ;;
+	esac
+}
+
+require_socksify() {
+	[[ -x $SOCKSIFY ]] || fail "socksify not built: $SOCKSIFY"
+	[[ -f $SOCKSIFY_SHIM ]] || fail "libsocksify.so not built: $SOCKSIFY_SHIM"
+}
+
+# socksify_client KIND [h] -- CMD...: CMD under socksify in the client namespace,
+# through the proxy KIND.
+socksify_client() {
+	local url h=""
+	[[ ${2:-} == h ]] && h=h
+	url=$(proxy_url "$1" "$h")
+	shift
+	[[ $1 == h ]] && shift
+	[[ $1 == -- ]] && shift
+	client_run "$SOCKSIFY" -p "$url" -- "$@"
+}
+
+# probe_bin: the C probe (tests/e2e/probe.c): $SOCKSIFY_PROBE when built by meson,
+# else compiled here once per file run.
+probe_bin() {
+	if [[ -x $SOCKSIFY_PROBE ]]; then
+		echo "$SOCKSIFY_PROBE"
+		return 0
+	fi
+	local bin=$BATS_FILE_TMPDIR/probe
+	if [[ ! -x $bin ]]; then
+		cc -std=gnu11 -O1 -g -Wall -Wextra -o "$bin" "$E2E_DIR/probe.c" >&2 || return 1
+	fi
+	echo "$bin"
+}

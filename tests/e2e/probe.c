@@ -1,0 +1,1026 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * probe: checks, from inside a socksified program, the socket semantics that
+ * real programs rely on and that a socksifier can break. shim.bats runs it
+ * under socksify in the client namespace of scripts/netns, where the only way
+ * to the target is through the proxy.
+ *
+ *   probe sockopts   HOST PORT PATH EXPECT BINDPORT
+ *   probe epoll      HOST PORT PATH EXPECT
+ *   probe dup2       HOST PORT PATH EXPECT
+ *   probe closerange HOST PORT PATH EXPECT [closefrom]
+ *   probe forkdns    NAME PORT PATH EXPECT          (remote DNS)
+ *   probe gai        NAME PORT PATH EXPECT          (remote DNS)
+ *   probe nameinfo   NAME                           (remote DNS)
+ *   probe connect-err HOST PORT ERRNO-NAME [state]
+ *   probe slow-proxy  HOST PORT MAX-MS ERRNO-NAME
+ *
+ * HOST is resolved with getaddrinfo (numeric or a name); PATH is fetched with
+ * an HTTP/1.0 GET, which must answer 200 with EXPECT somewhere in the body.
+ * Every check prints one line, "ok ..." or "FAIL ..."; the exit status is 0
+ * when every check passed, 1 otherwise, 2 for bad usage.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { IO_TIMEOUT_MS = 10000 };
+
+static int failures;
+
+static void ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void ok(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("ok ", stdout);
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	fflush(stdout);
+}
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("FAIL ", stdout);
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	fflush(stdout);
+	failures++;
+}
+
+static const struct {
+	const char *name;
+	int value;
+} errnames[] = {
+        {"ECONNREFUSED", ECONNREFUSED},
+        {"EACCES", EACCES},
+        {"EPERM", EPERM},
+        {"ENETUNREACH", ENETUNREACH},
+        {"EHOSTUNREACH", EHOSTUNREACH},
+        {"ETIMEDOUT", ETIMEDOUT},
+        {"ECONNRESET", ECONNRESET},
+        {"ECONNABORTED", ECONNABORTED},
+        {"EINPROGRESS", EINPROGRESS},
+        {"EISCONN", EISCONN},
+        {"ENOTCONN", ENOTCONN},
+        {"EAFNOSUPPORT", EAFNOSUPPORT},
+        {"EPROTO", EPROTO},
+        {"EIO", EIO},
+        {"EPIPE", EPIPE},
+};
+
+static const char *errname(int e)
+{
+	static char buf[32];
+	for (size_t i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+		if (errnames[i].value == e)
+			return errnames[i].name;
+	snprintf(buf, sizeof(buf), "errno %d", e);
+	return buf;
+}
+
+static int errvalue(const char *name)
+{
+	for (size_t i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+		if (strcmp(errnames[i].name, name) == 0)
+			return errnames[i].value;
+	return -1;
+}
+
+/* "198.18.2.2:80" / "[fd00:5:2::2]:80" */
+static const char *fmt_addr(const struct sockaddr *sa, char *buf, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, cap, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, cap, "[%s]:%u", host, port);
+	} else {
+		snprintf(buf, cap, "(family %d)", sa->sa_family);
+	}
+	return buf;
+}
+
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+static socklen_t addr_len(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                : sizeof(struct sockaddr_in6);
+}
+
+/* Resolves HOST PORT (first SOCK_STREAM result of the given family); exits 1 on failure.
+ */
+static void resolve(const char *host, const char *port, int family,
+                    struct sockaddr_storage *out)
+{
+	struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		fail("getaddrinfo %s %s: %s", host, port,
+		     rc ? gai_strerror(rc) : "no result");
+		exit(1);
+	}
+	memset(out, 0, sizeof(*out));
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+}
+
+/* Checks getpeername(fd) == want. */
+static void check_peer(int fd, const struct sockaddr *want, const char *what)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char a[80], b[80];
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+		fail("%s: getpeername(%d): %s", what, fd, strerror(errno));
+		return;
+	}
+	if (!same_addr((struct sockaddr *)&ss, want))
+		fail("%s: getpeername(%d) is %s, expected %s", what, fd,
+		     fmt_addr((struct sockaddr *)&ss, a, sizeof(a)),
+		     fmt_addr(want, b, sizeof(b)));
+	else
+		ok("%s: getpeername(%d) = %s", what, fd, fmt_addr(want, a, sizeof(a)));
+}
+
+/* Waits (poll) for events on fd; false on timeout. */
+static bool wait_fd(int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int rc;
+	do
+		rc = poll(&p, 1, IO_TIMEOUT_MS);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0;
+}
+
+/*
+ * Sends GET PATH over fd (blocking or not) and reads the response to EOF;
+ * passes when it is a 200 whose body contains expect.
+ */
+static bool http_check(int fd, const char *path, const char *expect, const char *what)
+{
+	char req[512];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: probe\r\n\r\n",
+	                 path);
+	size_t off = 0;
+	while (off < (size_t)n) {
+		ssize_t w = write(fd, req + off, (size_t)n - off);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (!wait_fd(fd, POLLOUT)) {
+				fail("%s: write timed out", what);
+				return false;
+			}
+			continue;
+		}
+		if (w <= 0) {
+			fail("%s: write: %s", what, strerror(errno));
+			return false;
+		}
+		off += (size_t)w;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap + 1);
+	if (!buf)
+		abort();
+	for (;;) {
+		if (!wait_fd(fd, POLLIN)) {
+			fail("%s: no response within %d ms (%zu bytes so far)", what,
+			     IO_TIMEOUT_MS, len);
+			free(buf);
+			return false;
+		}
+		if (len == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			if (!buf)
+				abort();
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r < 0) {
+			fail("%s: read: %s", what, strerror(errno));
+			free(buf);
+			return false;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	bool good = len > 12 && strncmp(buf, "HTTP/1.", 7) == 0 &&
+	            strncmp(buf + 8, " 200", 4) == 0;
+	const char *body = strstr(buf, "\r\n\r\n");
+	if (!good || !body) {
+		char *eol = strpbrk(buf, "\r\n");
+		if (eol)
+			*eol = '\0';
+		fail("%s: GET %s: bad response (%zu bytes): '%.80s'", what, path, len,
+		     buf);
+		free(buf);
+		return false;
+	}
+	if (!strstr(body + 4, expect)) {
+		fail("%s: GET %s: 200 but the body (%zu bytes) lacks '%s'", what, path,
+		     len - (size_t)(body + 4 - buf), expect);
+		free(buf);
+		return false;
+	}
+	ok("%s: GET %s: 200, %zu bytes of body, contains the expected text", what, path,
+	   len - (size_t)(body + 4 - buf));
+	free(buf);
+	return true;
+}
+
+static int tcp_socket(int family, int flags)
+{
+	int fd = socket(family, SOCK_STREAM | flags, 0);
+	if (fd < 0) {
+		fail("socket: %s", strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+/* A blocking connect that must succeed; exits on failure. */
+static void must_connect(int fd, const struct sockaddr *sa, const char *what)
+{
+	char a[80];
+	if (connect(fd, sa, addr_len(sa)) < 0) {
+		fail("%s: connect(%d, %s): %s", what, fd, fmt_addr(sa, a, sizeof(a)),
+		     strerror(errno));
+		exit(1);
+	}
+	ok("%s: connect(%d, %s)", what, fd, fmt_addr(sa, a, sizeof(a)));
+}
+
+static int getint(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	if (getsockopt(fd, level, opt, &v, &len) < 0)
+		return -1000 - errno;
+	return v;
+}
+
+/* --- sockopts ------------------------------------------------------------------- */
+
+static int cmd_sockopts(char **argv)
+{
+	const char *host = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	int bindport = atoi(argv[4]);
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	int fam = dst.ss_family, fd = tcp_socket(fam, 0), one = 1, idle = 77;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		fail("setting options: %s", strerror(errno));
+		return 1;
+	}
+	struct sockaddr_storage local;
+	memset(&local, 0, sizeof(local));
+	local.ss_family = (sa_family_t)fam;
+	if (fam == AF_INET)
+		((struct sockaddr_in *)&local)->sin_port = htons((uint16_t)bindport);
+	else
+		((struct sockaddr_in6 *)&local)->sin6_port = htons((uint16_t)bindport);
+	if (bind(fd, (struct sockaddr *)&local, addr_len((struct sockaddr *)&local)) <
+	    0) {
+		fail("bind to local port %d: %s", bindport, strerror(errno));
+		return 1;
+	}
+	socklen_t len = sizeof(local);
+	getsockname(fd, (struct sockaddr *)&local, &len);
+	unsigned bound =
+	        ntohs(fam == AF_INET ? ((struct sockaddr_in *)&local)->sin_port
+	                             : ((struct sockaddr_in6 *)&local)->sin6_port);
+	ok("bound to local port %u", bound);
+
+	must_connect(fd, (struct sockaddr *)&dst, "sockopts");
+
+	len = sizeof(local);
+	if (getsockname(fd, (struct sockaddr *)&local, &len) < 0) {
+		fail("getsockname: %s", strerror(errno));
+	} else {
+		unsigned now =
+		        ntohs(local.ss_family == AF_INET
+		                      ? ((struct sockaddr_in *)&local)->sin_port
+		                      : ((struct sockaddr_in6 *)&local)->sin6_port);
+		char a[80];
+		if (now != bound)
+			fail("getsockname after connect: port %u (%s), bound %u", now,
+			     fmt_addr((struct sockaddr *)&local, a, sizeof(a)), bound);
+		else
+			ok("getsockname after connect: the bound port %u (%s)", now,
+			   fmt_addr((struct sockaddr *)&local, a, sizeof(a)));
+		if (local.ss_family != fam)
+			fail("getsockname after connect: family %d, the socket was "
+			     "created %d",
+			     local.ss_family, fam);
+	}
+	int v;
+	if ((v = getint(fd, SOL_SOCKET, SO_KEEPALIVE)) > 0)
+		ok("SO_KEEPALIVE still on");
+	else
+		fail("SO_KEEPALIVE after connect: %d", v);
+	if ((v = getint(fd, IPPROTO_TCP, TCP_NODELAY)) > 0)
+		ok("TCP_NODELAY still on");
+	else
+		fail("TCP_NODELAY after connect: %d", v);
+	if ((v = getint(fd, IPPROTO_TCP, TCP_KEEPIDLE)) == 77)
+		ok("TCP_KEEPIDLE still 77");
+	else
+		fail("TCP_KEEPIDLE after connect: %d, set 77", v);
+	if ((v = getint(fd, SOL_SOCKET, SO_DOMAIN)) == fam)
+		ok("SO_DOMAIN still %d", fam);
+	else
+		fail("SO_DOMAIN after connect: %d, created %d", v, fam);
+	if ((v = fcntl(fd, F_GETFD)) >= 0 && (v & FD_CLOEXEC))
+		ok("FD_CLOEXEC still set");
+	else
+		fail("FD_CLOEXEC after connect: F_GETFD = %d", v);
+	if ((v = fcntl(fd, F_GETFL)) >= 0 && !(v & O_NONBLOCK))
+		ok("still blocking (no O_NONBLOCK)");
+	else
+		fail("O_NONBLOCK after connect of a blocking socket: F_GETFL = %#x", v);
+	check_peer(fd, (struct sockaddr *)&dst, "sockopts");
+	http_check(fd, path, expect, "sockopts");
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+/* --- epoll ---------------------------------------------------------------------- */
+
+static int cmd_epoll(char **argv)
+{
+	const char *host = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	const struct sockaddr *sa = (struct sockaddr *)&dst;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int fds[2];
+	const char *names[2] = {"registered before connect", "registered after connect"};
+	bool writable[2] = {false, false};
+
+	fds[0] = tcp_socket(dst.ss_family, SOCK_NONBLOCK);
+	fds[1] = tcp_socket(dst.ss_family, SOCK_NONBLOCK);
+	struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = 0};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev) < 0) {
+		fail("epoll_ctl ADD before connect: %s", strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		int rc = connect(fds[i], sa, addr_len(sa));
+		if (rc == 0)
+			ok("%s: non-blocking connect returned 0 at once", names[i]);
+		else if (errno == EINPROGRESS)
+			ok("%s: non-blocking connect: EINPROGRESS", names[i]);
+		else {
+			fail("%s: non-blocking connect: %s (expected EINPROGRESS)",
+			     names[i], strerror(errno));
+			return 1;
+		}
+	}
+	ev.data.u32 = 1;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[1], &ev) < 0) {
+		fail("epoll_ctl ADD after connect: %s", strerror(errno));
+		return 1;
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!writable[0] || !writable[1]) {
+		struct epoll_event evs[4];
+		int n = epoll_wait(ep, evs, 4, 1000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail("epoll_wait: %s", strerror(errno));
+			return 1;
+		}
+		for (int i = 0; i < n; i++) {
+			unsigned k = evs[i].data.u32;
+			if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+				fail("%s: epoll reports events %#x (error/hangup), "
+				     "SO_ERROR %s",
+				     names[k], evs[i].events,
+				     errname(getint(fds[k], SOL_SOCKET, SO_ERROR)));
+				return 1;
+			}
+			if ((evs[i].events & EPOLLOUT) && !writable[k]) {
+				writable[k] = true;
+				int e = getint(fds[k], SOL_SOCKET, SO_ERROR);
+				if (e != 0)
+					fail("%s: EPOLLOUT with SO_ERROR %s", names[k],
+					     e > 0 ? errname(e) : "unreadable");
+				else
+					ok("%s: EPOLLOUT, SO_ERROR 0", names[k]);
+				/* no more EPOLLOUT for this one */
+				struct epoll_event none = {.events = 0, .data.u32 = k};
+				epoll_ctl(ep, EPOLL_CTL_MOD, fds[k], &none);
+			}
+		}
+		if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >
+		    IO_TIMEOUT_MS) {
+			for (int k = 0; k < 2; k++)
+				if (!writable[k])
+					fail("%s: no EPOLLOUT within %d ms", names[k],
+					     IO_TIMEOUT_MS);
+			return 1;
+		}
+	}
+	if (failures)
+		return 1;
+	/* data flows on both, each read driven by epoll */
+	for (int k = 0; k < 2; k++) {
+		check_peer(fds[k], sa, names[k]);
+		char req[512];
+		int n = snprintf(req, sizeof(req),
+		                 "GET %s HTTP/1.0\r\nHost: probe\r\n\r\n", path);
+		if (write(fds[k], req, (size_t)n) != n) {
+			fail("%s: write of the request: %s", names[k], strerror(errno));
+			continue;
+		}
+		struct epoll_event in = {.events = EPOLLIN, .data.u32 = (uint32_t)k};
+		epoll_ctl(ep, EPOLL_CTL_MOD, fds[k], &in);
+		size_t cap = 1 << 20, len = 0;
+		char *buf = malloc(cap + 1);
+		bool eof = false;
+		while (!eof) {
+			struct epoll_event evs[2];
+			int m = epoll_wait(ep, evs, 2, IO_TIMEOUT_MS);
+			if (m <= 0) {
+				fail("%s: no EPOLLIN within %d ms (%zu bytes so far)",
+				     names[k], IO_TIMEOUT_MS, len);
+				break;
+			}
+			for (;;) {
+				if (len == cap) {
+					cap *= 2;
+					buf = realloc(buf, cap + 1);
+				}
+				ssize_t r = read(fds[k], buf + len, cap - len);
+				if (r > 0) {
+					len += (size_t)r;
+					continue;
+				}
+				if (r == 0)
+					eof = true;
+				else if (errno != EAGAIN) {
+					fail("%s: read: %s", names[k], strerror(errno));
+					eof = true;
+				}
+				break;
+			}
+		}
+		buf[len] = '\0';
+		const char *body = strstr(buf, "\r\n\r\n");
+		if (eof && strncmp(buf, "HTTP/1.", 7) == 0 && len > 12 &&
+		    strncmp(buf + 8, " 200", 4) == 0 && body && strstr(body + 4, expect))
+			ok("%s: GET %s via epoll: 200, %zu bytes, expected body",
+			   names[k], path, len);
+		else if (eof)
+			fail("%s: GET %s via epoll: bad response (%zu bytes): '%.60s'",
+			     names[k], path, len, buf);
+		free(buf);
+		epoll_ctl(ep, EPOLL_CTL_DEL, fds[k], NULL);
+		close(fds[k]);
+	}
+	close(ep);
+	return failures ? 1 : 0;
+}
+
+/* --- dup2 ----------------------------------------------------------------------- */
+
+static int cmd_dup2(char **argv)
+{
+	const char *host = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	const struct sockaddr *sa = (struct sockaddr *)&dst;
+	int fd = tcp_socket(dst.ss_family, 0);
+	must_connect(fd, sa, "dup2");
+
+	int onto = open("/dev/null", O_RDONLY); /* dup2 replaces an open fd */
+	if (onto < 0 || dup2(fd, onto) != onto) {
+		fail("dup2(%d, %d): %s", fd, onto, strerror(errno));
+		return 1;
+	}
+	check_peer(onto, sa, "dup2 onto an open fd");
+	int d = dup(fd);
+	check_peer(d, sa, "dup");
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	check_peer(hi, sa, "fcntl(F_DUPFD_CLOEXEC, 100)");
+	if (dup3(fd, 200, O_CLOEXEC) != 200)
+		fail("dup3(%d, 200): %s", fd, strerror(errno));
+	else
+		check_peer(200, sa, "dup3 onto 200");
+	close(fd);
+	check_peer(onto, sa, "dup2'd fd after closing the original");
+	http_check(onto, path, expect, "dup2'd fd");
+	close(onto);
+	close(d);
+	close(hi);
+	close(200);
+	/* a fresh socket that lands on fd 200 is not connected */
+	int fresh = tcp_socket(dst.ss_family, 0);
+	if (dup2(fresh, 200) == 200) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		if (getpeername(200, (struct sockaddr *)&ss, &len) == 0)
+			fail("a new, unconnected socket on fd 200 has a peer (stale "
+			     "state)");
+		else if (errno == ENOTCONN)
+			ok("a new socket dup2'd onto fd 200: getpeername ENOTCONN");
+		else
+			fail("a new socket on fd 200: getpeername: %s, expected ENOTCONN",
+			     strerror(errno));
+		close(200);
+	}
+	close(fresh);
+	return failures ? 1 : 0;
+}
+
+/* --- close_range ---------------------------------------------------------------- */
+
+static int cmd_closerange(char **argv, bool use_closefrom)
+{
+	const char *host = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	const char *how = use_closefrom ? "closefrom" : "close_range";
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	const struct sockaddr *sa = (struct sockaddr *)&dst;
+
+	int fd = tcp_socket(dst.ss_family, 0);
+	must_connect(fd, sa, "first socket");
+	check_peer(fd, sa, "first socket");
+	http_check(fd, path, expect, "first socket");
+	int n = fd;
+	if (use_closefrom) {
+		closefrom(n);
+	} else if (close_range((unsigned)n, ~0U, 0) < 0) {
+		fail("close_range(%d, ~0U, 0): %s", n, strerror(errno));
+		return 1;
+	}
+	ok("%s(%d)", how, n);
+
+	int fd2 = tcp_socket(dst.ss_family, 0);
+	if (fd2 != n)
+		fail("the new socket is fd %d, expected the freed %d", fd2, n);
+	else
+		ok("the new socket reuses fd %d", fd2);
+	if (connect(fd2, sa, addr_len(sa)) < 0) {
+		fail("connect on the reused fd %d after %s: %s", fd2, how,
+		     strerror(errno));
+		return 1;
+	}
+	ok("connect on the reused fd %d after %s", fd2, how);
+	check_peer(fd2, sa, "reused fd");
+	http_check(fd2, path, expect, "reused fd");
+	close(fd2);
+	return failures ? 1 : 0;
+}
+
+/* --- forkdns -------------------------------------------------------------------- */
+
+static int cmd_forkdns(char **argv)
+{
+	const char *name = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	int p[2];
+	if (pipe(p) < 0)
+		return 1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		close(p[0]);
+		struct sockaddr_storage ss;
+		resolve(name, port, AF_UNSPEC, &ss);
+		char a[80];
+		ok("child %d: getaddrinfo %s = %s", (int)getpid(), name,
+		   fmt_addr((struct sockaddr *)&ss, a, sizeof(a)));
+		ssize_t w = write(p[1], &ss, sizeof(ss));
+		_exit(w == (ssize_t)sizeof(ss) ? 0 : 1);
+	}
+	close(p[1]);
+	struct sockaddr_storage ss;
+	ssize_t r = read(p[0], &ss, sizeof(ss));
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (r != (ssize_t)sizeof(ss) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fail("the child's getaddrinfo %s failed", name);
+		return 1;
+	}
+	const struct sockaddr *sa = (struct sockaddr *)&ss;
+	int fd = tcp_socket(ss.ss_family, 0);
+	must_connect(fd, sa, "parent, with the child's address");
+	check_peer(fd, sa, "parent");
+	http_check(fd, path, expect, "parent");
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+/* --- gai ------------------------------------------------------------------------ */
+
+static void gai_case(const char *name, const char *port, const char *path,
+                     const char *expect, const struct addrinfo *hints, int want_family,
+                     const char *what)
+{
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(name, hints ? port : NULL, hints, &res);
+	if (rc != 0 || !res) {
+		fail("%s: getaddrinfo %s: %s", what, name,
+		     rc ? gai_strerror(rc) : "no result");
+		return;
+	}
+	const struct addrinfo *use = NULL;
+	int count = 0;
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		char a[80];
+		count++;
+		printf("# %s: family %d socktype %d %s\n", what, ai->ai_family,
+		       ai->ai_socktype, fmt_addr(ai->ai_addr, a, sizeof(a)));
+		if (want_family && ai->ai_family != want_family)
+			fail("%s: a result of family %d", what, ai->ai_family);
+		if (!use && (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    (ai->ai_socktype == SOCK_STREAM || ai->ai_socktype == 0))
+			use = ai;
+	}
+	if (!use) {
+		fail("%s: no TCP-usable address among %d results", what, count);
+		freeaddrinfo(res);
+		return;
+	}
+	ok("%s: %d results", what, count);
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, use->ai_addr, use->ai_addrlen);
+	uint16_t nport = htons((uint16_t)atoi(port));
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = nport;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = nport;
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	char a[80];
+	if (connect(fd, (struct sockaddr *)&ss, addr_len((struct sockaddr *)&ss)) < 0) {
+		fail("%s: connect %s: %s", what,
+		     fmt_addr((struct sockaddr *)&ss, a, sizeof(a)), strerror(errno));
+	} else {
+		ok("%s: connect %s", what,
+		   fmt_addr((struct sockaddr *)&ss, a, sizeof(a)));
+		check_peer(fd, (struct sockaddr *)&ss, what);
+		http_check(fd, path, expect, what);
+	}
+	close(fd);
+	freeaddrinfo(res);
+}
+
+static int cmd_gai(char **argv)
+{
+	const char *name = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	gai_case(name, port, path, expect, NULL, 0, "NULL hints");
+	struct addrinfo h6 = {.ai_family = AF_INET6, .ai_socktype = SOCK_STREAM};
+	gai_case(name, port, path, expect, &h6, AF_INET6, "AF_INET6 hints");
+	struct addrinfo h4 = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+	gai_case(name, port, path, expect, &h4, AF_INET, "AF_INET hints");
+	return failures ? 1 : 0;
+}
+
+/* --- nameinfo ------------------------------------------------------------------- */
+
+static int cmd_nameinfo(char **argv)
+{
+	const char *name = argv[0];
+	const int fams[2] = {AF_INET, AF_INET6};
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_storage ss;
+		struct addrinfo hints = {.ai_family = fams[i],
+		                         .ai_socktype = SOCK_STREAM};
+		struct addrinfo *res = NULL;
+		const char *fam = fams[i] == AF_INET ? "IPv4" : "IPv6";
+		int rc = getaddrinfo(name, "80", &hints, &res);
+		if (rc != 0 || !res) {
+			fail("%s: getaddrinfo %s: %s", fam, name,
+			     rc ? gai_strerror(rc) : "none");
+			continue;
+		}
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, res->ai_addr, res->ai_addrlen);
+		socklen_t len = res->ai_addrlen;
+		freeaddrinfo(res);
+		char host[NI_MAXHOST], num[NI_MAXHOST];
+		rc = getnameinfo((struct sockaddr *)&ss, len, num, sizeof(num), NULL, 0,
+		                 NI_NUMERICHOST);
+		if (rc != 0)
+			snprintf(num, sizeof(num), "?");
+		rc = getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), NULL, 0,
+		                 NI_NAMEREQD);
+		if (rc != 0)
+			fail("%s: getnameinfo(%s, NI_NAMEREQD): %s", fam, num,
+			     gai_strerror(rc));
+		else if (strcmp(host, name) != 0)
+			fail("%s: getnameinfo(%s) = %s, expected %s", fam, num, host,
+			     name);
+		else
+			ok("%s: getnameinfo(%s) = %s", fam, num, host);
+	}
+	struct hostent *he = gethostbyname(name);
+	if (!he)
+		fail("gethostbyname %s: %s", name, hstrerror(h_errno));
+	else if (!he->h_addr_list[0])
+		fail("gethostbyname %s: no address", name);
+	else {
+		char num[INET6_ADDRSTRLEN];
+		inet_ntop(he->h_addrtype, he->h_addr_list[0], num, sizeof(num));
+		struct hostent *back = gethostbyaddr(
+		        he->h_addr_list[0], (socklen_t)he->h_length, he->h_addrtype);
+		if (!back)
+			fail("gethostbyaddr(%s): %s", num, hstrerror(h_errno));
+		else if (strcmp(back->h_name, name) != 0)
+			fail("gethostbyaddr(%s) = %s, expected %s", num, back->h_name,
+			     name);
+		else
+			ok("gethostbyname %s = %s, gethostbyaddr gives the name back",
+			   name, num);
+	}
+	return failures ? 1 : 0;
+}
+
+/* --- connect-err ---------------------------------------------------------------- */
+
+static void expect_notconn(int fd, const char *what)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		char a[80];
+		fail("%s: getpeername after a failed connect gives %s", what,
+		     fmt_addr((struct sockaddr *)&ss, a, sizeof(a)));
+	} else if (errno != ENOTCONN) {
+		fail("%s: getpeername after a failed connect: %s, expected ENOTCONN",
+		     what, errname(errno));
+	} else {
+		ok("%s: getpeername after the failed connect: ENOTCONN", what);
+	}
+	/* and nothing written now may go anywhere (not to the proxy either) */
+	ssize_t n = send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n >= 0)
+		fail("%s: send after the failed connect succeeded (%zd byte went "
+		     "somewhere)",
+		     what, n);
+	else
+		ok("%s: send after the failed connect: %s", what, errname(errno));
+}
+
+static int cmd_connect_err(char **argv, bool check_state)
+{
+	const char *host = argv[0], *port = argv[1], *want_name = argv[2];
+	int want = errvalue(want_name);
+	if (want < 0) {
+		fprintf(stderr, "probe: unknown errno name %s\n", want_name);
+		return 2;
+	}
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	const struct sockaddr *sa = (struct sockaddr *)&dst;
+	char a[80];
+	fmt_addr(sa, a, sizeof(a));
+
+	/* blocking */
+	int fd = tcp_socket(dst.ss_family, 0);
+	if (connect(fd, sa, addr_len(sa)) == 0)
+		fail("blocking connect %s succeeded, expected %s", a, want_name);
+	else if (errno != want)
+		fail("blocking connect %s: %s, expected %s", a, errname(errno),
+		     want_name);
+	else {
+		ok("blocking connect %s: %s", a, want_name);
+		if (check_state)
+			expect_notconn(fd, "blocking");
+	}
+	close(fd);
+
+	/* non-blocking: EINPROGRESS, then writable with SO_ERROR */
+	fd = tcp_socket(dst.ss_family, SOCK_NONBLOCK);
+	int rc = connect(fd, sa, addr_len(sa));
+	if (rc == 0) {
+		fail("non-blocking connect %s succeeded, expected EINPROGRESS then %s", a,
+		     want_name);
+	} else if (errno != EINPROGRESS) {
+		fail("non-blocking connect %s: %s, expected EINPROGRESS (then SO_ERROR "
+		     "%s)",
+		     a, errname(errno), want_name);
+	} else {
+		ok("non-blocking connect %s: EINPROGRESS", a);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		rc = poll(&p, 1, IO_TIMEOUT_MS);
+		if (rc <= 0) {
+			fail("non-blocking connect %s: not writable within %d ms", a,
+			     IO_TIMEOUT_MS);
+		} else {
+			int e = getint(fd, SOL_SOCKET, SO_ERROR);
+			if (e == want) {
+				ok("non-blocking connect %s: writable (revents %#x), "
+				   "SO_ERROR %s",
+				   a, p.revents, want_name);
+				if (check_state)
+					expect_notconn(fd, "non-blocking");
+			} else {
+				fail("non-blocking connect %s: writable (revents %#x), "
+				     "SO_ERROR %s, "
+				     "expected %s",
+				     a, p.revents,
+				     e >= 0 ? (e ? errname(e) : "0") : "unreadable",
+				     want_name);
+			}
+		}
+	}
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+/* --- slow-proxy ---------------------------------------------------------------- */
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (long)((t1.tv_sec - t0->tv_sec) * 1000 +
+	              (t1.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/*
+ * Through a proxy that accepts but never answers: a non-blocking connect must
+ * still return EINPROGRESS at once (within MAX-MS), then report ERRNO-NAME in
+ * SO_ERROR when the shim gives up; a blocking one fails with ERRNO-NAME.
+ */
+static int cmd_slow_proxy(char **argv)
+{
+	const char *host = argv[0], *port = argv[1], *want_name = argv[3];
+	long max_ms = atol(argv[2]);
+	int want = errvalue(want_name);
+	if (want < 0) {
+		fprintf(stderr, "probe: unknown errno name %s\n", want_name);
+		return 2;
+	}
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	const struct sockaddr *sa = (struct sockaddr *)&dst;
+	char a[80];
+	fmt_addr(sa, a, sizeof(a));
+	struct timespec t0;
+
+	int fd = tcp_socket(dst.ss_family, SOCK_NONBLOCK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = connect(fd, sa, addr_len(sa));
+	int e = errno;
+	long took = ms_since(&t0);
+	if (rc == 0)
+		fail("non-blocking connect %s succeeded through a silent proxy", a);
+	else if (e != EINPROGRESS)
+		fail("non-blocking connect %s: %s after %ld ms, expected EINPROGRESS", a,
+		     errname(e), took);
+	else if (took > max_ms)
+		fail("non-blocking connect %s blocked for %ld ms before EINPROGRESS (max "
+		     "%ld)",
+		     a, took, max_ms);
+	else
+		ok("non-blocking connect %s: EINPROGRESS after %ld ms", a, took);
+	if (rc < 0 && e == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		rc = poll(&p, 1, 3 * IO_TIMEOUT_MS);
+		int soe = getint(fd, SOL_SOCKET, SO_ERROR);
+		if (rc <= 0)
+			fail("non-blocking connect %s: no POLLOUT within %d ms", a,
+			     3 * IO_TIMEOUT_MS);
+		else if (soe != want)
+			fail("non-blocking connect %s: writable after %ld ms with "
+			     "SO_ERROR %s, "
+			     "expected %s",
+			     a, ms_since(&t0),
+			     soe > 0    ? errname(soe)
+			     : soe == 0 ? "0"
+			                : "unreadable",
+			     want_name);
+		else
+			ok("non-blocking connect %s: writable after %ld ms, SO_ERROR %s",
+			   a, ms_since(&t0), want_name);
+	}
+	close(fd);
+
+	fd = tcp_socket(dst.ss_family, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = connect(fd, sa, addr_len(sa));
+	e = errno;
+	if (rc == 0)
+		fail("blocking connect %s succeeded through a silent proxy", a);
+	else if (e != want)
+		fail("blocking connect %s: %s after %ld ms, expected %s", a, errname(e),
+		     ms_since(&t0), want_name);
+	else
+		ok("blocking connect %s: %s after %ld ms", a, want_name, ms_since(&t0));
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+/* --- main ----------------------------------------------------------------------- */
+
+static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPORT\n"
+                            "       probe epoll|dup2 HOST PORT PATH EXPECT\n"
+                            "       probe closerange HOST PORT PATH EXPECT [closefrom]\n"
+                            "       probe forkdns|gai NAME PORT PATH EXPECT\n"
+                            "       probe nameinfo NAME\n"
+                            "       probe connect-err HOST PORT ERRNO-NAME [state]\n"
+                            "       probe slow-proxy HOST PORT MAX-MS ERRNO-NAME\n";
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2)
+		goto bad;
+	const char *cmd = argv[1];
+	int nargs = argc - 2;
+	char **args = argv + 2;
+	if (strcmp(cmd, "sockopts") == 0 && nargs == 5)
+		return cmd_sockopts(args);
+	if (strcmp(cmd, "epoll") == 0 && nargs == 4)
+		return cmd_epoll(args);
+	if (strcmp(cmd, "dup2") == 0 && nargs == 4)
+		return cmd_dup2(args);
+	if (strcmp(cmd, "closerange") == 0 && (nargs == 4 || nargs == 5)) {
+		bool cf = nargs == 5 && strcmp(args[4], "closefrom") == 0;
+		if (nargs == 5 && !cf)
+			goto bad;
+		return cmd_closerange(args, cf);
+	}
+	if (strcmp(cmd, "forkdns") == 0 && nargs == 4)
+		return cmd_forkdns(args);
+	if (strcmp(cmd, "gai") == 0 && nargs == 4)
+		return cmd_gai(args);
+	if (strcmp(cmd, "nameinfo") == 0 && nargs == 1)
+		return cmd_nameinfo(args);
+	if (strcmp(cmd, "connect-err") == 0 && (nargs == 3 || nargs == 4)) {
+		bool st = nargs == 4 && strcmp(args[3], "state") == 0;
+		if (nargs == 4 && !st)
+			goto bad;
+		return cmd_connect_err(args, st);
+	}
+	if (strcmp(cmd, "slow-proxy") == 0 && nargs == 4)
+		return cmd_slow_proxy(args);
+bad:
+	fputs(usage, stderr);
+	return 2;
+}
