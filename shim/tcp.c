@@ -59,10 +59,21 @@ static int send_all(int fd, const uint8_t *buf, size_t len, long long deadline)
 	return 0;
 }
 
-static int recv_exact(int fd, uint8_t *buf, size_t len, long long deadline)
+/*
+ * Reads exactly len bytes. A reply is never there the moment its request
+ * was sent, so a first read polls first (fresh); the rest of a message that
+ * has begun to arrive is read at once.
+ */
+static int recv_exact(int fd, uint8_t *buf, size_t len, bool fresh, long long deadline)
 {
 	while (len > 0) {
+		if (fresh) {
+			int rc = wait_for(fd, POLLIN, deadline);
+			if (rc < 0)
+				return rc;
+		}
 		ssize_t n = recv(fd, buf, len, 0);
+		fresh = true;
 		if (n > 0) {
 			buf += n;
 			len -= (size_t)n;
@@ -72,9 +83,6 @@ static int recv_exact(int fd, uint8_t *buf, size_t len, long long deadline)
 			return -ECONNRESET; /* the proxy hung up mid-handshake */
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
-		int rc = wait_for(fd, POLLIN, deadline);
-		if (rc < 0)
-			return rc;
 	}
 	return 0;
 }
@@ -110,7 +118,7 @@ static int connect_proxy(int fd, int family, long long deadline)
 static int read_method(int fd, const struct config_proxy *p, long long deadline)
 {
 	uint8_t buf[SOCKS5_METHOD_REPLY_LEN], method;
-	int rc = recv_exact(fd, buf, sizeof(buf), deadline);
+	int rc = recv_exact(fd, buf, sizeof(buf), true, deadline);
 	if (rc < 0)
 		return rc;
 	if (socks5_method_reply_parse(buf, sizeof(buf), &method) != 2)
@@ -128,7 +136,7 @@ static int read_method(int fd, const struct config_proxy *p, long long deadline)
 static int read_auth_reply(int fd, const struct config_proxy *p, long long deadline)
 {
 	uint8_t buf[SOCKS5_AUTH_REPLY_LEN], status;
-	int rc = recv_exact(fd, buf, sizeof(buf), deadline);
+	int rc = recv_exact(fd, buf, sizeof(buf), true, deadline);
 	if (rc < 0)
 		return rc;
 	if (socks5_auth_reply_parse(buf, sizeof(buf), &status) != 2)
@@ -147,7 +155,7 @@ static int read_reply(int fd, long long deadline)
 	uint8_t buf[SOCKS5_REPLY_MAX];
 	struct socks5_request rep;
 	/* VER REP RSV ATYP and the first address byte tell the full length. */
-	int rc = recv_exact(fd, buf, 5, deadline);
+	int rc = recv_exact(fd, buf, 5, true, deadline);
 	if (rc < 0)
 		return rc;
 	size_t have = 5;
@@ -158,7 +166,7 @@ static int read_reply(int fd, long long deadline)
 		                                           : 7 + (size_t)buf[4];
 		if (want <= have || want > sizeof(buf))
 			return -EPROTO;
-		rc = recv_exact(fd, buf + have, want - have, deadline);
+		rc = recv_exact(fd, buf + have, want - have, false, deadline);
 		if (rc < 0)
 			return rc;
 		have = want;
