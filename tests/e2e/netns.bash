@@ -34,6 +34,17 @@ SOCKSIFY_SHIM=${SOCKSIFY_SHIM:-$REPO_ROOT/build/shim/libsocksify.so}
 SOCKSIFY_PROBE=${SOCKSIFY_PROBE:-$REPO_ROOT/build/tests/e2e/probe}
 DANTED=${DANTED:-/usr/sbin/danted}
 
+# SOCKSIFY_TEST_PRELOAD: libraries (colon-separated) that the programs under
+# test need preloaded; the sanitizer pass (scripts/test) sets it to libasan,
+# which an ASan-built shim needs loaded in programs that are not. When it is
+# set, netns_setup_file replaces $SOCKSIFY with a wrapper that puts it into
+# LD_PRELOAD before the launcher runs (the launcher keeps it, after the shim),
+# and the tests that preload the shim themselves use $SHIM_PRELOAD. Sanitizer
+# reports then go to files (ASAN_OPTIONS/UBSAN_OPTIONS log_path), and any
+# report fails the test during which it appeared (netns_teardown).
+SOCKSIFY_TEST_PRELOAD=${SOCKSIFY_TEST_PRELOAD:-}
+SHIM_PRELOAD=$SOCKSIFY_SHIM${SOCKSIFY_TEST_PRELOAD:+:$SOCKSIFY_TEST_PRELOAD}
+
 # The addresses of scripts/netns.
 CLIENT4=198.18.1.2
 CLIENT6=fd00:5:1::2
@@ -278,6 +289,9 @@ netns_setup_file() {
 		return 1
 	}
 	netns_sweep_stale
+	if [[ -n $SOCKSIFY_TEST_PRELOAD ]]; then
+		netns_test_preload || return 1
+	fi
 	# sx<PID of this bats file run>r<random>: netns_sweep_stale recognises it
 	NX=sx$$r$RANDOM
 	export NX
@@ -330,6 +344,66 @@ netns_setup_file() {
 	IN_SETUP_FILE=0
 }
 
+# netns_test_preload: the SOCKSIFY_TEST_PRELOAD set-up (see the top): the
+# launcher wrapper, exported for the tests, and the sanitizer log files.
+netns_test_preload() {
+	local lib libs wrapper=$BATS_FILE_TMPDIR/socksify-test-preload
+	IFS=: read -ra libs <<<"$SOCKSIFY_TEST_PRELOAD"
+	for lib in "${libs[@]}"; do
+		[[ -f $lib ]] || {
+			echo "SOCKSIFY_TEST_PRELOAD names a missing file: $lib" >&2
+			return 1
+		}
+	done
+	{
+		echo '#!/bin/bash'
+		echo '# socksify with SOCKSIFY_TEST_PRELOAD in LD_PRELOAD (tests/e2e/netns.bash)'
+		# shellcheck disable=SC2016
+		printf 'LD_PRELOAD=%q${LD_PRELOAD:+:$LD_PRELOAD} exec %q "$@"\n' \
+			"$SOCKSIFY_TEST_PRELOAD" "$SOCKSIFY"
+	} >"$wrapper"
+	chmod +x "$wrapper"
+	SOCKSIFY=$wrapper
+	SANITIZER_DIR=$BATS_FILE_TMPDIR/sanitizer
+	mkdir -p "$SANITIZER_DIR/seen"
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$SANITIZER_DIR/asan
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$SANITIZER_DIR/ubsan
+	export SOCKSIFY SANITIZER_DIR ASAN_OPTIONS UBSAN_OPTIONS
+}
+
+# netns_sanitizer_reports: fails (printing them) when sanitizer reports appeared
+# since the last call; they are moved aside, so each fails one test only.
+netns_sanitizer_reports() {
+	[[ -n ${SANITIZER_DIR:-} ]] || return 0
+	local f found=0
+	for f in "$SANITIZER_DIR"/asan.* "$SANITIZER_DIR"/ubsan.*; do
+		[[ -e $f ]] || continue
+		found=1
+		echo "# sanitizer report $f:" >&2
+		sed 's/^/# /' "$f" >&2
+		mv "$f" "$SANITIZER_DIR/seen/"
+	done
+	((found == 0))
+}
+
+# netns_watch_run_output: wraps bats' run so that a sanitizer report in the
+# output of any command a test runs is kept as a report file too (UBSan writes
+# to stderr, not to its log_path, in a process that also has ASan).
+netns_watch_run_output() {
+	declare -F bats_run_unwatched >/dev/null && return 0
+	eval "bats_run_unwatched() $(declare -f run | tail -n +2)"
+	# shellcheck disable=SC2317  # called by the tests
+	run() {
+		local rc=0
+		bats_run_unwatched "$@" || rc=$?
+		if grep -Eq 'runtime error:|ERROR: [A-Za-z]+Sanitizer' <<<"${output:-}"$'\n'"${stderr:-}"; then
+			printf '%s\n' "$*" "${output:-}" "${stderr:-}" \
+				>>"$SANITIZER_DIR/ubsan.output.$BATS_TEST_NUMBER.$RANDOM"
+		fi
+		return "$rc"
+	}
+}
+
 # netns_sweep_stale: removes the topologies of earlier runs of these helpers
 # whose bats process is gone (killed by a test timeout before teardown_file).
 netns_sweep_stale() {
@@ -360,6 +434,9 @@ netns_setup() {
 	if ((EUID != 0)); then
 		skip "needs root (network namespaces)"
 	fi
+	if [[ -n ${SANITIZER_DIR:-} ]]; then
+		netns_watch_run_output
+	fi
 	SERVER_PID=""
 	SERVER_LOG=""
 	# where this test's lines start in each shared log
@@ -375,7 +452,8 @@ netns_setup() {
 netns_teardown() {
 	kill_pids "$BATS_TEST_TMPDIR/pids"
 	# a sanitizer report from one of the shared servers fails the test that
-	# caused it
+	# caused it; so does one from a program under test (SOCKSIFY_TEST_PRELOAD)
+	netns_sanitizer_reports || return 1
 	local f
 	for f in "$SX_LOG" "$SXAUTH_LOG" "$SXDENY_LOG" "$SX6_LOG"; do
 		if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" 2>/dev/null; then
@@ -547,4 +625,45 @@ probe_bin() {
 		cc -std=gnu11 -O1 -g -Wall -Wextra -o "$bin" "$E2E_DIR/probe.c" >&2 || return 1
 	fi
 	echo "$bin"
+}
+
+# ctor_bins: sets CTOR_LIB and CTOR_MAIN (tests/e2e/ctor.c, ctor_main.c): the
+# meson-built ones ($SOCKSIFY_CTOR_LIB, $SOCKSIFY_CTOR_MAIN), else compiled here
+# once per file run.
+ctor_bins() {
+	if [[ -f ${SOCKSIFY_CTOR_LIB:-} && -x ${SOCKSIFY_CTOR_MAIN:-} ]]; then
+		CTOR_LIB=$SOCKSIFY_CTOR_LIB
+		CTOR_MAIN=$SOCKSIFY_CTOR_MAIN
+		return 0
+	fi
+	local dir=$BATS_FILE_TMPDIR/ctor
+	CTOR_LIB=$dir/libsxctor.so
+	CTOR_MAIN=$dir/ctor_main
+	if [[ ! -x $CTOR_MAIN ]]; then
+		mkdir -p "$dir"
+		if ! cc -std=gnu11 -O1 -g -Wall -Wextra -fPIC -shared -o "$CTOR_LIB" \
+			"$E2E_DIR/ctor.c" >&2 ||
+			! cc -std=gnu11 -O1 -g -Wall -Wextra -o "$CTOR_MAIN" "$E2E_DIR/ctor_main.c" \
+				-L"$dir" -lsxctor -Wl,-rpath,"$dir" >&2; then
+			fail "cannot build tests/e2e/ctor.c, ctor_main.c"
+		fi
+	fi
+}
+
+# static_prog_bin: sets STATIC_PROG to a statically linked program
+# (tests/e2e/static_prog.c): $SOCKSIFY_STATIC_PROG when meson built it, else
+# compiled here with cc -static; returns 1 with the reason in STATIC_PROG_WHY
+# when no static libc is available.
+static_prog_bin() {
+	if [[ -x ${SOCKSIFY_STATIC_PROG:-} ]]; then
+		STATIC_PROG=$SOCKSIFY_STATIC_PROG
+		return 0
+	fi
+	STATIC_PROG=$BATS_FILE_TMPDIR/static_prog
+	[[ -x $STATIC_PROG ]] && return 0
+	local err
+	if ! err=$(cc -static -O1 -o "$STATIC_PROG" "$E2E_DIR/static_prog.c" 2>&1); then
+		STATIC_PROG_WHY="cannot link statically (no static libc?): $(head -n 1 <<<"$err")"
+		return 1
+	fi
 }

@@ -14,6 +14,9 @@
  *   probe nameinfo   NAME                           (remote DNS)
  *   probe connect-err HOST PORT ERRNO-NAME [state]
  *   probe slow-proxy  HOST PORT MAX-MS ERRNO-NAME
+ *   probe tfo        HOST PORT PATH EXPECT         (sendto/sendmsg MSG_FASTOPEN)
+ *   probe resquery   NAME                          (res_query, res_search)
+ *   probe hostent    NAME PORT PATH EXPECT NONFAKE (remote DNS)
  *
  * HOST is resolved with getaddrinfo (numeric or a name); PATH is fetched with
  * an HTTP/1.0 GET, which must answer 200 with EXPECT somewhere in the body.
@@ -24,12 +27,14 @@
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <resolv.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -202,6 +207,14 @@ static bool wait_fd(int fd, short events)
 	return rc > 0;
 }
 
+/* The request http_check() sends: GET PATH, HTTP/1.0 (the server closes after). */
+static int http_request(char *req, size_t cap, const char *path)
+{
+	return snprintf(req, cap, "GET %s HTTP/1.0\r\nHost: probe\r\n\r\n", path);
+}
+
+static bool http_response(int fd, const char *path, const char *expect, const char *what);
+
 /*
  * Sends GET PATH over fd (blocking or not) and reads the response to EOF;
  * passes when it is a 200 whose body contains expect.
@@ -209,8 +222,7 @@ static bool wait_fd(int fd, short events)
 static bool http_check(int fd, const char *path, const char *expect, const char *what)
 {
 	char req[512];
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: probe\r\n\r\n",
-	                 path);
+	int n = http_request(req, sizeof(req), path);
 	size_t off = 0;
 	while (off < (size_t)n) {
 		ssize_t w = write(fd, req + off, (size_t)n - off);
@@ -227,6 +239,15 @@ static bool http_check(int fd, const char *path, const char *expect, const char 
 		}
 		off += (size_t)w;
 	}
+	return http_response(fd, path, expect, what);
+}
+
+/*
+ * Reads the response to GET PATH (already sent) to EOF; passes when it is a
+ * 200 whose body contains expect.
+ */
+static bool http_response(int fd, const char *path, const char *expect, const char *what)
+{
 	size_t cap = 1 << 16, len = 0;
 	char *buf = malloc(cap + 1);
 	if (!buf)
@@ -976,6 +997,277 @@ static int cmd_slow_proxy(char **argv)
 	return failures ? 1 : 0;
 }
 
+/* --- tfo ------------------------------------------------------------------------ */
+
+/*
+ * TCP Fast Open: the request goes out with sendto(MSG_FASTOPEN, dst) on a
+ * fresh, unconnected socket, then (second socket) with sendmsg(msg_name = dst,
+ * MSG_FASTOPEN). Either call must connect the socket and send the data; the
+ * response is read as usual. PATH gets "-sendto" / "-sendmsg" appended.
+ */
+static int cmd_tfo(char **argv)
+{
+	const char *host = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	struct sockaddr_storage dst;
+	resolve(host, port, AF_UNSPEC, &dst);
+	const struct sockaddr *sa = (struct sockaddr *)&dst;
+	char a[80], req[512], p[400];
+	fmt_addr(sa, a, sizeof(a));
+	for (int k = 0; k < 2; k++) {
+		const char *how = k == 0 ? "sendto" : "sendmsg";
+		snprintf(p, sizeof(p), "%s-%s", path, how);
+		int n = http_request(req, sizeof(req), p);
+		int fd = tcp_socket(dst.ss_family, 0);
+		ssize_t w;
+		if (k == 0) {
+			w = sendto(fd, req, (size_t)n, MSG_FASTOPEN, sa, addr_len(sa));
+		} else {
+			struct iovec iov = {.iov_base = req, .iov_len = (size_t)n};
+			struct msghdr msg = {.msg_name = (void *)sa,
+			                     .msg_namelen = addr_len(sa),
+			                     .msg_iov = &iov,
+			                     .msg_iovlen = 1};
+			w = sendmsg(fd, &msg, MSG_FASTOPEN);
+		}
+		if (w != n) {
+			fail("%s(fd %d, %d bytes, MSG_FASTOPEN, %s) = %zd: %s", how, fd,
+			     n, a, w, w < 0 ? errname(errno) : "short write");
+			close(fd);
+			continue;
+		}
+		ok("%s(fd %d, MSG_FASTOPEN, %s): %d bytes sent", how, fd, a, n);
+		check_peer(fd, sa, how);
+		http_response(fd, p, expect, how);
+		close(fd);
+	}
+	return failures ? 1 : 0;
+}
+
+/* --- resquery ------------------------------------------------------------------- */
+
+/*
+ * The libresolv query interface: res_query twice and res_search once for
+ * NAME IN A. Each must fail (-1): refused by the shim in remote DNS mode, or
+ * answered REFUSED by the leak detector when the query does go out.
+ */
+static int cmd_resquery(char **argv)
+{
+	const char *name = argv[0];
+	unsigned char ans[512];
+	for (int i = 0; i < 3; i++) {
+		const char *fn = i < 2 ? "res_query" : "res_search";
+		h_errno = 0;
+		int rc = i < 2 ? res_query(name, C_IN, T_A, ans, sizeof(ans))
+		               : res_search(name, C_IN, T_A, ans, sizeof(ans));
+		if (rc >= 0)
+			fail("%s(%s, C_IN, T_A) answered %d bytes, expected -1", fn, name,
+			     rc);
+		else
+			ok("%s(%s, C_IN, T_A) = -1 (h_errno %d)", fn, name, h_errno);
+	}
+	return failures ? 1 : 0;
+}
+
+/* --- hostent -------------------------------------------------------------------- */
+
+static bool in_fake_pool(int af, const unsigned char *a)
+{
+	static const unsigned char v6[8] = {0x01, 0, 0, 0, 0, 0, 0, 0};
+	return af == AF_INET ? (a[0] & 0xf0) == 240 : memcmp(a, v6, sizeof(v6)) == 0;
+}
+
+/* Checks a forward answer for NAME: one fake address of family af, h_name NAME. */
+static bool check_hostent(const struct hostent *he, const char *name, int af,
+                          unsigned char *out, const char *what)
+{
+	size_t alen = af == AF_INET ? 4 : 16;
+	char num[INET6_ADDRSTRLEN] = "?";
+	if (!he) {
+		fail("%s: no answer (h_errno %d: %s)", what, h_errno, hstrerror(h_errno));
+		return false;
+	}
+	if (he->h_addrtype != af || he->h_length != (int)alen || !he->h_addr_list ||
+	    !he->h_addr_list[0]) {
+		fail("%s: family %d, length %d, first address %p; expected family %d, "
+		     "length %zu",
+		     what, he->h_addrtype, he->h_length,
+		     he->h_addr_list ? (void *)he->h_addr_list[0] : NULL, af, alen);
+		return false;
+	}
+	inet_ntop(af, he->h_addr_list[0], num, sizeof(num));
+	if (!he->h_name || strcmp(he->h_name, name) != 0) {
+		fail("%s: h_name %s, expected %s", what, he->h_name ? he->h_name : "NULL",
+		     name);
+		return false;
+	}
+	if (!in_fake_pool(af, (const unsigned char *)he->h_addr_list[0])) {
+		fail("%s: %s is not in the fake pool (resolved here?)", what, num);
+		return false;
+	}
+	memcpy(out, he->h_addr_list[0], alen);
+	ok("%s = %s (h_name %s)", what, num, he->h_name);
+	return true;
+}
+
+static void check_same(const unsigned char *a, const unsigned char *b, size_t len,
+                       const char *what)
+{
+	if (memcmp(a, b, len) != 0)
+		fail("%s: a different address than gethostbyname gave", what);
+	else
+		ok("%s: the same address as before", what);
+}
+
+/* gethostbyaddr(ADDR) must give NAME back (a fake address), or nothing. */
+static void check_reverse(const unsigned char *addr, int af, const char *want,
+                          const char *what)
+{
+	struct hostent *he = gethostbyaddr(addr, af == AF_INET ? 4 : 16,
+	                                   af == AF_INET ? AF_INET : AF_INET6);
+	if (!want) {
+		if (he)
+			fail("%s: gave %s, expected no answer", what,
+			     he->h_name ? he->h_name : "NULL");
+		else
+			ok("%s: no answer (h_errno %d)", what, h_errno);
+	} else if (!he || !he->h_name) {
+		fail("%s: no answer (h_errno %d: %s)", what, h_errno, hstrerror(h_errno));
+	} else if (strcmp(he->h_name, want) != 0) {
+		fail("%s = %s, expected %s", what, he->h_name, want);
+	} else {
+		ok("%s = %s", what, he->h_name);
+	}
+}
+
+/* Connects to ADDR:PORT and fetches PATH over it. */
+static void connect_fetch(int af, const unsigned char *addr, const char *port,
+                          const char *path, const char *expect, const char *what)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)af;
+	uint16_t nport = htons((uint16_t)atoi(port));
+	if (af == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_port = nport;
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, addr, 4);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_port = nport;
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, addr, 16);
+	}
+	const struct sockaddr *sa = (struct sockaddr *)&ss;
+	char a[80];
+	int fd = tcp_socket(af, 0);
+	if (connect(fd, sa, addr_len(sa)) < 0) {
+		fail("%s: connect %s: %s", what, fmt_addr(sa, a, sizeof(a)),
+		     errname(errno));
+	} else {
+		ok("%s: connect %s", what, fmt_addr(sa, a, sizeof(a)));
+		check_peer(fd, sa, what);
+		http_check(fd, path, expect, what);
+	}
+	close(fd);
+}
+
+/*
+ * The gethostbyname family for NAME (remote DNS): every form answers the fake
+ * address with h_name NAME, gethostbyaddr gives NAME back, and connecting to
+ * the addresses fetches PATH-v4 / PATH-v6. NONFAKE, an address that is neither
+ * fake nor in /etc/hosts, has no name: getnameinfo(NI_NAMEREQD) EAI_NONAME.
+ */
+static int cmd_hostent(char **argv)
+{
+	const char *name = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	const char *nonfake = argv[4];
+	unsigned char a4[4], a6[16], x[16];
+	char buf[1024], small[8], p[400];
+	struct hostent he, *res;
+	int herr, rc;
+
+	if (!check_hostent(gethostbyname(name), name, AF_INET, a4, "gethostbyname"))
+		return 1;
+	if (!check_hostent(gethostbyname2(name, AF_INET6), name, AF_INET6, a6,
+	                   "gethostbyname2(AF_INET6)"))
+		return 1;
+	if (check_hostent(gethostbyname2(name, AF_INET), name, AF_INET, x,
+	                  "gethostbyname2(AF_INET)"))
+		check_same(x, a4, 4, "gethostbyname2(AF_INET)");
+
+	res = NULL;
+	herr = 0;
+	rc = gethostbyname_r(name, &he, buf, sizeof(buf), &res, &herr);
+	if (rc != 0 || res != &he)
+		fail("gethostbyname_r: %d (%s), result %p, h_errno %d", rc, strerror(rc),
+		     (void *)res, herr);
+	else if (check_hostent(res, name, AF_INET, x, "gethostbyname_r"))
+		check_same(x, a4, 4, "gethostbyname_r");
+	res = &he;
+	rc = gethostbyname_r(name, &he, small, sizeof(small), &res, &herr);
+	if (rc == ERANGE && !res)
+		ok("gethostbyname_r with an 8-byte buffer: ERANGE, result NULL");
+	else
+		fail("gethostbyname_r with an 8-byte buffer: %d (%s), result %p; "
+		     "expected "
+		     "ERANGE and NULL",
+		     rc, strerror(rc), (void *)res);
+	for (int i = 0; i < 2; i++) {
+		int af = i == 0 ? AF_INET6 : AF_INET;
+		const char *what = i == 0 ? "gethostbyname2_r(AF_INET6)"
+		                          : "gethostbyname2_r(AF_INET)";
+		res = NULL;
+		rc = gethostbyname2_r(name, af, &he, buf, sizeof(buf), &res, &herr);
+		if (rc != 0 || res != &he)
+			fail("%s: %d (%s), result %p, h_errno %d", what, rc, strerror(rc),
+			     (void *)res, herr);
+		else if (check_hostent(res, name, af, x, what))
+			check_same(x, af == AF_INET ? a4 : a6, af == AF_INET ? 4 : 16,
+			           what);
+	}
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	rc = getaddrinfo(name, port, &hints, &ai);
+	if (rc != 0 || !ai)
+		fail("getaddrinfo(%s, AF_INET): %s", name,
+		     rc ? gai_strerror(rc) : "none");
+	else
+		check_same(
+		        (unsigned char *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr,
+		        a4, 4, "getaddrinfo(AF_INET)");
+	if (ai)
+		freeaddrinfo(ai);
+
+	check_reverse(a4, AF_INET, name, "gethostbyaddr(fake IPv4)");
+	check_reverse(a6, AF_INET6, name, "gethostbyaddr(fake IPv6)");
+
+	struct sockaddr_in nf = {.sin_family = AF_INET};
+	if (inet_pton(AF_INET, nonfake, &nf.sin_addr) != 1) {
+		fprintf(stderr, "probe: not an IPv4 address: %s\n", nonfake);
+		return 2;
+	}
+	char host[NI_MAXHOST];
+	rc = getnameinfo((struct sockaddr *)&nf, sizeof(nf), host, sizeof(host), NULL, 0,
+	                 NI_NAMEREQD);
+	if (rc == EAI_NONAME)
+		ok("getnameinfo(%s, NI_NAMEREQD): EAI_NONAME", nonfake);
+	else
+		fail("getnameinfo(%s, NI_NAMEREQD): %s, expected EAI_NONAME", nonfake,
+		     rc == 0 ? host : gai_strerror(rc));
+	rc = getnameinfo((struct sockaddr *)&nf, sizeof(nf), host, sizeof(host), NULL, 0,
+	                 0);
+	if (rc == 0 && strcmp(host, nonfake) == 0)
+		ok("getnameinfo(%s, 0) = %s (numeric)", nonfake, host);
+	else
+		fail("getnameinfo(%s, 0): %s, expected the numeric form", nonfake,
+		     rc == 0 ? host : gai_strerror(rc));
+	check_reverse((unsigned char *)&nf.sin_addr, AF_INET, NULL,
+	              "gethostbyaddr(non-fake)");
+
+	snprintf(p, sizeof(p), "%s-v4", path);
+	connect_fetch(AF_INET, a4, port, p, expect, "gethostbyname's IPv4 address");
+	snprintf(p, sizeof(p), "%s-v6", path);
+	connect_fetch(AF_INET6, a6, port, p, expect, "gethostbyname2's IPv6 address");
+	return failures ? 1 : 0;
+}
+
 /* --- main ----------------------------------------------------------------------- */
 
 static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPORT\n"
@@ -984,7 +1276,10 @@ static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPOR
                             "       probe forkdns|gai NAME PORT PATH EXPECT\n"
                             "       probe nameinfo NAME\n"
                             "       probe connect-err HOST PORT ERRNO-NAME [state]\n"
-                            "       probe slow-proxy HOST PORT MAX-MS ERRNO-NAME\n";
+                            "       probe slow-proxy HOST PORT MAX-MS ERRNO-NAME\n"
+                            "       probe tfo HOST PORT PATH EXPECT\n"
+                            "       probe resquery NAME\n"
+                            "       probe hostent NAME PORT PATH EXPECT NONFAKE\n";
 
 int main(int argc, char **argv)
 {
@@ -1020,6 +1315,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "slow-proxy") == 0 && nargs == 4)
 		return cmd_slow_proxy(args);
+	if (strcmp(cmd, "tfo") == 0 && nargs == 4)
+		return cmd_tfo(args);
+	if (strcmp(cmd, "resquery") == 0 && nargs == 1)
+		return cmd_resquery(args);
+	if (strcmp(cmd, "hostent") == 0 && nargs == 5)
+		return cmd_hostent(args);
 bad:
 	fputs(usage, stderr);
 	return 2;

@@ -12,8 +12,12 @@
 # Run (as root):
 #   SOCKSIFY_SERVER=build/cli/socksify-server SOCKSIFY=build/cli/socksify \
 #   SOCKSIFY_SHIM=build/shim/libsocksify.so bats tests/e2e/shim.bats
-# (meson test --suite shim sets these, and SOCKSIFY_PROBE, itself; without
-# SOCKSIFY_PROBE the probe is compiled with cc into the run's temporary dir.)
+# (meson test --suite shim sets these, and SOCKSIFY_PROBE, SOCKSIFY_CTOR_LIB,
+# SOCKSIFY_CTOR_MAIN and SOCKSIFY_STATIC_PROG, itself; without them the probe,
+# tests/e2e/ctor.c + ctor_main.c and static_prog.c are compiled with cc into
+# the run's temporary dir.) SOCKSIFY_TEST_PRELOAD (see netns.bash) runs every
+# program under test with more libraries preloaded: scripts/test uses it for
+# the ASan/UBSan pass.
 
 # bats runs each test in a subshell and sets status/output/lines/stderr:
 # shellcheck disable=SC2030,SC2031,SC2154,SC2001
@@ -567,7 +571,7 @@ t_echo() { # KIND
 # ---------------------------------------------------------------------------------
 
 @test "LD_PRELOAD + SOCKSIFY_PROXY without the launcher: curl fetches through the proxy" {
-	run -0 client_run env LD_PRELOAD="$SOCKSIFY_SHIM" SOCKSIFY_PROXY="$(proxy_url sx)" \
+	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url sx)" \
 		"${CURL[@]}" -o "$BATS_TEST_TMPDIR/file" "http://$TARGET4/file?$TAG"
 	assert_file_intact "$BATS_TEST_TMPDIR/file"
 	assert_via_proxy "/file?$TAG " 1
@@ -575,7 +579,7 @@ t_echo() { # KIND
 }
 
 @test "[remote-dns] LD_PRELOAD + SOCKSIFY_PROXY=socks5h:// without the launcher: by name" {
-	run -0 client_run env LD_PRELOAD="$SOCKSIFY_SHIM" SOCKSIFY_PROXY="$(proxy_url sx h)" \
+	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url sx h)" \
 		"${CURL[@]}" -o "$BATS_TEST_TMPDIR/file" "http://target.test/file?$TAG"
 	assert_file_intact "$BATS_TEST_TMPDIR/file"
 	assert_via_proxy "/file?$TAG " 1
@@ -585,7 +589,7 @@ t_echo() { # KIND
 @test "SOCKSIFY_CONF: a configuration file with proxy = ... is used" {
 	local conf=$BATS_TEST_TMPDIR/socksify.conf
 	printf '# test\nproxy = %s\n' "$(proxy_url auth)" >"$conf"
-	run -0 client_run env SOCKSIFY_CONF="$conf" LD_PRELOAD="$SOCKSIFY_SHIM" \
+	run -0 client_run env SOCKSIFY_CONF="$conf" LD_PRELOAD="$SHIM_PRELOAD" \
 		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG-env"
 	assert_output "$SMALL_TEXT"
 	run -0 client_run "$SOCKSIFY" -c "$conf" -- "${CURL[@]}" "http://$TARGET4/small.txt?$TAG-c"
@@ -610,7 +614,7 @@ t_echo() { # KIND
 @test "fail closed: probe connect to the trap with the proxy down gives ECONNREFUSED (blocking and non-blocking)" {
 	local probe
 	probe=$(probe_bin)
-	run -0 client_run env LD_PRELOAD="$SOCKSIFY_SHIM" SOCKSIFY_PROXY="socks5://$PROXY4:1099" \
+	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="socks5://$PROXY4:1099" \
 		"$probe" connect-err "$PROXY4" 8080 ECONNREFUSED
 	refute_line --partial FAIL
 	assert_trap_untouched
@@ -788,11 +792,11 @@ assert_one_line_error() {
 
 @test "socksify --env: the export lines socksify a bash -c" {
 	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url auth)" --env
-	assert_line --regexp "^export LD_PRELOAD='[^']*libsocksify\\.so'\$"
+	assert_line --regexp "^export LD_PRELOAD='[^':]*libsocksify\\.so${SOCKSIFY_TEST_PRELOAD:+:$SOCKSIFY_TEST_PRELOAD}'\$"
 	assert_line "export SOCKSIFY_PROXY='$(proxy_url auth)'"
 	# the shim named there exists
 	local shim
-	shim=$(sed -n "s/^export LD_PRELOAD='\\([^':]*\\)'\$/\\1/p" <<<"$output")
+	shim=$(sed -n "s/^export LD_PRELOAD='\\([^':]*\\)[':].*/\\1/p" <<<"$output")
 	[[ -f $shim ]] || fail "LD_PRELOAD names a missing file: $shim"
 	# shellcheck disable=SC2016
 	run -0 client_run bash -c 'eval "$("$0" -p "$1" --env)" && exec "${@:2}"' \
@@ -816,7 +820,7 @@ assert_one_line_error() {
 		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG-c"
 	assert_equal "$stderr" ""
 	# SOCKSIFY_LOG_LEVEL=info without the launcher: the same line
-	run -0 --separate-stderr client_run env LD_PRELOAD="$SOCKSIFY_SHIM" \
+	run -0 --separate-stderr client_run env LD_PRELOAD="$SHIM_PRELOAD" \
 		SOCKSIFY_PROXY="$(proxy_url sx)" SOCKSIFY_LOG_LEVEL=info \
 		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG-d"
 	[[ ${#stderr_lines[@]} == 1 && ${stderr_lines[0]} =~ ^socksify\[[0-9]+\]:\ connect\ 198\.18\.2\.2:80\ via ]] ||
@@ -1002,4 +1006,246 @@ probe_run() {
 	refute_line --partial FAIL
 	assert_no_dns_leak
 	wait_log SX_LOG "CONNECT nonexistent\\.test:80: reply 4"
+}
+
+@test "probe tfo: sendto and sendmsg with MSG_FASTOPEN on a fresh socket connect through the proxy" {
+	run -0 probe_run sx -- tfo "$TARGET4" 80 "/small.txt?$TAG" "$SMALL_TEXT"
+	refute_line --partial FAIL
+	assert_line --regexp "^ok sendto\\(fd [0-9]+, MSG_FASTOPEN, $TARGET4:80\\): [0-9]+ bytes sent\$"
+	assert_line --regexp "^ok sendmsg\\(fd [0-9]+, MSG_FASTOPEN, $TARGET4:80\\): [0-9]+ bytes sent\$"
+	assert_via_proxy "/small.txt?$TAG-sendto " 1
+	assert_via_proxy "/small.txt?$TAG-sendmsg " 1
+	assert_proxy_connect sx "$TARGET4:80"
+	assert_trap_untouched
+}
+
+@test "[remote-dns] probe tfo: MSG_FASTOPEN to the fake address of target.test sends the name to the proxy" {
+	run -0 probe_run sx h -- tfo target.test 80 "/small.txt?$TAG" "$SMALL_TEXT"
+	refute_line --partial FAIL
+	assert_via_proxy "/small.txt?$TAG-send" 2
+	assert_proxy_connect sx "target.test:80"
+	assert_no_dns_leak
+}
+
+@test "[remote-dns] probe resquery: res_query and res_search fail (-1), one log line names res_query, no query leaves" {
+	run -0 --separate-stderr probe_run sx h -- resquery target.test
+	refute_line --partial FAIL
+	assert_equal "${#lines[@]}" 3
+	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one log line on stderr, got: $stderr"
+	[[ ${stderr_lines[0]} =~ ^socksify\[[0-9]+\]:\ res_query\(target\.test\)\ refused ]] ||
+		fail "unexpected log line: ${stderr_lines[0]}"
+	assert_no_dns_leak
+	# the control: with names resolved here (socks5://) the same calls do reach the
+	# leak detector, so its silence above means something
+	run -0 --separate-stderr probe_run sx -- resquery target.test
+	assert_equal "$stderr" ""
+	wait_log DNS_LOG " target\\.test 1\$"
+}
+
+@test "[remote-dns] probe hostent: gethostbyname{,2}{,_r} give fake addresses, gethostbyaddr the name, NI_NAMEREQD of 198.18.2.2 is EAI_NONAME; no query leaks" {
+	run -0 probe_run sx h -- hostent target.test 80 "/small.txt?$TAG" "$SMALL_TEXT" "$TARGET4"
+	refute_line --partial FAIL
+	assert_line --regexp "^ok gethostbyname = (24[0-9]|25[0-5])\\.[0-9.]+ \\(h_name target\\.test\\)\$"
+	assert_line --regexp "^ok gethostbyname2\\(AF_INET6\\) = 100::[0-9a-f:]+ \\(h_name target\\.test\\)\$"
+	assert_line "ok gethostbyaddr(fake IPv4) = target.test"
+	assert_line "ok gethostbyaddr(fake IPv6) = target.test"
+	assert_line "ok getnameinfo($TARGET4, NI_NAMEREQD): EAI_NONAME"
+	assert_line --partial "ok gethostbyaddr(non-fake): no answer"
+	assert_via_proxy "/small.txt?$TAG-v4 " 1
+	assert_via_proxy "/small.txt?$TAG-v6 " 1
+	assert_proxy_connect sx "target.test:80"
+	assert_no_dns_leak
+}
+
+# ---------------------------------------------------------------------------------
+# hooks called before the shim's constructor
+# ---------------------------------------------------------------------------------
+
+# ctor_main needs libsxctor.so (DT_NEEDED); glibc initialises it before the
+# preloaded shim (LD_DEBUG=libs prints "calling init: ..." in that order,
+# checked here), so the constructor's getaddrinfo() and connect() are the first
+# calls into the shim, which must initialise itself on the spot.
+@test "[remote-dns] a library constructor that runs before the shim's resolves target.test remotely and fetches through the proxy" {
+	ctor_bins
+	run -0 --separate-stderr client_run env LD_DEBUG=libs SXCTOR_HOST=target.test \
+		SXCTOR_PATH="/small.txt?$TAG-ctor" SXCTOR_EXPECT="$SMALL_TEXT" \
+		"$SOCKSIFY" -p "$(proxy_url sx h)" -- "$CTOR_MAIN"
+	refute_line --partial FAIL
+	assert_line --regexp "^ctor: ok getaddrinfo target\\.test = (24[0-9]|25[0-5])\\.[0-9.]+:80\$"
+	assert_line --regexp "^ctor: ok connect "
+	assert_line "ctor: ok GET /small.txt?$TAG-ctor: 200 with the expected body"
+	assert_line "main: the constructor's status is 0"
+	# the order of the two constructors
+	local inits
+	inits=$(grep -oE 'calling init: .*/(libsxctor|libsocksify)\.so$' <<<"$stderr" |
+		sed 's|.*/||') || true
+	assert_equal "$inits" $'libsxctor.so\nlibsocksify.so'
+	assert_via_proxy "/small.txt?$TAG-ctor " 1
+	assert_proxy_connect sx "target.test:80"
+	assert_no_dns_leak
+}
+
+# ---------------------------------------------------------------------------------
+# the launcher: programs it cannot socksify, LD_PRELOAD, --env across exec
+# ---------------------------------------------------------------------------------
+
+@test "socksify: a statically linked program: one warning line naming it, the program still runs" {
+	static_prog_bin || skip "$STATIC_PROG_WHY"
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- "$STATIC_PROG"
+	assert_output "static program ran"
+	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one line on stderr, got: $stderr"
+	[[ ${stderr_lines[0]} == "socksify: warning: $STATIC_PROG is statically linked"* ]] ||
+		fail "unexpected warning: $stderr"
+	# a dynamically linked program gets no warning
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- /bin/true
+	assert_equal "$stderr" ""
+}
+
+@test "socksify: a setuid (and a setgid) program: one warning line naming it, the program still runs" {
+	local prog=$BATS_TEST_TMPDIR/true-setuid
+	cp /bin/true "$prog"
+	chmod u+s "$prog"
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- "$prog"
+	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one line on stderr, got: $stderr"
+	[[ ${stderr_lines[0]} == "socksify: warning: $prog is setuid"* ]] ||
+		fail "unexpected warning: $stderr"
+	chmod u-s,g+s "$prog"
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- "$prog"
+	[[ ${#stderr_lines[@]} == 1 && ${stderr_lines[0]} == "socksify: warning: $prog is setuid/setgid"* ]] ||
+		fail "unexpected warning for a setgid program: $stderr"
+	# the same file without the bits: no warning
+	chmod g-s "$prog"
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- "$prog"
+	assert_equal "$stderr" ""
+}
+
+@test "socksify: an LD_PRELOAD already set is kept after the shim, both are loaded, connections still go through the proxy" {
+	ctor_bins
+	local shim want
+	shim=$(readlink -f "$SOCKSIFY_SHIM")
+	want="$shim:${SOCKSIFY_TEST_PRELOAD:+$SOCKSIFY_TEST_PRELOAD:}$CTOR_LIB"
+	# shellcheck disable=SC2016
+	run -0 --separate-stderr client_run env LD_PRELOAD="$CTOR_LIB" \
+		"$SOCKSIFY" -p "$(proxy_url sx)" -- sh -c 'tr "\000" "\n" </proc/$$/environ'
+	assert_line "LD_PRELOAD=$want"
+	# shellcheck disable=SC2016
+	run -0 --separate-stderr client_run env LD_PRELOAD="$CTOR_LIB" \
+		"$SOCKSIFY" -p "$(proxy_url sx)" -- sh -c 'cat /proc/$$/maps'
+	assert_output --partial "$shim"
+	assert_output --partial "$CTOR_LIB"
+	run -0 --separate-stderr client_run env LD_PRELOAD="$CTOR_LIB" "$SOCKSIFY" -p "$(proxy_url sx)" --env
+	assert_line "export LD_PRELOAD='$want'"
+	run -0 client_run env LD_PRELOAD="$CTOR_LIB" "$SOCKSIFY" -p "$(proxy_url sx)" -- \
+		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG"
+	assert_output "$SMALL_TEXT"
+	assert_via_proxy "/small.txt?$TAG " 1
+}
+
+# argv: NAME PATH (the first run) or child ADDR NAME PATH PARENT-PID (after
+# exec): the parent resolves NAME and execs itself; the new image connects to
+# the address the parent got and fetches PATH.
+PY_REEXEC="$PY_FETCH"'
+import os, sys
+if sys.argv[1] != "child":
+    name, path = sys.argv[1], sys.argv[2]
+    addr = socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)[0][4][0]
+    print("parent pid %d resolved %s %s, SOCKSIFY_FAKEDNS_FD=%s" % (os.getpid(), name, addr, os.environ.get("SOCKSIFY_FAKEDNS_FD")))
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, sys.argv[0], "child", addr, name, path, str(os.getpid())])
+_, addr, name, path, ppid = sys.argv[1:]
+print("child is the same process:", int(ppid) == os.getpid())
+# connect before any lookup here: a fresh pool would hand out the same address
+status, body, peer = fetch(addr, 80, path)
+print("child status", status)
+print("child body", body.decode(errors="replace").strip())
+print("child peer %s %d" % peer)
+again = socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)[0][4][0]
+print("child resolves %s again: %s" % (name, "the same address" if again == addr else "a different address " + again))
+'
+
+@test "[remote-dns] socksify --env in bash -c: python resolves a name, execs itself, the new image connects to the fake address" {
+	local script=$BATS_TEST_TMPDIR/reexec.py
+	printf '%s\n' "$PY_REEXEC" >"$script"
+	# shellcheck disable=SC2016
+	run -0 client_run bash -c 'eval "$("$0" -p "$1" --env)" && "${@:2}"' \
+		"$SOCKSIFY" "$(proxy_url sx h)" "$PYTHON" "$script" target.test "/small.txt?$TAG"
+	assert_line --regexp "^parent pid [0-9]+ resolved target\\.test (24[0-9]|25[0-5])\\.[0-9.]+, SOCKSIFY_FAKEDNS_FD=[0-9]+\$"
+	assert_line "child is the same process: True"
+	assert_line "child resolves target.test again: the same address"
+	assert_line "child status HTTP/1.0 200 OK"
+	assert_line "child body $SMALL_TEXT"
+	local addr
+	addr=$(sed -n 's/^parent pid [0-9]* resolved target\.test \([0-9.]*\),.*/\1/p' <<<"$output")
+	assert_line "child peer $addr 80"
+	assert_via_proxy "/small.txt?$TAG " 1
+	assert_proxy_connect sx "target.test:80"
+	assert_no_dns_leak
+}
+
+# ---------------------------------------------------------------------------------
+# configuration corners: pipelining, a proxy by name, a broken configuration
+# ---------------------------------------------------------------------------------
+
+@test "pipeline = yes: greeting, auth and CONNECT in one write work with socksify-server (no auth, auth) and dante" {
+	local kind conf
+	for kind in sx auth dante; do
+		require_proxy "$kind"
+		conf=$BATS_TEST_TMPDIR/$kind.conf
+		printf 'proxy = %s\npipeline = yes\n' "$(proxy_url "$kind")" >"$conf"
+		run -0 client_run "$SOCKSIFY" -c "$conf" -- "${CURL[@]}" "http://$TARGET4/small.txt?$TAG-$kind"
+		assert_output "$SMALL_TEXT"
+		assert_proxy_connect "$kind" "$TARGET4:80"
+	done
+	assert_via_proxy "/small.txt?$TAG-" 3
+}
+
+@test "the proxy given by host name (resolved locally, in the client namespace)" {
+	# only this test uses the name; the file goes with the topology
+	echo "$PROXY4 socks-proxy.test" >>"/etc/netns/$NX-client/hosts"
+	run -0 client_run "$SOCKSIFY" -p "socks5://socks-proxy.test:1080" -- \
+		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG"
+	assert_output "$SMALL_TEXT"
+	assert_via_proxy "/small.txt?$TAG " 1
+	assert_no_dns_leak
+}
+
+@test "the proxy's own address goes direct: curl --socks5 to the proxy under socksify still works" {
+	run -0 sx_run sx -- "${CURL[@]}" --socks5 "$PROXY4:1080" "http://$TARGET4/small.txt?$TAG"
+	assert_output "$SMALL_TEXT"
+	assert_via_proxy "/small.txt?$TAG " 1
+	# one CONNECT to the target, none to the proxy itself
+	assert_proxy_connect sx "$TARGET4:80"
+	local log
+	log=$(log_since "$(proxy_log_var sx)")
+	[[ $log != *"CONNECT $PROXY4:1080"* ]] || fail "the connection to the proxy was proxied: $log"
+}
+
+@test "a shim loaded without the launcher and a bad SOCKSIFY_PROXY: one line, every connection fails, nothing goes direct" {
+	run client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="socks4://$PROXY4:1080" \
+		"$PYTHON" -c '
+import socket, sys
+for host, port in ((sys.argv[1], 80), (sys.argv[2], 8080)):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        print("connected", host)
+    except OSError as e:
+        print("refused", host, e.errno)
+' "$TARGET4" "$PROXY4"
+	assert_line "refused $TARGET4 111"
+	assert_line "refused $PROXY4 111"
+	refute_line --partial connected
+	run -0 grep -c "bad proxy URL 'socks4://" <<<"$output"
+	assert_output 1
+	assert_trap_untouched
+	[[ -z $(target_log_since) ]] || fail "the target was reached: $(target_log_since)"
+}
+
+@test "valgrind: curl under the shim by name, no memory errors or definite leaks" {
+	[[ -z ${SOCKSIFY_TEST_PRELOAD:-} ]] || skip "valgrind cannot run with the ASan shim (this is the ASan pass)"
+	command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/deps installs it)"
+	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url sx h)" \
+		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+		"${CURL[@]}" "http://target.test/small.txt?$TAG"
+	assert_output "$SMALL_TEXT"
+	assert_via_proxy "/small.txt?$TAG " 1
 }
