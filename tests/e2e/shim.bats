@@ -1249,3 +1249,26 @@ for host, port in ((sys.argv[1], 80), (sys.argv[2], 8080)):
 	assert_output "$SMALL_TEXT"
 	assert_via_proxy "/small.txt?$TAG " 1
 }
+
+@test "[remote-dns] /etc/hosts names and excluded names resolve locally; other names get fake addresses without a query" {
+	echo "$PROXY4 hosts-name.test" >>"/etc/netns/$NX-client/hosts"
+	run -0 client_run env SOCKSIFY_EXCLUDE=excluded.test "$SOCKSIFY" -p "$(proxy_url sx h)" -- \
+		"$PYTHON" -c '
+import socket
+for name in ("hosts-name.test", "some.other.test"):
+    print(name, socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+try:
+    socket.getaddrinfo("x.excluded.test", 80, socket.AF_INET, socket.SOCK_STREAM)
+    print("x.excluded.test resolved")
+except socket.gaierror as e:
+    print("x.excluded.test not found")
+'
+	assert_line "hosts-name.test $PROXY4"
+	assert_line --regexp '^some\.other\.test 24[0-9]\.[0-9]+\.[0-9]+\.[0-9]+$'
+	assert_line "x.excluded.test not found"
+	# the excluded name was asked of the local nameserver, and only it
+	wait_log DNS_LOG " x\\.excluded\\.test "
+	local dns
+	dns=$(log_since DNS_LOG)
+	[[ $dns != *other.test* && $dns != *hosts-name* ]] || fail "a query left for a proxied name: $dns"
+}
