@@ -11,59 +11,27 @@
  * Any inconsistency abort()s. Decoded addresses also go through the format and
  * sockaddr helpers.
  *
- * Built with -DFUZZ_REPLAY_MAIN it gets a main() for plain compilers: it
- * replays the files and directories named on the command line, then runs
- * FUZZ_ITERATIONS (default 100000) deterministic random mutations of them
- * (seeded by FUZZ_SEED, default 1) and prints one summary line. With clang,
- * build it without that define as a real libFuzzer target instead:
+ * Linked with replay_main.c it gets a main() for any compiler, which replays
+ * corpus files and directories and runs deterministic random mutations of
+ * them (see there; tests/fuzz/meson.build builds it so). With clang, build it
+ * without replay_main.c as a real libFuzzer target instead:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishim/proto \
  *       tests/fuzz/fuzz_proto.c shim/proto/socks5.c -o fuzz_proto
  *   ./fuzz_proto tests/fuzz/corpus/proto
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "guard.h"
+#include "replay.h"
 #include "socks5.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "fuzz_proto: %s:%d: check failed: %s\n",         \
-			        __FILE__, __LINE__, #cond);                              \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
+const char fuzz_target_name[] = "fuzz_proto";
 
 /* Inputs longer than this are cut: no message is anywhere near as long. */
-#define SPAN_LEN (16 * 4096)
-
-/* --- the input at the end of a guard page ---------------------------------------- */
-
-static const uint8_t *place_at_end(const uint8_t *data, size_t size)
-{
-	static uint8_t *span;
-	static size_t guard_len;
-
-	if (!span) {
-		guard_len = (size_t)sysconf(_SC_PAGESIZE);
-		void *p = mmap(NULL, SPAN_LEN + guard_len, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		CHECK(p != MAP_FAILED);
-		CHECK(mprotect((uint8_t *)p + SPAN_LEN, guard_len, PROT_NONE) == 0);
-		span = p;
-	}
-	uint8_t *dst = span + SPAN_LEN - size;
-	if (size)
-		memcpy(dst, data, size);
-	return dst;
-}
+#define SPAN_LEN FUZZ_INPUT_MAX
 
 /* --- every decoder behind one interface ----------------------------------------------
  */
@@ -277,6 +245,8 @@ static void check_failure(const struct codec *c, const uint8_t *buf, size_t len,
 	}
 }
 
+static struct guarded input_span; /* the input ends at a guard page */
+
 /* Runs every decoder; returns how many decoded a whole message. */
 static int fuzz_one(const uint8_t *data, size_t size)
 {
@@ -285,7 +255,7 @@ static int fuzz_one(const uint8_t *data, size_t size)
 
 	if (size > SPAN_LEN)
 		size = SPAN_LEN;
-	const uint8_t *buf = place_at_end(data, size);
+	const uint8_t *buf = guarded_copy(&input_span, SPAN_LEN, data, size);
 	for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++) {
 		const struct codec *c = &codecs[i];
 		memset(&m, 0xee, sizeof(m));
@@ -305,220 +275,29 @@ static int fuzz_one(const uint8_t *data, size_t size)
 	return decoded;
 }
 
+int fuzz_last_good;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	fuzz_one(data, size);
+	fuzz_last_good = fuzz_one(data, size);
 	return 0;
 }
 
-#ifdef FUZZ_REPLAY_MAIN
-/* --- replay and mutation driver for compilers without libFuzzer ------------------------
- */
-
-#include <dirent.h>
-#include <sys/stat.h>
-
-#define MUT_MAX  1024 /* longest mutated input */
-#define POOL_MAX 4096 /* corpus entries kept, seeds and finds */
-
-struct input {
-	size_t len;
-	uint8_t *data;
-};
-
-struct pool {
-	struct input *v;
-	size_t n, cap, seeds;
-};
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t x = rng_state; /* xorshift64 */
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
-
-static size_t below(size_t n)
-{
-	return n ? (size_t)(rnd() % n) : 0;
-}
-
-static void pool_add(struct pool *p, const uint8_t *data, size_t len)
-{
-	if (p->n == p->cap) {
-		p->cap = p->cap ? 2 * p->cap : 64;
-		p->v = realloc(p->v, p->cap * sizeof(*p->v));
-		CHECK(p->v);
-	}
-	uint8_t *copy = malloc(len ? len : 1);
-	CHECK(copy);
-	if (len)
-		memcpy(copy, data, len);
-	p->v[p->n++] = (struct input){len, copy};
-}
-
-static void pool_free(struct pool *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free(p->v[i].data);
-	free(p->v);
-}
-
-/* Reads one file into the pool and runs it; returns -errno. */
-static int replay_file(struct pool *p, const char *path)
-{
-	uint8_t buf[SPAN_LEN];
-	FILE *f = fopen(path, "rb");
-
-	if (!f)
-		return -errno;
-	size_t len = fread(buf, 1, sizeof(buf), f);
-	int err = ferror(f) ? -EIO : 0;
-	fclose(f);
-	if (err)
-		return err;
-	fuzz_one(buf, len);
-	pool_add(p, buf, len < MUT_MAX ? len : MUT_MAX);
-	return 0;
-}
-
-/* A file, or every regular file in a directory (sorted by name). */
-static int replay_path(struct pool *p, const char *path)
-{
-	struct dirent **names;
-	struct stat st;
-	char sub[4096];
-	int n, err = 0;
-
-	if (stat(path, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return replay_file(p, path);
-	n = scandir(path, &names, NULL, alphasort);
-	if (n < 0)
-		return -errno;
-	for (int i = 0; i < n; i++) {
-		snprintf(sub, sizeof(sub), "%s/%s", path, names[i]->d_name);
-		if (!err && names[i]->d_name[0] != '.' && stat(sub, &st) == 0 &&
-		    S_ISREG(st.st_mode))
-			err = replay_file(p, sub);
-		free(names[i]);
-	}
-	free(names);
-	return err;
-}
+/* --- how replay_main.c mutates inputs --------------------------------------------- */
 
 static const uint8_t interesting[] = {0x00, 0x01, 0x03, 0x04, 0x05, 0xff};
 
-/* One random edit of buf (len bytes, room for MUT_MAX); returns the new length. */
-static size_t mutate_once(uint8_t *buf, size_t len, const struct pool *p)
-{
-	size_t at = below(len), n;
+/* Each as likely; the first two also apply to an empty input. */
+static const enum fuzz_edit edits[] = {
+        FUZZ_INSERT_BYTE, FUZZ_APPEND_ENTRY, FUZZ_FLIP_BIT,        FUZZ_SET_BYTE,
+        FUZZ_SET_BYTE,    FUZZ_TRUNCATE,     FUZZ_DUPLICATE_CHUNK,
+};
 
-	switch (below(len ? 7 : 2)) {
-	case 0: /* insert a byte */
-		if (len == MUT_MAX)
-			return len;
-		at = below(len + 1);
-		memmove(buf + at + 1, buf + at, len - at);
-		buf[at] = rnd() & 1 ? interesting[below(sizeof(interesting))]
-		                    : (uint8_t)rnd();
-		return len + 1;
-	case 1: { /* append part of another entry */
-		if (!p->n)
-			return len;
-		const struct input *o = &p->v[below(p->n)];
-		n = below(o->len + 1);
-		n = n < MUT_MAX - len ? n : MUT_MAX - len;
-		memcpy(buf + len, o->data, n);
-		return len + n;
-	}
-	case 2: /* flip a bit */
-		buf[at] ^= (uint8_t)(1u << below(8));
-		return len;
-	case 3: /* set an interesting value */
-	case 4:
-		buf[at] = interesting[below(sizeof(interesting))];
-		return len;
-	case 5: /* truncate */
-		return below(len);
-	default: /* duplicate a chunk in place */
-		n = 1 + below(len - at);
-		n = n < MUT_MAX - len ? n : MUT_MAX - len;
-		memmove(buf + at + n, buf + at, len - at);
-		return len + n;
-	}
-}
-
-static unsigned long env_number(const char *name, unsigned long def)
-{
-	const char *s = getenv(name);
-	char *end;
-
-	if (!s || !*s)
-		return def;
-	unsigned long v = strtoul(s, &end, 0);
-	if (*end) {
-		fprintf(stderr, "fuzz_proto: %s=%s is not a number\n", name, s);
-		exit(2);
-	}
-	return v;
-}
-
-static void run_mutations(struct pool *p, unsigned long iterations)
-{
-	uint8_t buf[MUT_MAX];
-
-	for (unsigned long i = 0; i < iterations; i++) {
-		size_t len = 0;
-		if (p->n) {
-			const struct input *in = &p->v[below(p->n)];
-			len = in->len;
-			memcpy(buf, in->data, len);
-		}
-		for (size_t k = 1 + below(4); k > 0; k--)
-			len = mutate_once(buf, len, p);
-		if (fuzz_one(buf, len) == 0)
-			continue;
-		/* keep inputs that decode: later mutations go deeper from them */
-		if (p->n < POOL_MAX) {
-			pool_add(p, buf, len);
-		} else if (p->n > p->seeds && below(16) == 0) {
-			struct input *victim = &p->v[p->seeds + below(p->n - p->seeds)];
-			free(victim->data);
-			victim->data = malloc(len ? len : 1);
-			CHECK(victim->data);
-			memcpy(victim->data, buf, len);
-			victim->len = len;
-		}
-	}
-}
-
-int main(int argc, char **argv)
-{
-	struct pool pool = {0};
-	unsigned long iterations = env_number("FUZZ_ITERATIONS", 100000);
-
-	rng_state = env_number("FUZZ_SEED", 1);
-	if (rng_state == 0)
-		rng_state = 0x9e3779b97f4a7c15u; /* xorshift must not start at 0 */
-	for (int i = 1; i < argc; i++) {
-		int err = replay_path(&pool, argv[i]);
-		if (err < 0) {
-			fprintf(stderr, "fuzz_proto: %s: %s\n", argv[i], strerror(-err));
-			pool_free(&pool);
-			return 2;
-		}
-	}
-	pool.seeds = pool.n;
-	run_mutations(&pool, iterations);
-	printf("fuzz_proto: %zu inputs, %lu mutations, ok\n", pool.seeds, iterations);
-	pool_free(&pool);
-	return 0;
-}
-#endif
+const struct fuzz_mutator fuzz_mutator = {
+        .max_len = 1024,
+        .edits = edits,
+        .nedits = sizeof(edits) / sizeof(edits[0]),
+        .nedits_empty = 2,
+        .interesting = interesting,
+        .ninteresting = sizeof(interesting),
+};
