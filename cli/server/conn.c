@@ -17,8 +17,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "bind.h"
 #include "log.h"
 #include "resolve.h"
+#include "udp.h"
 
 enum {
 	DRAIN_TIMEOUT_MS = 2000, /* how long a refused client may take to hang up */
@@ -87,10 +89,16 @@ static void log_conn(const struct conn *c)
 		format_sockaddr(&c->dest, via + 2, sizeof(via) - 3);
 		strcat(via, ")");
 	}
-	log_msg(LOG_CONN,
-	        "%s %s %s%s: %s, up %" PRIu64 " down %" PRIu64 " bytes, %" PRIu64 " ms",
-	        peer, socks5_cmd_name(c->req.cmd), dst, via, outcome,
-	        c->relay.dir[RELAY_CLIENT].bytes, c->relay.dir[RELAY_TARGET].bytes, ms);
+	char traffic[160];
+	if (c->udp)
+		udp_describe(c, traffic, sizeof(traffic));
+	else
+		snprintf(traffic, sizeof(traffic),
+		         "up %" PRIu64 " down %" PRIu64 " bytes",
+		         c->relay.dir[RELAY_CLIENT].bytes,
+		         c->relay.dir[RELAY_TARGET].bytes);
+	log_msg(LOG_CONN, "%s %s %s%s: %s, %s, %" PRIu64 " ms", peer,
+	        socks5_cmd_name(c->req.cmd), dst, via, outcome, traffic, ms);
 }
 
 void conn_close(struct conn *c, const char *result)
@@ -108,6 +116,7 @@ void conn_close(struct conn *c, const char *result)
 		resolve_cancel(c->job);
 	c->job = NULL;
 	relay_free(&c->relay);
+	udp_free(c);
 	explicit_bzero(c->hs, sizeof(c->hs));
 	if (c->refused)
 		srv->nrefusing--;
@@ -209,10 +218,12 @@ static void on_client(struct loop_watch *w, uint32_t revents)
 		relay_event(c, RELAY_CLIENT, revents);
 		break;
 	case CONN_DRAINING:
+	case CONN_UDP:
 		drain_read(c);
 		break;
 	case CONN_RESOLVING:
 	case CONN_CONNECTING:
+	case CONN_BINDING:
 	case CONN_CLOSED:
 		break;
 	}
@@ -226,6 +237,9 @@ static void on_target(struct loop_watch *w, uint32_t revents)
 	case CONN_CONNECTING:
 		handshake_on_target(c, revents);
 		break;
+	case CONN_BINDING:
+		bind_on_accept(c);
+		break;
 	case CONN_RELAYING:
 		relay_event(c, RELAY_TARGET, revents);
 		break;
@@ -233,6 +247,7 @@ static void on_target(struct loop_watch *w, uint32_t revents)
 	case CONN_AUTH:
 	case CONN_REQUEST:
 	case CONN_RESOLVING:
+	case CONN_UDP:
 	case CONN_DRAINING:
 	case CONN_CLOSED:
 		break;
@@ -359,9 +374,11 @@ void conn_sweep(struct server *srv)
 			break;
 		case CONN_RESOLVING:
 		case CONN_CONNECTING:
+		case CONN_BINDING:
 			handshake_timeout(c);
 			break;
 		case CONN_RELAYING:
+		case CONN_UDP:
 			conn_close(c, "idle timeout");
 			break;
 		case CONN_DRAINING:

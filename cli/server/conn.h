@@ -59,6 +59,8 @@ enum conn_state {
 	CONN_RESOLVING,
 	CONN_CONNECTING,
 	CONN_RELAYING,
+	CONN_BINDING, /* BIND: waiting for the peer's connection */
+	CONN_UDP,     /* a UDP association: the control connection is watched for EOF */
 	CONN_DRAINING,
 	CONN_CLOSED,
 };
@@ -66,6 +68,7 @@ enum conn_state {
 enum { CONN_HS_BUF = 1024, CONN_MAX_ADDRS = 16 };
 
 struct resolve_job;
+struct udp_assoc;
 
 struct conn {
 	struct server *srv;
@@ -89,6 +92,7 @@ struct conn {
 	const char *result;           /* for the log line */
 	int rep;                      /* the failure reply sent, or -1 */
 	struct relay relay;
+	struct udp_assoc *udp; /* CONN_UDP */
 };
 
 struct server {

@@ -17,9 +17,11 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "bind.h"
 #include "conn.h"
 #include "log.h"
 #include "resolve.h"
+#include "udp.h"
 
 /* Handler results. */
 enum step { STEP_MORE = 0, STEP_NEXT = 1, STEP_STOP = -1 };
@@ -134,6 +136,18 @@ static enum step on_request(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	c->have_request = true;
+	if (c->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE) {
+		udp_start(c);
+		return STEP_STOP;
+	}
+	if (c->req.cmd == SOCKS5_CMD_BIND) {
+		/* Early data waits in c->hs until the peer is connected. */
+		if (loop_watch_set(&srv->loop, &c->client, 0) < 0)
+			conn_close(c, "epoll failed");
+		else
+			bind_start(c);
+		return STEP_STOP;
+	}
 	if (c->req.cmd != SOCKS5_CMD_CONNECT) {
 		conn_fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, NULL);
 		return STEP_STOP;
@@ -190,6 +204,8 @@ void handshake_on_client(struct conn *c)
 		case CONN_RESOLVING:
 		case CONN_CONNECTING:
 		case CONN_RELAYING:
+		case CONN_BINDING:
+		case CONN_UDP:
 		case CONN_DRAINING:
 		case CONN_CLOSED:
 			s = STEP_STOP;

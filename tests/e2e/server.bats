@@ -342,19 +342,6 @@ closed_port() {
 	assert_line "closed=yes"
 }
 
-@test "BIND (command 2) -> reply 7 (command not supported)" {
-	start_server
-	run -0 client connect --proxy "$PROXY" --target "127.0.0.1:$HTTP_PORT" --cmd 2 \
-		--expect-rep 7
-	assert_line "closed=yes"
-}
-
-@test "UDP ASSOCIATE (command 3) -> reply 7 (command not supported)" {
-	start_server
-	run -0 client connect --proxy "$PROXY" --target "0.0.0.0:0" --cmd 3 --expect-rep 7
-	assert_line "closed=yes"
-}
-
 @test "unknown ATYP 5 -> reply 8 (address type not supported), then close" {
 	start_server
 	run -0 client raw --proxy "$PROXY" --hex "050100 05010005 7f000001 0050" \
@@ -460,10 +447,6 @@ while True:
 	run -0 client raw --proxy "$PROXY" --hex 040100 --expect-close
 	run -0 client raw --proxy "$PROXY" --hex 0500 --expect-close
 	run -0 client raw --proxy "$PROXY" --hex "050100 05090001 7f000001 $port_hex" \
-		--expect 05000507 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050100 05020001 7f000001 $port_hex" \
-		--expect 05000507 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050100 05030001 00000000 0000" \
 		--expect 05000507 --expect-close
 	run -0 client raw --proxy "$PROXY" --hex "050100 05010005 7f000001 $port_hex" \
 		--expect 05000508 --expect-close

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Raw SOCKS5 test client and tiny TCP target servers for the socksify e2e tests.
+"""Raw SOCKS5 test client and tiny target servers (TCP, UDP) for the socksify e2e tests.
 
 Client subcommands (exit 0 on the expected result, else 1 with a one-line reason
 on stderr; facts go to stdout as key=value lines; every socket operation has a
@@ -14,12 +14,18 @@ timeout, so nothing hangs):
             report when (or whether) the server closes it
   maxconns  the --max-conns scenario: N held relays, one refused client, relays
             still working, a new client served once they are gone
+  udp       UDP ASSOCIATE (RFC 1928 sections 4 and 7), then steps in command-line
+            order: echoes of N-byte datagrams, datagrams the server must drop
+            (FRAG != 0, malformed, from another address or port), a query of the
+            source address the target saw, the end of the association
 
 Target servers (run until killed):
 
   echo-server  echoes everything back
   peer-server  sends "HOST:PORT\\n" (the peer address it saw), then closes
   eof-server   reads until EOF, then sends "N\\n" (bytes read) and --reply-file
+  udp-echo-server  UDP: echoes each datagram; answers "?peer" with
+                   "peer=HOST:PORT" (the sender it saw); logs one line a datagram
 """
 
 import argparse
@@ -451,6 +457,343 @@ def cmd_maxconns(args):
     print("served_after_close=yes")
 
 
+# --- UDP ASSOCIATE ----------------------------------------------------------------
+
+
+def parse_udp_header(data, what):
+    """RFC 1928 section 7 header -> (frag, atyp, host, port, payload)."""
+    if len(data) < 4:
+        raise Fail(f"{what}: {len(data)}-byte datagram, shorter than a header ({data.hex()})")
+    rsv, frag, atyp = data[:2], data[2], data[3]
+    if rsv != b"\x00\x00":
+        raise Fail(f"{what}: RSV is {rsv.hex()}, not 0000")
+    if atyp == 1:
+        end = 4 + 4
+        if len(data) < end + 2:
+            raise Fail(f"{what}: truncated IPv4 header ({data[:16].hex()})")
+        host = str(ipaddress.IPv4Address(data[4:end]))
+    elif atyp == 4:
+        end = 4 + 16
+        if len(data) < end + 2:
+            raise Fail(f"{what}: truncated IPv6 header ({data[:32].hex()})")
+        host = str(ipaddress.IPv6Address(data[4:end]))
+    elif atyp == 3:
+        raise Fail(f"{what}: ATYP 3 (a name) in a reply header, not the replier's address")
+    else:
+        raise Fail(f"{what}: unknown ATYP {atyp:#04x} ({data[:16].hex()})")
+    port = int.from_bytes(data[end : end + 2], "big")
+    return frag, atyp, host, port, data[end + 2 :]
+
+
+def same_ip(a, b):
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def step_target(value, default):
+    """'SIZE' or 'SIZE@HOST:PORT' -> (int, (host, port))."""
+    size, sep, rest = value.partition("@")
+    if not size.isdigit():
+        raise Fail(f"bad step value {value!r} (SIZE or SIZE@HOST:PORT)")
+    target = default
+    if sep:
+        try:
+            target = hostport(rest)
+        except argparse.ArgumentTypeError as e:
+            raise Fail(str(e))
+    return int(size), target
+
+
+class Step(argparse.Action):
+    """Appends (option name, value) to namespace.steps, in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        steps = list(getattr(namespace, "steps", None) or [])
+        steps.append((self.dest, values))
+        namespace.steps = steps
+
+
+class UdpAssoc:
+    """One UDP association: the TCP control connection, the client's main UDP
+    socket and any extra sockets the steps open."""
+
+    def __init__(self, args):
+        self.args = args
+        self.conn = Conn(args.proxy, args.timeout)
+        self.family = self.conn.sock.family
+        self.peer_ip = self.conn.sock.getsockname()[0]  # our TCP source address
+        self.main = self.udp_socket(args.bind_src or self.peer_ip, args.src_port)
+        local = self.main.getsockname()
+        print(f"udp_local={fmt_hostport(local[0], local[1])}")
+        self.pending = []  # sockets that must stay silent (dropped datagrams)
+        self.extra = []
+        self.tcp_closed = False
+        self.echoed = 0
+
+    def udp_socket(self, host, port=0):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            s.close()
+            raise Fail(f"cannot bind a UDP socket to {fmt_hostport(host, port)}: {e}")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        return s
+
+    def request(self):
+        """The UDP ASSOCIATE request; returns False when a refusal was expected
+        and seen."""
+        args = self.args
+        if args.req_addr == "self":
+            req = self.main.getsockname()[:2]
+        elif args.req_addr is not None:
+            req = hostport(args.req_addr)
+        else:
+            req = ("::", 0) if self.family == socket.AF_INET6 else ("0.0.0.0", 0)
+        print(f"req={fmt_hostport(*req)}")
+        res = handshake(self.conn, args, req)
+        if res is None:
+            return False
+        rep, host, port = res
+        if rep != args.expect_rep:
+            raise Fail(f"expected reply {args.expect_rep}, got {rep}")
+        if rep != 0:
+            expect_close(self.conn, self.conn.timeout, f"failure reply {rep}")
+            print("closed=yes")
+            return False
+        ip = ipaddress.ip_address(host)
+        if ip.is_unspecified or port == 0:
+            raise Fail(f"BND {fmt_hostport(host, port)} is not a usable relay address")
+        if (ip.version == 6) != (self.family == socket.AF_INET6):
+            raise Fail(f"BND {fmt_hostport(host, port)} is not in the control connection's family")
+        self.bnd = (host, port)
+        return True
+
+    def header(self, target, frag=0):
+        return b"\x00\x00" + bytes([frag]) + encode_addr(*target)
+
+    def send(self, sock, data, what):
+        try:
+            sock.sendto(data, self.bnd)
+        except OSError as e:
+            raise Fail(f"sending {what} to {fmt_hostport(*self.bnd)}: {e}")
+
+    def send_dropped(self, sock, data, what):
+        self.send(sock, data, what)
+        if sock not in self.pending:
+            self.pending.append(sock)
+        print(f"sent_dropped={what}")
+
+    def flush_silent(self):
+        """Waits --quiet seconds: nothing may arrive on the sockets that sent
+        datagrams the server must drop."""
+        if not self.pending:
+            return
+        deadline = time.monotonic() + self.args.quiet
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select(self.pending, [], [], left)
+            for s in ready:
+                try:
+                    data, src = s.recvfrom(70000)
+                except ConnectionRefusedError:
+                    continue
+                except OSError as e:
+                    raise Fail(f"reading a dropped datagram's socket: {e}")
+                raise Fail(f"a reply arrived for a datagram that should have been dropped: "
+                           f"{len(data)} bytes from {fmt_hostport(*src[:2])} to "
+                           f"{fmt_hostport(*s.getsockname()[:2])} ({data[:24].hex()})")
+        print(f"silent={self.args.quiet:g}s")
+        self.pending = []
+
+    def expected_addrs(self, target):
+        host, port = target
+        try:
+            ipaddress.ip_address(host)
+            return {(str(ipaddress.ip_address(host)), port)}
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as e:
+            raise Fail(f"cannot resolve {host}: {e}")
+        return {(str(ipaddress.ip_address(i[4][0])), port) for i in infos}
+
+    def recv_reply(self, target, what):
+        """The next datagram on the main socket, checked: from BND, a header
+        naming the target, FRAG 0. Returns (host, port, payload)."""
+        deadline = time.monotonic() + self.args.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Fail(f"no reply to {what} within {self.args.timeout:g}s")
+            self.main.settimeout(left)
+            try:
+                data, src = self.main.recvfrom(70000)
+            except socket.timeout:
+                continue
+            except OSError as e:
+                raise Fail(f"waiting for the reply to {what}: {e}")
+            break
+        if not (same_ip(src[0], self.bnd[0]) and src[1] == self.bnd[1]):
+            raise Fail(f"reply to {what} came from {fmt_hostport(*src[:2])}, not from BND "
+                       f"{fmt_hostport(*self.bnd)}")
+        frag, atyp, host, port, payload = parse_udp_header(data, f"reply to {what}")
+        if frag != 0:
+            raise Fail(f"reply to {what}: FRAG {frag}, not 0")
+        allowed = self.expected_addrs(target)
+        if (host, port) not in allowed:
+            names = ", ".join(sorted(fmt_hostport(*a) for a in allowed))
+            raise Fail(f"reply to {what}: header says {fmt_hostport(host, port)}, "
+                       f"expected {names}")
+        return host, port, payload
+
+    def step_echo(self, value):
+        size, target = step_target(value, self.args.target)
+        self.flush_silent()
+        payload = os.urandom(size)
+        what = f"a {size}-byte datagram to {fmt_hostport(*target)}"
+        self.send(self.main, self.header(target) + payload, what)
+        host, port, back = self.recv_reply(target, what)
+        if back != payload:
+            raise Fail(f"{what}: got back {len(back)} bytes that differ from the "
+                       f"{size} sent")
+        self.echoed += 1
+        print(f"echo={size} from={fmt_hostport(host, port)}")
+
+    def step_ask_peer(self, _value):
+        self.flush_silent()
+        target = self.args.target
+        what = f"the ?peer query to {fmt_hostport(*target)}"
+        self.send(self.main, self.header(target) + b"?peer", what)
+        host, port, back = self.recv_reply(target, what)
+        text = back.decode("latin-1")
+        if not text.startswith("peer="):
+            raise Fail(f"{what}: answer {back[:40]!r}, not peer=HOST:PORT")
+        print(f"target_saw={text[5:]}")
+
+    def step_no_reply(self, value):
+        size, target = step_target(value, self.args.target)
+        self.send_dropped(self.main, self.header(target) + os.urandom(size),
+                          f"{size}@{fmt_hostport(*target)}")
+
+    def step_frag(self, value):
+        self.send_dropped(self.main, self.header(self.args.target, value) + b"fragment",
+                          f"frag={value}")
+
+    def step_raw_hex(self, value):
+        self.send_dropped(self.main, value, f"raw={value.hex() or '(empty)'}")
+
+    def step_from_ip(self, value):
+        s = self.udp_socket(value)
+        self.extra.append(s)
+        self.send_dropped(s, self.header(self.args.target) + b"from another address",
+                          f"from={fmt_hostport(*s.getsockname()[:2])}")
+
+    def step_from_other_port(self, _value):
+        s = self.udp_socket(self.main.getsockname()[0])
+        self.extra.append(s)
+        self.send_dropped(s, self.header(self.args.target) + b"from another port",
+                          f"from={fmt_hostport(*s.getsockname()[:2])}")
+
+    def step_sleep(self, value):
+        time.sleep(value)
+
+    def step_tcp_open(self, _value):
+        self.flush_silent()
+        ready, _, _ = select.select([self.conn.sock], [], [], 0)
+        if ready:
+            data, state = self.conn.read_until_close(0.05)
+            if state != "open":
+                raise Fail(f"the control connection was closed by the server ({state})")
+            raise Fail(f"unexpected bytes on the control connection: {data[:32].hex()}")
+        print("tcp_open=yes")
+
+    def step_expect_tcp_close_within(self, value):
+        self.flush_silent()
+        start = time.monotonic()
+        data, state = self.conn.read_until_close(value)
+        elapsed = time.monotonic() - start
+        if state == "open":
+            raise Fail(f"the control connection is still open after {value:g}s")
+        if data:
+            raise Fail(f"unexpected bytes on the control connection: {data[:32].hex()}")
+        if elapsed < self.args.min_seconds:
+            raise Fail(f"the control connection was closed after {elapsed:.2f}s, "
+                       f"before {self.args.min_seconds:g}s")
+        self.tcp_closed = True
+        print(f"tcp_closed_after={elapsed:.2f}")
+
+    def step_expect_gone(self, _value):
+        """The relay is gone: a datagram to BND gets nothing back, or (the socket
+        being closed) an ICMP port unreachable, seen by a connected socket as
+        ECONNREFUSED."""
+        self.flush_silent()
+        time.sleep(0.2)  # the server closes its relay socket just after the TCP one
+        try:
+            self.main.connect(self.bnd)
+        except OSError as e:
+            raise Fail(f"connecting the UDP socket to BND: {e}")
+        what = "a datagram after the association ended"
+        try:
+            self.main.send(self.header(self.args.target) + b"after the end")
+        except ConnectionRefusedError:
+            print("gone=refused")
+            return
+        except OSError as e:
+            raise Fail(f"sending {what}: {e}")
+        deadline = time.monotonic() + self.args.quiet
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                print("gone=timeout")
+                return
+            self.main.settimeout(left)
+            try:
+                data = self.main.recv(70000)
+            except socket.timeout:
+                continue
+            except ConnectionRefusedError:
+                print("gone=refused")
+                return
+            except OSError as e:
+                raise Fail(f"waiting after {what}: {e}")
+            raise Fail(f"{what}: a {len(data)}-byte reply came back ({data[:24].hex()})")
+
+    def step_close_then_send(self, _value):
+        self.flush_silent()
+        self.conn.close()
+        self.tcp_closed = True
+        print("tcp_closed=yes")
+        time.sleep(0.3)  # let the server notice the close
+        self.step_expect_gone(None)
+
+    def close(self):
+        for s in [self.main] + self.extra:
+            s.close()
+        self.conn.close()
+
+
+def cmd_udp(args):
+    assoc = UdpAssoc(args)
+    try:
+        if not assoc.request():
+            return
+        for name, value in args.steps or []:
+            getattr(assoc, "step_" + name)(value)
+        assoc.flush_silent()
+        if not assoc.tcp_closed:  # the association must not have ended on its own
+            assoc.step_tcp_open(None)
+        print(f"echoed={assoc.echoed}")
+    finally:
+        assoc.close()
+
+
 # --- target servers -------------------------------------------------------------
 
 
@@ -508,6 +851,48 @@ def eof_handler(reply_file):
                 pass
 
     return EofHandler
+
+
+
+def serve_udp_echo(hosts, port):
+    """Binds every host on one UDP port (0: any free one, the same for all),
+    prints port=N, then echoes each datagram to its sender; the payload "?peer"
+    is answered with "peer=HOST:PORT" (the sender's address). Logs one line per
+    datagram: from=HOST:PORT to=HOST:PORT len=N."""
+    for attempt in range(50):
+        socks = []
+        try:
+            p = port
+            for host in hosts:
+                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+                s = socket.socket(fam, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                s.bind((host, p))
+                p = s.getsockname()[1]
+            break
+        except OSError:
+            for s in socks:
+                s.close()
+            if port or attempt == 49:
+                raise
+    print(f"port={p}", flush=True)
+    while True:
+        ready, _, _ = select.select(socks, [], [])
+        for s in ready:
+            try:
+                data, src = s.recvfrom(70000)
+            except OSError:
+                continue
+            peer = fmt_hostport(src[0], src[1])
+            local = s.getsockname()
+            print(f"from={peer} to={fmt_hostport(local[0], local[1])} len={len(data)}",
+                  flush=True)
+            reply = f"peer={peer}".encode() if data == b"?peer" else data
+            try:
+                s.sendto(reply, src)
+            except OSError as e:
+                print(f"sendto {peer}: {e}", flush=True)
 
 
 def main():
@@ -569,6 +954,60 @@ def main():
     m.add_argument("--held", type=int, default=2)
     m.set_defaults(func=cmd_maxconns)
 
+    u = client("udp", "UDP ASSOCIATE, then datagram steps in command-line order")
+    u.add_argument("--target", type=hostport, required=True,
+                   help="the destination named in the datagram headers")
+    u.add_argument("--user")
+    u.add_argument("--pass", dest="password")
+    u.add_argument("--methods", type=hexbytes, help="offered methods (hex)")
+    u.add_argument("--expect-method", type=lambda s: int(s, 16))
+    u.add_argument("--expect-auth-fail", action="store_true")
+    u.add_argument("--expect-rep", type=int, default=0)
+    u.add_argument("--bind-src", metavar="ADDR",
+                   help="the UDP socket's address (default: the TCP source address)")
+    u.add_argument("--src-port", type=int, default=0, help="the UDP socket's port")
+    u.add_argument("--req-addr", metavar="ADDR:PORT|self",
+                   help="DST in the request (default 0.0.0.0:0 / [::]:0; "
+                        "self: the UDP socket's address)")
+    u.add_argument("--quiet", type=float, default=1.0,
+                   help="seconds in which no reply may arrive for dropped datagrams")
+    u.add_argument("--min-seconds", type=float, default=0.0,
+                   help="with --expect-tcp-close-within: not closed before this")
+    steps = u.add_argument_group(
+        "steps", "run in order; datagrams the server must drop are checked (no reply "
+        "within --quiet s) before the next echo, query or check and at the end")
+    steps.add_argument("--echo", "--size", dest="echo", action=Step, metavar="N[@HOST:PORT]",
+                       help="N random bytes to the target; the same must come back, "
+                            "from BND, the header naming the target")
+    steps.add_argument("--no-reply", dest="no_reply", action=Step, metavar="N[@HOST:PORT]",
+                       help="a good datagram the server must drop (e.g. --deny)")
+    steps.add_argument("--frag", dest="frag", action=Step, type=int, metavar="N",
+                       help="a datagram with FRAG=N (dropped)")
+    steps.add_argument("--raw-hex", dest="raw_hex", action=Step, type=hexbytes,
+                       metavar="HEX", help="these bytes as a datagram (dropped)")
+    steps.add_argument("--from-ip", dest="from_ip", action=Step, metavar="ADDR",
+                       help="a good datagram from another socket bound to ADDR (dropped)")
+    steps.add_argument("--from-other-port", dest="from_other_port", action=Step, nargs=0,
+                       help="a good datagram from another port of our address (dropped)")
+    steps.add_argument("--ask-peer", dest="ask_peer", action=Step, nargs=0,
+                       help="ask the echo target who sent it; prints target_saw=")
+    steps.add_argument("--sleep", dest="sleep", action=Step, type=float, metavar="S")
+    steps.add_argument("--tcp-open", dest="tcp_open", action=Step, nargs=0,
+                       help="the control connection is still open")
+    steps.add_argument("--expect-tcp-close-within", dest="expect_tcp_close_within",
+                       action=Step, type=float, metavar="S",
+                       help="the server closes the control connection within S s")
+    steps.add_argument("--expect-gone", dest="expect_gone", action=Step, nargs=0,
+                       help="a datagram to BND gets nothing back (or ECONNREFUSED)")
+    steps.add_argument("--close-then-send", dest="close_then_send", action=Step, nargs=0,
+                       help="close the control connection, then --expect-gone")
+    u.set_defaults(func=cmd_udp, steps=None, cmd=3, rsv=0, atyp=None, split_bytes=False)
+
+    e = sub.add_parser("udp-echo-server", help="UDP echo target")
+    e.add_argument("--host", action="append", required=True,
+                   help="bind here (repeatable; all on the same port)")
+    e.add_argument("--port", type=int, default=0)
+
     for name, help_ in (("echo-server", "echo everything"),
                         ("peer-server", "send the peer address, close"),
                         ("eof-server", "read to EOF, send count + file")):
@@ -584,6 +1023,8 @@ def main():
         serve(args.listen, PeerHandler)
     elif args.cmd_name == "eof-server":
         serve(args.listen, eof_handler(args.reply_file))
+    elif args.cmd_name == "udp-echo-server":
+        serve_udp_echo(args.host, args.port)
     else:
         try:
             args.func(args)

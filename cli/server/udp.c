@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * UDP ASSOCIATE for socksify-server (RFC 1928 sections 4 and 7). An
+ * association has a front socket, bound on the address the client's TCP
+ * connection reached, and one outgoing socket per family (bound to -b when
+ * given). Datagrams from the client — only from its IP, and only from one
+ * port: the one it named, or else the first one it used — lose their header
+ * and go to their destination; replies come back with a header naming
+ * their real source. A name is looked up off the loop (resolve.c), with one
+ * datagram held while it resolves. Malformed datagrams, fragments and
+ * denied destinations are dropped and counted. The association ends with
+ * its TCP control connection, or after --idle-timeout without datagrams.
+ */
+#include "udp.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "resolve.h"
+
+enum {
+	UDP_NAMES = 8,   /* names an association resolves or remembers */
+	UDP_MAX = 65535, /* the largest datagram */
+	UDP_BATCH = 64,  /* datagrams handled per wake-up and socket */
+};
+
+struct udp_name {
+	char name[256];
+	struct resolve_job *job; /* in flight */
+	bool ok;                 /* addr is valid */
+	struct sockaddr_storage addr;
+	uint8_t *held; /* one datagram waiting for the lookup */
+	size_t held_len;
+	uint16_t held_port;
+};
+
+struct udp_assoc {
+	struct conn *conn;
+	struct loop_watch front, out4, out6;
+	struct sockaddr_storage client; /* where replies go, once known */
+	bool client_known;
+	struct udp_name names[UDP_NAMES];
+	unsigned next_name; /* the slot to reuse next */
+	uint64_t up, up_bytes, down, down_bytes, dropped;
+};
+
+/* One buffer for the whole loop: datagrams are handled one at a time. */
+static uint8_t dgram[SOCKS5_UDP_HEADER_MAX + UDP_MAX];
+
+static socklen_t sa_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                : sizeof(struct sockaddr_in6);
+}
+
+/* The IPv4 address inside an AF_INET or v4-mapped AF_INET6 sockaddr, or NULL. */
+static const uint8_t *ipv4_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	return IN6_IS_ADDR_V4MAPPED(a) ? a->s6_addr + 12 : NULL;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET
+	                     ? ((const struct sockaddr_in *)ss)->sin_port
+	                     : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const uint8_t *a4 = ipv4_of(a), *b4 = ipv4_of(b);
+	if (a4 || b4)
+		return a4 && b4 && memcmp(a4, b4, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static void on_out4(struct loop_watch *w, uint32_t revents);
+static void on_out6(struct loop_watch *w, uint32_t revents);
+
+/* The outgoing socket for a family, made on first use. */
+static int out_socket(struct udp_assoc *u, int family)
+{
+	const struct server_config *cfg = &u->conn->srv->cfg;
+	struct loop_watch *w = family == AF_INET ? &u->out4 : &u->out6;
+	struct sockaddr_storage any = {.ss_family = (sa_family_t)family};
+	const struct sockaddr_storage *src = &any;
+	int one = 1;
+
+	if (w->fd >= 0)
+		return w->fd;
+	if (family == AF_INET && cfg->have_bind4)
+		src = &cfg->bind4;
+	else if (family == AF_INET6 && cfg->have_bind6)
+		src = &cfg->bind6;
+	else if (cfg->have_bind4 || cfg->have_bind6)
+		return -ENETUNREACH; /* -b names only the other family */
+	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)src, sa_len(src)) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	loop_watch_init(w, fd, family == AF_INET ? on_out4 : on_out6);
+	int rc = loop_watch_set(&u->conn->srv->loop, w, EPOLLIN);
+	if (rc < 0) {
+		loop_watch_close(&u->conn->srv->loop, w);
+		return rc;
+	}
+	return fd;
+}
+
+/* Sends a payload to a resolved destination; false when it was dropped. */
+static bool send_out(struct udp_assoc *u, struct sockaddr_storage *dst,
+                     const uint8_t *data, size_t len)
+{
+	if (acl_denies(&u->conn->srv->cfg.acl, (struct sockaddr *)dst))
+		return false;
+	int fd = out_socket(u, dst->ss_family);
+	if (fd < 0 || sendto(fd, data, len, 0, (struct sockaddr *)dst, sa_len(dst)) < 0)
+		return false;
+	u->up++;
+	u->up_bytes += len;
+	return true;
+}
+
+static void on_resolved(void *owner, struct resolve_job *job)
+{
+	struct udp_assoc *u = owner;
+	for (int i = 0; i < UDP_NAMES; i++) {
+		struct udp_name *n = &u->names[i];
+		if (n->job != job)
+			continue;
+		n->job = NULL;
+		n->ok = job->err == 0 && job->naddrs > 0;
+		if (n->ok)
+			n->addr = job->addrs[0];
+		if (n->held) {
+			bool sent = false;
+			if (n->ok) {
+				struct sockaddr_storage dst = n->addr;
+				((struct sockaddr_in *)&dst)->sin_port =
+				        htons(n->held_port);
+				sent = send_out(u, &dst, n->held, n->held_len);
+			}
+			u->dropped += !sent;
+			free(n->held);
+			n->held = NULL;
+		}
+	}
+	resolve_free(job);
+}
+
+/* A datagram to a name: sent at once when the name is known, else held. */
+static bool send_to_name(struct udp_assoc *u, const struct socks5_addr *a,
+                         const uint8_t *data, size_t len)
+{
+	struct udp_name *n = NULL;
+	for (int i = 0; i < UDP_NAMES && !n; i++)
+		if ((u->names[i].ok || u->names[i].job) &&
+		    strcasecmp(u->names[i].name, a->host.domain) == 0)
+			n = &u->names[i];
+	if (n && n->ok) {
+		struct sockaddr_storage dst = n->addr;
+		((struct sockaddr_in *)&dst)->sin_port = htons(a->port);
+		return send_out(u, &dst, data, len);
+	}
+	if (!n) {
+		n = &u->names[u->next_name++ % UDP_NAMES];
+		if (n->job)
+			return false; /* every slot is resolving: drop */
+		free(n->held);
+		memset(n, 0, sizeof(*n));
+		snprintf(n->name, sizeof(n->name), "%s", a->host.domain);
+		n->job = resolve_start(n->name, 0, u, on_resolved);
+		if (!n->job)
+			return false;
+	}
+	if (n->held || !(n->held = malloc(len ? len : 1)))
+		return false;
+	memcpy(n->held, data, len);
+	n->held_len = len;
+	n->held_port = a->port;
+	return true;
+}
+
+/* One datagram from the client: check its source and header, pass it on. */
+static void from_client(struct udp_assoc *u, size_t n, const struct sockaddr_storage *src)
+{
+	struct socks5_udp_header h;
+
+	if (!same_ip(src, &u->conn->peer) ||
+	    (u->client_known && port_of(src) != port_of(&u->client))) {
+		u->dropped++;
+		return;
+	}
+	if (!u->client_known) {
+		u->client = *src;
+		u->client_known = true;
+	}
+	ssize_t hl = socks5_udp_header_parse(dgram, n, &h);
+	if (hl < 0 || h.frag != 0) {
+		u->dropped++;
+		return;
+	}
+	const uint8_t *payload = dgram + hl;
+	size_t plen = n - (size_t)hl;
+	struct sockaddr_storage dst;
+	bool sent = h.addr.atyp == SOCKS5_ATYP_DOMAIN
+	                    ? send_to_name(u, &h.addr, payload, plen)
+	                    : socks5_addr_to_sockaddr(&h.addr, &dst) > 0 &&
+	                              send_out(u, &dst, payload, plen);
+	u->dropped += !sent;
+	u->conn->deadline_ms =
+	        u->conn->srv->cfg.idle_timeout_ms
+	                ? u->conn->srv->loop.now_ms + u->conn->srv->cfg.idle_timeout_ms
+	                : 0;
+}
+
+static void on_front(struct loop_watch *w, uint32_t revents)
+{
+	struct udp_assoc *u = container_of(w, struct udp_assoc, front);
+	(void)revents;
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct sockaddr_storage src;
+		socklen_t slen = sizeof(src);
+		ssize_t n = recvfrom(w->fd, dgram, sizeof(dgram), MSG_DONTWAIT,
+		                     (struct sockaddr *)&src, &slen);
+		if (n < 0)
+			return;
+		from_client(u, (size_t)n, &src);
+	}
+}
+
+/* Replies from destinations: prefix the header naming each, send it to the client. */
+static void from_out(struct udp_assoc *u, int fd)
+{
+	uint8_t hdr[SOCKS5_UDP_HEADER_MAX];
+
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct sockaddr_storage src;
+		socklen_t slen = sizeof(src);
+		ssize_t n = recvfrom(fd, dgram, UDP_MAX, MSG_DONTWAIT,
+		                     (struct sockaddr *)&src, &slen);
+		if (n < 0)
+			return;
+		struct socks5_addr a;
+		const uint8_t *v4 = ipv4_of(&src);
+		if (v4) {
+			a = (struct socks5_addr){.atyp = SOCKS5_ATYP_IPV4,
+			                         .port = port_of(&src)};
+			memcpy(a.host.ipv4, v4, 4);
+		} else if (socks5_addr_from_sockaddr(&a, (struct sockaddr *)&src, slen) <
+		           0) {
+			u->dropped++;
+			continue;
+		}
+		size_t hl = socks5_udp_header_encode(hdr, sizeof(hdr), 0, &a);
+		struct iovec iov[2] = {{hdr, hl}, {dgram, (size_t)n}};
+		struct msghdr msg = {.msg_name = &u->client,
+		                     .msg_namelen = sa_len(&u->client),
+		                     .msg_iov = iov,
+		                     .msg_iovlen = 2};
+		if (!u->client_known || hl == 0 ||
+		    sendmsg(u->front.fd, &msg, MSG_DONTWAIT) < 0) {
+			u->dropped++;
+			continue;
+		}
+		u->down++;
+		u->down_bytes += (uint64_t)n;
+	}
+}
+
+static void on_out4(struct loop_watch *w, uint32_t revents)
+{
+	(void)revents;
+	from_out(container_of(w, struct udp_assoc, out4), w->fd);
+}
+
+static void on_out6(struct loop_watch *w, uint32_t revents)
+{
+	(void)revents;
+	from_out(container_of(w, struct udp_assoc, out6), w->fd);
+}
+
+/* The front socket: on the address the client reached, any port. */
+static int open_front(struct udp_assoc *u)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	int fd;
+
+	if (getsockname(u->conn->client.fd, (struct sockaddr *)&local, &len) < 0)
+		return -errno;
+	((struct sockaddr_in *)&local)->sin_port = 0; /* same offset in sockaddr_in6 */
+	fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&local, len) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	loop_watch_init(&u->front, fd, on_front);
+	return loop_watch_set(&u->conn->srv->loop, &u->front, EPOLLIN);
+}
+
+void udp_start(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
+	struct socks5_addr bnd;
+	uint8_t reply[SOCKS5_REPLY_MAX];
+
+	struct udp_assoc *u = calloc(1, sizeof(*u));
+	if (!u) {
+		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+		return;
+	}
+	u->conn = c;
+	c->udp = u;
+	loop_watch_init(&u->front, -1, on_front);
+	loop_watch_init(&u->out4, -1, on_out4);
+	loop_watch_init(&u->out6, -1, on_out6);
+	/* A client that names its port is held to it; port 0 pins the first one used. */
+	if (c->req.addr.port != 0 && c->req.addr.atyp != SOCKS5_ATYP_DOMAIN) {
+		u->client = c->peer;
+		((struct sockaddr_in *)&u->client)->sin_port = htons(c->req.addr.port);
+		u->client_known = true;
+	}
+	int rc = open_front(u);
+	if (rc == 0 && getsockname(u->front.fd, (struct sockaddr *)&bound, &len) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = socks5_addr_from_sockaddr(&bnd, (struct sockaddr *)&bound, len);
+	if (rc < 0) {
+		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, strerror(-rc));
+		return;
+	}
+	size_t n = socks5_reply_encode(reply, sizeof(reply), SOCKS5_REP_SUCCEEDED, &bnd);
+	if (conn_send(c, reply, n) < 0)
+		return;
+	/* The control connection only has to be watched for its end. */
+	c->state = CONN_UDP;
+	c->result = "closed";
+	c->hs_len = 0;
+	c->deadline_ms = srv->cfg.idle_timeout_ms
+	                         ? srv->loop.now_ms + srv->cfg.idle_timeout_ms
+	                         : 0;
+	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
+		conn_close(c, "epoll failed");
+}
+
+void udp_free(struct conn *c)
+{
+	struct udp_assoc *u = c->udp;
+	if (!u)
+		return;
+	loop_watch_close(&c->srv->loop, &u->front);
+	loop_watch_close(&c->srv->loop, &u->out4);
+	loop_watch_close(&c->srv->loop, &u->out6);
+	for (int i = 0; i < UDP_NAMES; i++) {
+		if (u->names[i].job)
+			resolve_cancel(u->names[i].job);
+		free(u->names[i].held);
+	}
+	free(u);
+	c->udp = NULL;
+}
+
+void udp_describe(const struct conn *c, char *buf, size_t cap)
+{
+	const struct udp_assoc *u = c->udp;
+	if (!u) {
+		snprintf(buf, cap, "no association");
+		return;
+	}
+	snprintf(buf, cap,
+	         "up %" PRIu64 " datagrams (%" PRIu64 " bytes), down %" PRIu64
+	         " datagrams (%" PRIu64 " bytes), dropped %" PRIu64,
+	         u->up, u->up_bytes, u->down, u->down_bytes, u->dropped);
+}
