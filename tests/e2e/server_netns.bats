@@ -42,7 +42,9 @@ in_ns() {
 # ns_server ARGS...: socksify-server -v inside the namespace on 127.0.0.1:1080.
 ns_server() {
 	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
-	in_ns "${NS_WRAP[@]}" "$SOCKSIFY_SERVER" -v -l 127.0.0.1:1080 "$@" 2>"$SERVER_LOG" 3>&- &
+	# ip itself, not a function: $! must be the PID that becomes the server
+	ip netns exec "$NS" "${NS_WRAP[@]}" "$SOCKSIFY_SERVER" -v -l 127.0.0.1:1080 "$@" \
+		2>"$SERVER_LOG" 3>&- &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >>"$(pidfile)"
 	local i
@@ -108,7 +110,7 @@ ns_client() {
 		skip "no IPv6 loopback in the namespace"
 	printf '::1 multi.test\n127.0.0.1 multi.test\n' >"$BATS_TEST_TMPDIR/hosts"
 	local i
-	in_ns "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$WWW" 8080 \
+	ip netns exec "$NS" "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$WWW" 8080 \
 		>/dev/null 2>&1 3>&- &
 	echo $! >>"$(pidfile)"
 	ns_server_hosts "$BATS_TEST_TMPDIR/hosts"

@@ -180,6 +180,29 @@ malformed_datagrams() {
 	assert_output 2
 }
 
+@test "the largest datagrams echo; a reply too big for the header is dropped, not cut" {
+	local hosts=(127.0.0.1) args=() query
+	have_ipv6 && hosts+=(::1)
+	start_server -v
+	start_udp_echo "${hosts[@]}"
+	# 65507 (the most an IPv4 datagram carries) = 10 (header) + 65497
+	args=(--echo 65497)
+	# "?size=65498": the target answers with 65498 bytes, which do not fit
+	query=$(printf '?size=65498' | od -An -tx1 | tr -d ' \n')
+	args+=(--raw-hex "0000 00 01 7f000001 $(printf '%04x' "$UDP_PORT") $query")
+	# an IPv6 destination: 22 header bytes
+	have_ipv6 && args+=(--echo "65485@[::1]:$UDP_PORT")
+	run -0 client udp --proxy "$PROXY" --target "127.0.0.1:$UDP_PORT" "${args[@]}" --echo 100
+	assert_line "echo=65497 from=127.0.0.1:$UDP_PORT"
+	assert_line "echo=100 from=127.0.0.1:$UDP_PORT"
+	# the query reached the target: the server dropped its answer
+	run -0 grep -c 'len=11$' "$UDP_LOG"
+	assert_output 1
+	pid_alive "$SERVER_PID" || fail "socksify-server died"
+	wait_assoc_lines 1
+	assert_log_mentions_drops
+}
+
 @test "IPv6 target [::1]: 1/1400/8000/60000 bytes echo intact, reply header ATYP 4 [::1]" {
 	require_ipv6
 	start_server
@@ -240,6 +263,9 @@ malformed_datagrams() {
 }
 
 @test "a name lookup that hangs does not hold up other datagrams" {
+	# only where names go through files then resolv.conf (no query leaves the host)
+	grep -Eq '^hosts:[[:space:]]+files[[:space:]]+dns[[:space:]]*$' /etc/nsswitch.conf ||
+		skip "/etc/nsswitch.conf hosts is not 'files dns'"
 	[[ -z $(ss -Hlun 'sport = :53') ]] || skip "something listens on UDP port 53"
 	unshare -m true 2>/dev/null || skip "no mount namespaces (unshare -m)"
 	# a name server on 127.0.0.99 that never answers; the server's resolv.conf
@@ -419,6 +445,22 @@ print(s.getsockname()[1])')
 	assert_line "tcp_open=yes"
 }
 
+@test "SIGTERM with associations open -> exit status 0" {
+	start_server
+	start_udp_echo
+	spawn "$BATS_TEST_TMPDIR/held.log" "${CLIENT[@]}" udp --proxy "$PROXY" \
+		--target "127.0.0.1:$UDP_PORT" --echo 100 --sleep 20 --timeout 25
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^echoed=\|^echo=' "$BATS_TEST_TMPDIR/held.log" && break
+		sleep 0.05
+	done
+	grep -q '^echo=100' "$BATS_TEST_TMPDIR/held.log" ||
+		fail "the held association did not start: $(cat "$BATS_TEST_TMPDIR/held.log")"
+	stop_server TERM
+	assert_equal "$SERVER_STATUS" 0
+}
+
 # ---------------------------------------------------------------------------------
 # Authentication
 # ---------------------------------------------------------------------------------
@@ -449,6 +491,8 @@ print(s.getsockname()[1])')
 	have_ipv6 && hosts+=(::1)
 	start_server -v
 	start_udp_echo "${hosts[@]}"
+	local fds
+	fds=$(find "/proc/$SERVER_PID/fd" -mindepth 1 | wc -l)
 	local tgt=127.0.0.1:$UDP_PORT args=() d n=0
 	while IFS= read -r d; do
 		args+=(--raw-hex "$d")
@@ -484,6 +528,8 @@ print(s.getsockname()[1])')
 	run -0 client udp --proxy "$PROXY" --target "$tgt" --methods 02 --expect-method ff
 	pid_alive "$SERVER_PID" || fail "socksify-server died"
 	wait_assoc_lines "$n"
+	# every association's sockets are closed
+	assert_equal "$(find "/proc/$SERVER_PID/fd" -mindepth 1 | wc -l)" "$fds"
 	# and TCP CONNECT still works
 	"${CURL[@]}" --socks5 "$PROXY" -o "$BATS_TEST_TMPDIR/big" "http://127.0.0.1:$HTTP_PORT/big.bin"
 	assert_equal "$(sha256sum "$BATS_TEST_TMPDIR/big" | cut -d' ' -f1)" "$BIG_SHA"

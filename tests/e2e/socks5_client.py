@@ -25,7 +25,8 @@ Target servers (run until killed):
   peer-server  sends "HOST:PORT\\n" (the peer address it saw), then closes
   eof-server   reads until EOF, then sends "N\\n" (bytes read) and --reply-file
   udp-echo-server  UDP: echoes each datagram; answers "?peer" with
-                   "peer=HOST:PORT" (the sender it saw); logs one line a datagram
+                   "peer=HOST:PORT" (the sender it saw) and "?size=N" with N
+                   bytes; logs one line a datagram
 """
 
 import argparse
@@ -857,8 +858,8 @@ def eof_handler(reply_file):
 def serve_udp_echo(hosts, port):
     """Binds every host on one UDP port (0: any free one, the same for all),
     prints port=N, then echoes each datagram to its sender; the payload "?peer"
-    is answered with "peer=HOST:PORT" (the sender's address). Logs one line per
-    datagram: from=HOST:PORT to=HOST:PORT len=N."""
+    is answered with "peer=HOST:PORT" (the sender's address), "?size=N" with N
+    bytes "z". Logs one line per datagram: from=HOST:PORT to=HOST:PORT len=N."""
     for attempt in range(50):
         socks = []
         try:
@@ -888,7 +889,12 @@ def serve_udp_echo(hosts, port):
             local = s.getsockname()
             print(f"from={peer} to={fmt_hostport(local[0], local[1])} len={len(data)}",
                   flush=True)
-            reply = f"peer={peer}".encode() if data == b"?peer" else data
+            if data == b"?peer":
+                reply = f"peer={peer}".encode()
+            elif data.startswith(b"?size=") and data[6:].isdigit():
+                reply = b"z" * int(data[6:])
+            else:
+                reply = data
             try:
                 s.sendto(reply, src)
             except OSError as e:
