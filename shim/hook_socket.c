@@ -36,6 +36,46 @@ static bool is_ip_stream(int fd)
 	return domain == AF_INET || domain == AF_INET6;
 }
 
+static int socket_type(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+	return real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ? -1 : type;
+}
+
+/*
+ * UDP is not carried through the proxy yet (UDP ASSOCIATE in the shim comes
+ * next): a datagram that would have to be proxied is refused (EPERM, one log
+ * line per process) instead of going out directly. Loopback, excluded and
+ * non-IP destinations pass. The socket type costs a system call, so it is
+ * asked only once the destination says "proxy".
+ */
+static bool udp_refused(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	static int warned;
+	struct policy pol;
+	char dst[SOCKS5_ADDR_STRLEN];
+
+	if (!addr || len < sizeof(sa_family_t) ||
+	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+		return false;
+	shim_init();
+	policy_classify(addr, len, &pol);
+	if (pol.verdict == POLICY_PASS || socket_type(fd) != SOCK_DGRAM)
+		return false;
+	if (pol.verdict == POLICY_PROXY) {
+		socks5_addr_format(&pol.target, dst, sizeof(dst));
+		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+			shim_log(SHIM_LOG_ERROR,
+			         "UDP to %s refused: socksify does not carry UDP through "
+			         "the proxy "
+			         "yet, and it never sends around it",
+			         dst);
+	}
+	errno = EPERM;
+	return true;
+}
+
 static long long elapsed_us(const struct timespec *t0)
 {
 	struct timespec t1;
@@ -112,8 +152,11 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 		errno = err;
 		rc = -1;
 	} else if (!addr || len < sizeof(sa_family_t) ||
-	           (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
-	           !is_ip_stream(fd)) {
+	           (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+		rc = real_connect(fd, addr, len);
+	} else if (socket_type(fd) == SOCK_DGRAM) {
+		rc = udp_refused(fd, addr, len) ? -1 : real_connect(fd, addr, len);
+	} else if (!is_ip_stream(fd)) {
 		rc = real_connect(fd, addr, len);
 	} else {
 		struct policy pol;
@@ -193,9 +236,13 @@ static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                            const struct sockaddr *addr, socklen_t len)
 {
-	if (!(flags & MSG_FASTOPEN) || !addr || shim_depth > 0)
+	if (!(flags & MSG_FASTOPEN) || !addr || shim_depth > 0) {
+		if (shim_depth == 0 && !(flags & MSG_FASTOPEN) &&
+		    udp_refused(fd, addr, len))
+			return -1;
 		return real_sendto ? real_sendto(fd, buf, n, flags, addr, len)
 		                   : (errno = ENOSYS, -1);
+	}
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 	struct msghdr msg = {.msg_name = (void *)addr,
 	                     .msg_namelen = len,
@@ -206,7 +253,22 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!(flags & MSG_FASTOPEN) || !msg || !msg->msg_name || shim_depth > 0)
+	if (!(flags & MSG_FASTOPEN) || !msg || !msg->msg_name || shim_depth > 0) {
+		if (shim_depth == 0 && msg && !(flags & MSG_FASTOPEN) &&
+		    udp_refused(fd, msg->msg_name, msg->msg_namelen))
+			return -1;
 		return real_sendmsg ? real_sendmsg(fd, msg, flags) : (errno = ENOSYS, -1);
+	}
 	return fastopen(fd, msg, flags);
+}
+
+SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+	for (unsigned int i = 0; shim_depth == 0 && vec && i < n; i++)
+		if (udp_refused(fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen))
+			/* Send what may be sent; the caller sees a short count. */
+			return i == 0          ? -1
+			       : real_sendmmsg ? real_sendmmsg(fd, vec, i, flags)
+			                       : -1;
+	return real_sendmmsg ? real_sendmmsg(fd, vec, n, flags) : (errno = ENOSYS, -1);
 }
