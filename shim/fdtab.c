@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "udp.h"
+
 static struct fd_entry table[FDTAB_SIZE];
 /* Above this no entry was ever used: bounds the close_range() sweep. */
 static int high_water = -1;
@@ -41,11 +43,21 @@ struct fd_entry *fdtab_lookup(int fd)
 	return &table[fd];
 }
 
+/* Empties an entry, dropping its reference to a UDP association. */
+static void drop(struct fd_entry *e)
+{
+	struct udp_assoc *a = e->kind == FD_UDP ? e->udp : NULL;
+	__atomic_store_n(&e->kind, FD_NONE, __ATOMIC_RELEASE);
+	memset(e, 0, sizeof(*e));
+	if (a)
+		udp_unref(a);
+}
+
 void fdtab_clear(int fd)
 {
 	struct fd_entry *e = fdtab_lookup(fd);
 	if (e)
-		memset(e, 0, sizeof(*e));
+		drop(e);
 }
 
 void fdtab_clear_range(unsigned first, unsigned last)
@@ -57,7 +69,7 @@ void fdtab_clear_range(unsigned first, unsigned last)
 		last = (unsigned)high;
 	for (unsigned fd = first; fd <= last; fd++)
 		if (table[fd].kind != FD_NONE)
-			memset(&table[fd], 0, sizeof(table[fd]));
+			drop(&table[fd]);
 }
 
 void fdtab_copy(int fd, int fd2)
@@ -66,9 +78,24 @@ void fdtab_copy(int fd, int fd2)
 	if (!dst || fd == fd2)
 		return;
 	struct fd_entry *src = fdtab_lookup(fd);
-	if (src) {
+	if (dst->kind != FD_NONE)
+		drop(dst);
+	if (src && src->kind != FD_UDP_CONTROL) {
 		note_used(fd2);
+		if (src->kind == FD_UDP)
+			udp_ref(src->udp);
 		*dst = *src;
-	} else if (dst->kind != FD_NONE)
-		memset(dst, 0, sizeof(*dst));
+	}
+}
+
+void fdtab_forget_controls(unsigned first, unsigned last)
+{
+	int high = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+	if (high < 0 || first > (unsigned)high)
+		return;
+	if (last > (unsigned)high)
+		last = (unsigned)high;
+	for (unsigned fd = first; fd <= last; fd++)
+		if (table[fd].kind == FD_UDP_CONTROL)
+			udp_control_lost((int)fd);
 }

@@ -25,7 +25,11 @@ enum fd_kind {
 	FD_NONE = 0,
 	FD_TCP_PROXIED, /* connected through the proxy; peer holds the destination */
 	FD_TCP_FAILED,  /* a non-blocking proxied connect failed; error is pending */
+	FD_UDP,         /* a datagram socket with a UDP association (udp points to it) */
+	FD_UDP_CONTROL, /* the shim's own control connection of the association udp */
 };
+
+struct udp_assoc;
 
 union fd_peer {
 	struct sockaddr sa;
@@ -39,6 +43,7 @@ struct fd_entry {
 	union fd_peer peer;
 	int error;  /* FD_TCP_FAILED: what SO_ERROR reports next, 0 once read */
 	int failed; /* FD_TCP_FAILED: the error, for a second connect() */
+	struct udp_assoc *udp; /* FD_UDP (one reference each), FD_UDP_CONTROL */
 };
 
 /* NULL for an untracked fd (negative or too large). */
@@ -49,7 +54,12 @@ struct fd_entry *fdtab_claim(int fd);
 struct fd_entry *fdtab_lookup(int fd);
 void fdtab_clear(int fd);
 void fdtab_clear_range(unsigned first, unsigned last);
-/* fd2 takes fd's state (dup2/dup3/F_DUPFD); fd2's old state is dropped. */
+/* The program closes a range that holds control connections of the shim
+ * (close_range, closefrom): their associations forget them first. */
+void fdtab_forget_controls(unsigned first, unsigned last);
+/* fd2 takes fd's state (dup2/dup3/F_DUPFD); fd2's old state is dropped.
+ * A UDP socket's association gains a reference; a control connection's
+ * state is never copied (the copy is the program's, a plain descriptor). */
 void fdtab_copy(int fd, int fd2);
 
 #endif

@@ -14,10 +14,17 @@
 
 #include "fdtab.h"
 #include "shim.h"
+#include "udp.h"
 
 SHIM_EXPORT int close(int fd)
 {
 	shim_init();
+	struct fd_entry *e = fdtab_lookup(fd);
+	if (e && e->kind == FD_UDP_CONTROL && shim_depth == 0) {
+		/* the shim's own descriptor: not open, as far as the program knows */
+		errno = EBADF;
+		return -1;
+	}
 	fdtab_clear(fd);
 	return real_close ? real_close(fd) : (errno = ENOSYS, -1);
 }
@@ -34,6 +41,8 @@ SHIM_EXPORT int dup(int fd)
 SHIM_EXPORT int dup2(int fd, int fd2)
 {
 	shim_init();
+	if (fd != fd2)
+		udp_control_evacuate(fd2);
 	int rc = real_dup2 ? real_dup2(fd, fd2) : (errno = ENOSYS, -1);
 	if (rc >= 0)
 		fdtab_copy(fd, rc);
@@ -43,6 +52,8 @@ SHIM_EXPORT int dup2(int fd, int fd2)
 SHIM_EXPORT int dup3(int fd, int fd2, int flags)
 {
 	shim_init();
+	if (fd != fd2)
+		udp_control_evacuate(fd2);
 	int rc = real_dup3 ? real_dup3(fd, fd2, flags) : (errno = ENOSYS, -1);
 	if (rc >= 0)
 		fdtab_copy(fd, rc);
@@ -84,6 +95,8 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	shim_init();
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		fdtab_forget_controls(first, last);
 	int rc = real_close_range ? real_close_range(first, last, flags)
 	                          : (errno = ENOSYS, -1);
 	/* CLOSE_RANGE_CLOEXEC only marks the descriptors; they stay open. */
@@ -95,6 +108,8 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 SHIM_EXPORT void closefrom(int lowfd)
 {
 	shim_init();
+	if (lowfd >= 0)
+		fdtab_forget_controls((unsigned)lowfd, UINT_MAX);
 	if (real_closefrom)
 		real_closefrom(lowfd);
 	if (lowfd >= 0)

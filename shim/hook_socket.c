@@ -21,6 +21,7 @@
 #include "policy.h"
 #include "shim.h"
 #include "tcp.h"
+#include "udp.h"
 
 /* The socket's type and family, or false when it is not an IP stream socket. */
 static bool is_ip_stream(int fd)
@@ -34,46 +35,6 @@ static bool is_ip_stream(int fd)
 	if (real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
 		return false;
 	return domain == AF_INET || domain == AF_INET6;
-}
-
-static int socket_type(int fd)
-{
-	int type = 0;
-	socklen_t len = sizeof(type);
-	return real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ? -1 : type;
-}
-
-/*
- * UDP is not carried through the proxy yet (UDP ASSOCIATE in the shim comes
- * next): a datagram that would have to be proxied is refused (EPERM, one log
- * line per process) instead of going out directly. Loopback, excluded and
- * non-IP destinations pass. The socket type costs a system call, so it is
- * asked only once the destination says "proxy".
- */
-static bool udp_refused(int fd, const struct sockaddr *addr, socklen_t len)
-{
-	static int warned;
-	struct policy pol;
-	char dst[SOCKS5_ADDR_STRLEN];
-
-	if (!addr || len < sizeof(sa_family_t) ||
-	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
-		return false;
-	shim_init();
-	policy_classify(addr, len, &pol);
-	if (pol.verdict == POLICY_PASS || socket_type(fd) != SOCK_DGRAM)
-		return false;
-	if (pol.verdict == POLICY_PROXY) {
-		socks5_addr_format(&pol.target, dst, sizeof(dst));
-		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-			shim_log(SHIM_LOG_ERROR,
-			         "UDP to %s refused: socksify does not carry UDP through "
-			         "the proxy "
-			         "yet, and it never sends around it",
-			         dst);
-	}
-	errno = EPERM;
-	return true;
 }
 
 static long long elapsed_us(const struct timespec *t0)
@@ -142,8 +103,13 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!shim_enter())
 		return real_connect ? real_connect(fd, addr, len) : (errno = ENOSYS, -1);
 	int rc;
+	bool handled = false;
 	struct fd_entry *e = fdtab_lookup(fd);
-	if (e) {
+	if (e && e->kind == FD_UDP) {
+		rc = udp_connect(fd, e, addr, len, &handled);
+		if (!handled)
+			rc = real_connect(fd, addr, len);
+	} else if (e) {
 		/* A second connect() on a socket we handled, as the kernel answers it. */
 		int err = e->kind == FD_TCP_PROXIED ? EISCONN
 		          : e->error                ? e->error
@@ -154,8 +120,8 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	} else if (!addr || len < sizeof(sa_family_t) ||
 	           (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
 		rc = real_connect(fd, addr, len);
-	} else if (socket_type(fd) == SOCK_DGRAM) {
-		rc = udp_refused(fd, addr, len) ? -1 : real_connect(fd, addr, len);
+	} else if ((rc = udp_connect(fd, NULL, addr, len, &handled)), handled) {
+		/* a datagram socket: udp.c connected it (or refused) */
 	} else if (!is_ip_stream(fd)) {
 		rc = real_connect(fd, addr, len);
 	} else {
@@ -183,9 +149,11 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	struct fd_entry *e = fdtab_lookup(fd);
-	if (!e || !real_getpeername)
+	if (!e || !real_getpeername || e->kind == FD_UDP_CONTROL)
 		return real_getpeername ? real_getpeername(fd, addr, len)
 		                        : (errno = ENOSYS, -1);
+	if (e->kind == FD_UDP)
+		return udp_getpeername(e, fd, addr, len);
 	if (e->kind != FD_TCP_PROXIED) {
 		errno = ENOTCONN;
 		return -1;
@@ -233,42 +201,80 @@ static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 	return real_sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
 }
 
+/*
+ * Datagrams: an associated socket's, and one with a destination the
+ * policy proxies, go through udp.c; everything else passes.
+ */
+static ssize_t send_common(int fd, const struct msghdr *msg, int flags)
+{
+	struct fd_entry *e = fdtab_lookup(fd);
+	bool udp = e ? e->kind == FD_UDP : msg->msg_name != NULL;
+	if (!udp || !shim_enter())
+		return real_sendmsg(fd, msg, flags);
+	bool handled;
+	ssize_t rc = udp_sendmsg(fd, e, msg, flags, &handled);
+	if (!handled)
+		rc = real_sendmsg(fd, msg, flags);
+	shim_leave();
+	return rc;
+}
+
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                            const struct sockaddr *addr, socklen_t len)
 {
-	if (!(flags & MSG_FASTOPEN) || !addr || shim_depth > 0) {
-		if (shim_depth == 0 && !(flags & MSG_FASTOPEN) &&
-		    udp_refused(fd, addr, len))
-			return -1;
-		return real_sendto ? real_sendto(fd, buf, n, flags, addr, len)
-		                   : (errno = ENOSYS, -1);
-	}
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 	struct msghdr msg = {.msg_name = (void *)addr,
-	                     .msg_namelen = len,
+	                     .msg_namelen = addr ? len : 0,
 	                     .msg_iov = &iov,
 	                     .msg_iovlen = 1};
-	return fastopen(fd, &msg, flags);
+	struct fd_entry *e;
+
+	shim_init();
+	if (!real_sendto || !real_sendmsg) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (shim_depth > 0 || (!addr && (!(e = fdtab_lookup(fd)) || e->kind != FD_UDP)))
+		return real_sendto(fd, buf, n, flags, addr, len);
+	if ((flags & MSG_FASTOPEN) && addr)
+		return fastopen(fd, &msg, flags);
+	return send_common(fd, &msg, flags);
 }
 
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!(flags & MSG_FASTOPEN) || !msg || !msg->msg_name || shim_depth > 0) {
-		if (shim_depth == 0 && msg && !(flags & MSG_FASTOPEN) &&
-		    udp_refused(fd, msg->msg_name, msg->msg_namelen))
-			return -1;
-		return real_sendmsg ? real_sendmsg(fd, msg, flags) : (errno = ENOSYS, -1);
+	shim_init();
+	if (!real_sendmsg) {
+		errno = ENOSYS;
+		return -1;
 	}
-	return fastopen(fd, msg, flags);
+	if (shim_depth > 0 || !msg)
+		return real_sendmsg(fd, msg, flags);
+	if ((flags & MSG_FASTOPEN) && msg->msg_name)
+		return fastopen(fd, msg, flags);
+	return send_common(fd, msg, flags);
 }
 
+/* One datagram at a time once any of them is the shim's business. */
 SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
-	for (unsigned int i = 0; shim_depth == 0 && vec && i < n; i++)
-		if (udp_refused(fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen))
-			/* Send what may be sent; the caller sees a short count. */
-			return i == 0          ? -1
-			       : real_sendmmsg ? real_sendmmsg(fd, vec, i, flags)
-			                       : -1;
-	return real_sendmmsg ? real_sendmmsg(fd, vec, n, flags) : (errno = ENOSYS, -1);
+	shim_init();
+	if (!real_sendmmsg || !real_sendmsg) {
+		errno = ENOSYS;
+		return -1;
+	}
+	struct fd_entry *e = fdtab_lookup(fd);
+	bool mine = e && e->kind == FD_UDP;
+	for (unsigned int i = 0; !mine && shim_depth == 0 && vec && i < n; i++)
+		mine = vec[i].msg_hdr.msg_name != NULL;
+	if (!mine || shim_depth > 0 || !vec)
+		return real_sendmmsg(fd, vec, n, flags);
+	unsigned int done = 0;
+	for (; done < n; done++) {
+		ssize_t sent = send_common(fd, &vec[done].msg_hdr, flags);
+		if (sent < 0)
+			return done > 0 ? (int)done : -1;
+		vec[done].msg_len = (unsigned int)sent;
+	}
+	return (int)done;
 }

@@ -5,6 +5,7 @@
  * not interleave. errno is preserved: hooks log on their way out.
  */
 #include "log.h"
+#include "shim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +58,7 @@ void shim_log(int level, const char *fmt, ...)
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	ssize_t r = write(log_fd, line, len);
+	ssize_t r = real_write ? real_write(log_fd, line, len) : write(log_fd, line, len);
 	(void)r;
 	errno = saved;
 }

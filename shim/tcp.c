@@ -44,7 +44,7 @@ static int wait_for(int fd, short events, long long deadline)
 static int send_all(int fd, const uint8_t *buf, size_t len, long long deadline)
 {
 	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		ssize_t n = real_send(fd, buf, len, MSG_NOSIGNAL);
 		if (n > 0) {
 			buf += n;
 			len -= (size_t)n;
@@ -72,7 +72,7 @@ static int recv_exact(int fd, uint8_t *buf, size_t len, bool fresh, long long de
 			if (rc < 0)
 				return rc;
 		}
-		ssize_t n = recv(fd, buf, len, 0);
+		ssize_t n = real_recv(fd, buf, len, 0);
 		fresh = true;
 		if (n > 0) {
 			buf += n;
@@ -149,8 +149,8 @@ static int read_auth_reply(int fd, const struct config_proxy *p, long long deadl
 	return 0;
 }
 
-/* Reads the reply to CONNECT to its last byte. */
-static int read_reply(int fd, long long deadline)
+/* Reads the reply to the request to its last byte; its BND address into bound. */
+static int read_reply(int fd, struct socks5_addr *bound, long long deadline)
 {
 	uint8_t buf[SOCKS5_REPLY_MAX];
 	struct socks5_request rep;
@@ -175,6 +175,8 @@ static int read_reply(int fd, long long deadline)
 		return -EPROTO;
 	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
 		return -socks5_rep_to_errno(rep.cmd);
+	if (bound)
+		*bound = rep.addr;
 	return 0;
 }
 
@@ -185,8 +187,8 @@ static int read_reply(int fd, long long deadline)
  * read after; otherwise each message waits for its answer, which every server handles
  * (microsocks, for one, takes each read() for one message).
  */
-static int handshake(int fd, const struct socks5_addr *target, bool pipeline,
-                     long long deadline)
+static int handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
+                     struct socks5_addr *bound, bool pipeline, long long deadline)
 {
 	const struct config_proxy *p = &shim_config.proxies[0];
 	uint8_t buf[SOCKS5_GREETING_MAX + SOCKS5_USERPASS_MAX + SOCKS5_REQUEST_MAX];
@@ -201,8 +203,7 @@ static int handshake(int fd, const struct socks5_addr *target, bool pipeline,
 	if (p->has_auth)
 		auth = socks5_userpass_encode(buf + n, sizeof(buf) - n, p->user,
 		                              strlen(p->user), p->pass, strlen(p->pass));
-	req = socks5_request_encode(buf + n + auth, sizeof(buf) - n - auth,
-	                            SOCKS5_CMD_CONNECT, target);
+	req = socks5_request_encode(buf + n + auth, sizeof(buf) - n - auth, cmd, target);
 	if (req == 0 || (p->has_auth && auth == 0))
 		return -EINVAL;
 	if (pipeline) {
@@ -228,10 +229,16 @@ static int handshake(int fd, const struct socks5_addr *target, bool pipeline,
 			rc = send_all(fd, buf + n + auth, req, deadline);
 	}
 	explicit_bzero(buf, sizeof(buf));
-	return rc < 0 ? rc : read_reply(fd, deadline);
+	return rc < 0 ? rc : read_reply(fd, bound, deadline);
 }
 
 int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
+{
+	return tcp_proxy_request(fd, family, SOCKS5_CMD_CONNECT, target, NULL);
+}
+
+int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
+                      struct socks5_addr *bound)
 {
 	long long deadline = now_ms() + shim_config.connect_timeout_ms;
 	int flags = real_fcntl(fd, F_GETFL);
@@ -243,8 +250,8 @@ int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
 		return -errno;
 	rc = connect_proxy(fd, family, deadline);
 	if (rc == 0)
-		rc = handshake(fd, target, shim_config.pipeline == CONFIG_PIPELINE_ON,
-		               deadline);
+		rc = handshake(fd, cmd, target, bound,
+		               shim_config.pipeline == CONFIG_PIPELINE_ON, deadline);
 	if (!(flags & O_NONBLOCK))
 		real_fcntl(fd, F_SETFL, flags);
 	return rc;

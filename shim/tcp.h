@@ -17,4 +17,10 @@
  * file status flags are as they were. */
 int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target);
 
+/* The same for any command on a stream socket `fd` of `family` (the UDP
+ * control connection sends UDP ASSOCIATE); the reply's BND address goes
+ * into bound when it is not NULL. */
+int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
+                      struct socks5_addr *bound);
+
 #endif

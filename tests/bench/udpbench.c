@@ -4,11 +4,17 @@
  * through a SOCKS5 server's UDP ASSOCIATE, in one run.
  *
  *   udpbench -p PROXY_HOST:PORT [-s SECONDS] [-r ROUNDS]
+ *   udpbench -e                              (a UDP echo on 127.0.0.1 only)
+ *   udpbench -t ECHO_HOST:PORT [-s SECONDS] [-r ROUNDS]
  *
- * It runs its own UDP echo on 127.0.0.1, and speaks SOCKS5 itself (the
- * datagram header of RFC 1928 section 7 around every payload), so the
+ * With -p it runs its own UDP echo on 127.0.0.1, and speaks SOCKS5 itself
+ * (the datagram header of RFC 1928 section 7 around every payload), so the
  * figure is the server's cost without any socksifier. Rounds alternate
  * direct and proxied; a lost datagram fails the run (loopback loses none).
+ *
+ * -e prints "port N" and echoes until killed; -t is a plain UDP client of
+ * such an echo: run it directly and under socksify (the echo outside) to
+ * see what the shim costs.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -138,9 +144,25 @@ int main(int argc, char **argv)
 	double seconds = 2;
 	int rounds = 3, opt;
 	char host[64] = "";
+	bool echo_only = false, plain = false;
 
-	while ((opt = getopt(argc, argv, "p:s:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:r:et:")) != -1) {
 		switch (opt) {
+		case 'e':
+			echo_only = true;
+			break;
+		case 't': {
+			const char *colon = strrchr(optarg, ':');
+			if (!colon || (size_t)(colon - optarg) >= sizeof(host))
+				goto usage;
+			memcpy(host, optarg, (size_t)(colon - optarg));
+			echo_addr.sin_family = AF_INET;
+			echo_addr.sin_port = htons((uint16_t)atoi(colon + 1));
+			if (inet_pton(AF_INET, host, &echo_addr.sin_addr) != 1)
+				goto usage;
+			plain = true;
+			break;
+		}
 		case 'p': {
 			const char *colon = strrchr(optarg, ':');
 			if (!colon || (size_t)(colon - optarg) >= sizeof(host))
@@ -162,7 +184,16 @@ int main(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (proxy.sin_family != AF_INET)
+	if (plain) {
+		double best = 0;
+		for (int r = 0; r < rounds; r++) {
+			double d = round_trips(false, seconds);
+			best = d > best ? d : best;
+		}
+		printf("best round trips/s: %.0f\n", best);
+		return 0;
+	}
+	if (proxy.sin_family != AF_INET && !echo_only)
 		goto usage;
 
 	int efd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -172,6 +203,12 @@ int main(int argc, char **argv)
 	if (bind(efd, (struct sockaddr *)&echo_addr, sizeof(echo_addr)) < 0 ||
 	    getsockname(efd, (struct sockaddr *)&echo_addr, &len) < 0)
 		fail("echo socket");
+	if (echo_only) {
+		printf("port %u\n", ntohs(echo_addr.sin_port));
+		fflush(stdout);
+		echo_thread((void *)(long)efd);
+		return 0;
+	}
 	pthread_t t;
 	pthread_create(&t, NULL, echo_thread, (void *)(long)efd);
 
@@ -188,6 +225,8 @@ int main(int argc, char **argv)
 	       best_p, best_p / best_d);
 	return 0;
 usage:
-	fprintf(stderr, "usage: udpbench -p IPV4:PORT [-s SECONDS] [-r ROUNDS]\n");
+	fprintf(stderr, "usage: udpbench -p IPV4:PORT [-s SECONDS] [-r ROUNDS]\n"
+	                "       udpbench -e\n"
+	                "       udpbench -t IPV4:PORT [-s SECONDS] [-r ROUNDS]\n");
 	return 2;
 }

@@ -1272,28 +1272,3 @@ except socket.gaierror as e:
 	dns=$(log_since DNS_LOG)
 	[[ $dns != *other.test* && $dns != *hosts-name* ]] || fail "a query left for a proxied name: $dns"
 }
-
-@test "UDP is not proxied yet, so it fails closed: sendto/connect to the target get EPERM and one log line; loopback UDP works" {
-	run client_run "$SOCKSIFY" -p "$(proxy_url sx h)" -- "$PYTHON" -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-print("loopback", s.sendto(b"x", ("127.0.0.1", 9)))
-for what, f in (("sendto", lambda: s.sendto(b"x", (sys.argv[1], 9))),
-                ("connect", lambda: s.connect((sys.argv[1], 53))),
-                ("sendto-name", lambda: s.sendto(b"x", ("target.test", 9)))):
-    try:
-        f()
-        print(what, "SENT")
-    except OSError as e:
-        print(what, "errno", e.errno)
-' "$TARGET4"
-	assert_success
-	assert_line "loopback 1"
-	assert_line "sendto errno 1"
-	assert_line "connect errno 1"
-	assert_line "sendto-name errno 1"
-	refute_line --partial SENT
-	run -0 grep -c "does not carry UDP through the proxy yet" <<<"$output"
-	assert_output 1
-	assert_no_dns_leak
-}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Exported I/O hooks for associated UDP sockets (udp.c): send, write and
+ * writev on a connected one carry a datagram; recv, recvfrom, recvmsg,
+ * recvmmsg, read and readv (and the _FORTIFY_SOURCE names __recv_chk,
+ * __recvfrom_chk, __read_chk) strip the SOCKS header.
+ *
+ * Every other descriptor pays one table load and goes straight to libc:
+ * these are the hottest functions a program calls. Before the shim has
+ * initialised (another library's constructor), read and write go to the
+ * kernel directly.
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "fdtab.h"
+#include "shim.h"
+#include "udp.h"
+
+/* The FD_UDP entry of fd, or NULL: the fast path. */
+static inline struct fd_entry *assoc_of(int fd)
+{
+	struct fd_entry *e = fdtab_lookup(fd);
+	if (__builtin_expect(e == NULL, 1) || e->kind != FD_UDP || shim_depth > 0)
+		return NULL;
+	return e;
+}
+
+/* A datagram on a connected associated socket; *handled false: pass. */
+static ssize_t dgram_send(int fd, struct fd_entry *e, const struct iovec *iov,
+                          size_t iovlen, int flags, bool *handled)
+{
+	*handled = false;
+	if (!udp_is_connected(e) || !shim_enter())
+		return 0;
+	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = iovlen};
+	ssize_t rc = udp_sendmsg(fd, e, &msg, flags, handled);
+	shim_leave();
+	return rc;
+}
+
+static ssize_t dgram_recv(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
+{
+	if (!shim_enter())
+		return real_recvmsg(fd, msg, flags);
+	ssize_t rc = udp_recvmsg(fd, e, msg, flags);
+	shim_leave();
+	return rc;
+}
+
+static ssize_t recv_buf(int fd, struct fd_entry *e, void *buf, size_t n, int flags,
+                        struct sockaddr *addr, socklen_t *len)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = n};
+	struct msghdr msg = {.msg_name = addr,
+	                     .msg_namelen = addr && len ? *len : 0,
+	                     .msg_iov = &iov,
+	                     .msg_iovlen = 1};
+	if (!addr || !len)
+		msg.msg_name = NULL;
+	ssize_t rc = dgram_recv(fd, e, &msg, flags);
+	if (rc >= 0 && msg.msg_name)
+		*len = msg.msg_namelen;
+	return rc;
+}
+
+SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e) {
+		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
+		bool handled;
+		ssize_t rc = dgram_send(fd, e, &iov, 1, flags, &handled);
+		if (handled)
+			return rc;
+	}
+	if (!real_send)
+		shim_init();
+	return real_send ? real_send(fd, buf, n, flags) : (errno = ENOSYS, -1);
+}
+
+SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e) {
+		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
+		bool handled;
+		ssize_t rc = dgram_send(fd, e, &iov, 1, 0, &handled);
+		if (handled)
+			return rc;
+	}
+	if (!real_write)
+		shim_init();
+	return real_write ? real_write(fd, buf, n) : syscall(SYS_write, fd, buf, n);
+}
+
+SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e && iovcnt >= 0) {
+		bool handled;
+		ssize_t rc = dgram_send(fd, e, iov, (size_t)iovcnt, 0, &handled);
+		if (handled)
+			return rc;
+	}
+	if (!real_writev)
+		shim_init();
+	return real_writev ? real_writev(fd, iov, iovcnt)
+	                   : syscall(SYS_writev, fd, iov, iovcnt);
+}
+
+SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e)
+		return recv_buf(fd, e, buf, n, flags, NULL, NULL);
+	if (!real_recv)
+		shim_init();
+	return real_recv ? real_recv(fd, buf, n, flags) : (errno = ENOSYS, -1);
+}
+
+SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                             struct sockaddr *addr, socklen_t *len)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e)
+		return recv_buf(fd, e, buf, n, flags, addr, len);
+	if (!real_recvfrom)
+		shim_init();
+	return real_recvfrom ? real_recvfrom(fd, buf, n, flags, addr, len)
+	                     : (errno = ENOSYS, -1);
+}
+
+SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e && msg)
+		return dgram_recv(fd, e, msg, flags);
+	if (!real_recvmsg)
+		shim_init();
+	return real_recvmsg ? real_recvmsg(fd, msg, flags) : (errno = ENOSYS, -1);
+}
+
+/*
+ * One datagram at a time: the first as the socket and flags say, the rest
+ * without waiting when MSG_WAITFORONE asks for that. (The timeout is the
+ * kernel's loose one: it is checked only after a datagram arrives, so a
+ * caller cannot rely on it; it is not applied here.)
+ */
+SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
+                         struct timespec *timeout)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (!e || !vec) {
+		if (!real_recvmmsg)
+			shim_init();
+		return real_recvmmsg ? real_recvmmsg(fd, vec, n, flags, timeout)
+		                     : (errno = ENOSYS, -1);
+	}
+	unsigned int done = 0;
+	for (; done < n; done++) {
+		int f = flags & ~MSG_WAITFORONE;
+		if (done > 0 && (flags & MSG_WAITFORONE))
+			f |= MSG_DONTWAIT;
+		ssize_t got = dgram_recv(fd, e, &vec[done].msg_hdr, f);
+		if (got < 0)
+			return done > 0 ? (int)done : -1;
+		vec[done].msg_len = (unsigned int)got;
+	}
+	return (int)done;
+}
+
+SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e)
+		return recv_buf(fd, e, buf, n, 0, NULL, NULL);
+	if (!real_read)
+		shim_init();
+	return real_read ? real_read(fd, buf, n) : syscall(SYS_read, fd, buf, n);
+}
+
+SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e && iovcnt >= 0) {
+		struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+		                     .msg_iovlen = (size_t)iovcnt};
+		return dgram_recv(fd, e, &msg, 0);
+	}
+	if (!real_readv)
+		shim_init();
+	return real_readv ? real_readv(fd, iov, iovcnt)
+	                  : syscall(SYS_readv, fd, iov, iovcnt);
+}
+
+/* The _FORTIFY_SOURCE entry points: the real ones check n against the
+ * buffer's size (and abort); an associated socket's receive is checked by
+ * the real function too, with nothing to read (n > buflen aborts first). */
+SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e && n <= buflen)
+		return recv_buf(fd, e, buf, n, 0, NULL, NULL);
+	if (!real___read_chk)
+		shim_init();
+	return real___read_chk ? real___read_chk(fd, buf, n, buflen)
+	                       : (errno = ENOSYS, -1);
+}
+
+SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e && n <= buflen)
+		return recv_buf(fd, e, buf, n, flags, NULL, NULL);
+	if (!real___recv_chk)
+		shim_init();
+	return real___recv_chk ? real___recv_chk(fd, buf, n, buflen, flags)
+	                       : (errno = ENOSYS, -1);
+}
+
+SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+                                   struct sockaddr *addr, socklen_t *len)
+{
+	struct fd_entry *e = assoc_of(fd);
+	if (e && n <= buflen)
+		return recv_buf(fd, e, buf, n, flags, addr, len);
+	if (!real___recvfrom_chk)
+		shim_init();
+	return real___recvfrom_chk
+	               ? real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)
+	               : (errno = ENOSYS, -1);
+}
