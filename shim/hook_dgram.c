@@ -5,12 +5,17 @@
  * recvmmsg, read and readv (and the _FORTIFY_SOURCE names __recv_chk,
  * __recvfrom_chk, __read_chk) strip the SOCKS header.
  *
+ * syscall() itself is interposed for the socket calls a program may make
+ * through it instead of through their libc functions: libuv (dig, node)
+ * sends and receives its batches with syscall(SYS_sendmmsg/SYS_recvmmsg).
+ *
  * Every other descriptor pays one table load and goes straight to libc:
  * these are the hottest functions a program calls. Before the shim has
  * initialised (another library's constructor), read and write go to the
  * kernel directly.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -232,4 +237,90 @@ SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, i
 	return real___recvfrom_chk
 	               ? real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)
 	               : (errno = ENOSYS, -1);
+}
+
+/*
+ * The kernel directly, for syscall() before the shim has resolved libc's:
+ * that happens inside other libraries' constructors, for instance in
+ * jemalloc's, with its lock held, where initialising the shim (dlsym
+ * allocates on a missing symbol) would deadlock.
+ */
+static long raw_syscall(long n, const long a[6])
+{
+	long ret;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = a[3];
+	register long r8 __asm__("r8") = a[4];
+	register long r9 __asm__("r9") = a[5];
+	__asm__ volatile("syscall"
+	                 : "=a"(ret)
+	                 : "a"(n), "D"(a[0]), "S"(a[1]), "d"(a[2]), "r"(r10), "r"(r8),
+	                   "r"(r9)
+	                 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a[0];
+	register long x1 __asm__("x1") = a[1];
+	register long x2 __asm__("x2") = a[2];
+	register long x3 __asm__("x3") = a[3];
+	register long x4 __asm__("x4") = a[4];
+	register long x5 __asm__("x5") = a[5];
+	__asm__ volatile("svc 0"
+	                 : "+r"(x0)
+	                 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+	                 : "memory");
+	ret = x0;
+#else
+	/* elsewhere: initialise first (the jemalloc case above can deadlock) */
+	shim_init();
+	if (real_syscall)
+		return real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	errno = ENOSYS;
+	return -1;
+#endif
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
+/*
+ * The generic entry point: socket calls made through it take the same hooks
+ * as their libc functions; every other number goes to libc's syscall() with
+ * the six argument registers as they came (which is what it reads too).
+ */
+SHIM_EXPORT long syscall(long number, ...)
+{
+	va_list ap;
+	long a[6];
+	va_start(ap, number);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	switch (number) {
+	case SYS_sendmmsg:
+		return sendmmsg((int)a[0], (struct mmsghdr *)a[1], (unsigned int)a[2],
+		                (int)a[3]);
+	case SYS_recvmmsg:
+		return recvmmsg((int)a[0], (struct mmsghdr *)a[1], (unsigned int)a[2],
+		                (int)a[3], (struct timespec *)a[4]);
+	case SYS_sendmsg:
+		return sendmsg((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
+	case SYS_recvmsg:
+		return recvmsg((int)a[0], (struct msghdr *)a[1], (int)a[2]);
+	case SYS_sendto:
+		return sendto((int)a[0], (const void *)a[1], (size_t)a[2], (int)a[3],
+		              (const struct sockaddr *)a[4], (socklen_t)a[5]);
+	case SYS_recvfrom:
+		return recvfrom((int)a[0], (void *)a[1], (size_t)a[2], (int)a[3],
+		                (struct sockaddr *)a[4], (socklen_t *)a[5]);
+	case SYS_connect:
+		return connect((int)a[0], (const struct sockaddr *)a[1], (socklen_t)a[2]);
+	default:
+		break;
+	}
+	if (!real_syscall)
+		return raw_syscall(number, a);
+	return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -58,10 +59,10 @@ union sa {
 
 struct name_entry {
 	bool used, learned;
-	uint16_t port; /* network order, as in the sockaddr */
+	uint16_t port; /* host order */
 	union sa fake; /* the fake address the program sent to */
 	socklen_t fake_len;
-	union sa real; /* where the replies turned out to come from */
+	struct socks5_addr real; /* where its replies turned out to come from */
 };
 
 struct udp_assoc {
@@ -460,20 +461,47 @@ static void remember_name(struct udp_assoc *a, const struct sockaddr *dst, sockl
 	n->used = true;
 	n->fake = fake;
 	n->fake_len = flen;
-	n->port = sa_port(&fake);
+	n->port = ntohs(sa_port(&fake));
 }
 
-/* The address a reply from `real` is reported from (a->lock held): the fake
- * address the program sent to when the reply answers a name. */
-static socklen_t reported_source(struct udp_assoc *a, const union sa *real,
-                                 socklen_t real_len, union sa *out)
+static bool socks_same(const struct socks5_addr *x, const struct socks5_addr *y)
 {
+	if (x->atyp != y->atyp || x->port != y->port)
+		return false;
+	switch (x->atyp) {
+	case SOCKS5_ATYP_IPV4:
+		return memcmp(x->host.ipv4, y->host.ipv4, 4) == 0;
+	case SOCKS5_ATYP_IPV6:
+		return memcmp(x->host.ipv6, y->host.ipv6, 16) == 0;
+	default:
+		return x->domain_len == y->domain_len &&
+		       strncasecmp(x->host.domain, y->host.domain, x->domain_len) == 0;
+	}
+}
+
+/*
+ * Where a datagram that the relay brings from src is reported to come from
+ * (a->lock held); 0 when it is to be dropped. A connected socket hears its
+ * peer only. A reply to a name the program sent to (through a fake address)
+ * comes from whatever the proxy resolved the name to, in either family: it
+ * is reported from the fake address, matched by port (the first new source
+ * with that port is taken as the name's, and remembered).
+ */
+static socklen_t relay_source(struct udp_assoc *a, const struct socks5_addr *src,
+                              union sa *out)
+{
+	if (a->connected) {
+		if (a->target.atyp != SOCKS5_ATYP_DOMAIN && !socks_same(&a->target, src))
+			return 0;
+		*out = a->peer;
+		return a->peer_len;
+	}
 	struct name_entry *fresh = NULL;
 	for (unsigned i = 0; i < NAMES_MAX; i++) {
 		struct name_entry *n = &a->names[i];
-		if (!n->used || n->port != sa_port(real))
+		if (!n->used || n->port != src->port)
 			continue;
-		if (n->learned && sa_same(&n->real, real)) {
+		if (n->learned && socks_same(&n->real, src)) {
 			*out = n->fake;
 			return n->fake_len;
 		}
@@ -482,12 +510,25 @@ static socklen_t reported_source(struct udp_assoc *a, const union sa *real,
 	}
 	if (fresh) {
 		fresh->learned = true;
-		fresh->real = *real;
+		fresh->real = *src;
 		*out = fresh->fake;
 		return fresh->fake_len;
 	}
-	*out = *real;
-	return real_len;
+	if (src->atyp != SOCKS5_ATYP_DOMAIN)
+		return socks_to_sa(src, a->family, out);
+	/* a source given by name: its fake address, when it has one */
+	memset(out, 0, sizeof(*out));
+	out->sa.sa_family = (sa_family_t)a->family;
+	if (a->family == AF_INET) {
+		out->v4.sin_port = htons(src->port);
+		return fakedns_addr_for(src->host.domain, AF_INET, &out->v4.sin_addr) < 0
+		               ? 0
+		               : sizeof(out->v4);
+	}
+	out->v6.sin6_port = htons(src->port);
+	return fakedns_addr_for(src->host.domain, AF_INET6, &out->v6.sin6_addr) < 0
+	               ? 0
+	               : sizeof(out->v6);
 }
 
 static void log_denied(const struct policy *pol)
@@ -834,45 +875,11 @@ ssize_t udp_recvmsg(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
 			size_t hn = l.have < sizeof(head) ? l.have : sizeof(head);
 			layout_read(&l, 0, head, hn);
 			ssize_t h = socks5_udp_header_parse(head, hn, &uh);
-			union sa real;
-			socklen_t real_len = 0;
 			if (h > 0 && uh.frag == 0) {
 				off = (size_t)h;
 				a->hdr_guess = (int)h;
-				if (uh.addr.atyp == SOCKS5_ATYP_DOMAIN) {
-					/* a source given by name: its fake address, if
-					 * any */
-					memset(&real, 0, sizeof(real));
-					real.sa.sa_family = (sa_family_t)a->family;
-					if (fakedns_addr_for(
-					            uh.addr.host.domain, a->family,
-					            a->family == AF_INET
-					                    ? (void *)&real.v4.sin_addr
-					                    : (void *)&real.v6
-					                              .sin6_addr) < 0)
-						memset(&real, 0, sizeof(real));
-					real.sa.sa_family = (sa_family_t)a->family;
-					if (a->family == AF_INET)
-						real.v4.sin_port = htons(uh.addr.port);
-					else
-						real.v6.sin6_port = htons(uh.addr.port);
-					real_len = a->family == AF_INET ? sizeof(real.v4)
-					                                : sizeof(real.v6);
-				} else {
-					real_len =
-					        socks_to_sa(&uh.addr, a->family, &real);
-				}
-			}
-			if (real_len && a->connected) {
-				/* a connected socket hears its peer only */
-				union sa want;
-				keep = !socks_to_sa(&a->target, a->family, &want) ||
-				       sa_same(&want, &real);
-				from = a->peer;
-				from_len = a->peer_len;
-			} else if (real_len) {
-				keep = true;
-				from_len = reported_source(a, &real, real_len, &from);
+				from_len = relay_source(a, &uh.addr, &from);
+				keep = from_len > 0;
 			}
 		} else {
 			/* not from the relay: only a destination that goes direct */

@@ -21,6 +21,16 @@
 #           HTTP on 127.0.0.1:8081 (only the proxy's loopback; LOOP_LOG)
 #   client: a DNS leak detector on 198.18.1.53:53 (UDP and TCP), the client's
 #           only nameserver: every query it gets is a line in DNS_LOG.
+# netns_udp_targets (call it from setup_file after netns_setup_file; shim.bats
+# does not need it) adds, in the target namespace:
+#   a UDP echo server on 198.18.2.2:7 and [fd00:5:2::2]:7: one line per datagram
+#           in $UDP_ECHO_LOG, "SRC_IP SRC_PORT LEN", written before the echo
+#   dnsmasq on 198.18.2.2:53 and [fd00:5:2::2]:53 (UDP and TCP) answering
+#           www.example.test A 192.0.2.80 / AAAA 2001:db8::80 (DNS_EXAMPLE_*)
+#           and nothing else; every query is logged with its client address in
+#           $TARGET_DNS_LOG ("N 198.18.2.1/PORT query[A] NAME from 198.18.2.1",
+#           the same for UDP and TCP)
+# and target4.test (TARGET_NAME4) -> 198.18.2.2 only, in the proxy's hosts file.
 # The proxy namespace also has an `unreachable` route to 198.18.7.0/24 and a
 # `prohibit` route to 198.18.8.0/24 (the server gets EHOSTUNREACH / EACCES).
 # netns_teardown_file kills those PIDs and removes the namespaces, also when
@@ -33,6 +43,7 @@ SOCKSIFY=${SOCKSIFY:-$REPO_ROOT/build/cli/socksify}
 SOCKSIFY_SHIM=${SOCKSIFY_SHIM:-$REPO_ROOT/build/shim/libsocksify.so}
 SOCKSIFY_PROBE=${SOCKSIFY_PROBE:-$REPO_ROOT/build/tests/e2e/probe}
 DANTED=${DANTED:-/usr/sbin/danted}
+DNSMASQ=${DNSMASQ:-/usr/sbin/dnsmasq}
 
 # SOCKSIFY_TEST_PRELOAD: libraries (colon-separated) that the programs under
 # test need preloaded; the sanitizer pass (scripts/test) sets it to libasan,
@@ -55,6 +66,12 @@ PROXY_OUT6=fd00:5:2::1
 TARGET4=198.18.2.2
 TARGET6=fd00:5:2::2
 NAMESERVER4=198.18.1.53
+# what dnsmasq answers in the target namespace (netns_udp_targets)
+DNS_EXAMPLE_NAME=www.example.test
+DNS_EXAMPLE_A=192.0.2.80
+DNS_EXAMPLE_AAAA=2001:db8::80
+# a name only the proxy resolves, to 198.18.2.2 only (netns_udp_targets)
+TARGET_NAME4=target4.test
 
 # --- running things in the namespaces ----------------------------------------------
 
@@ -181,6 +198,31 @@ while True:
             threading.Thread(target=tcp_client, args=(c, "%s:%d" % src), daemon=True).start()
 '
 
+# The UDP echo target: echoes every datagram to its sender, after appending
+# "SRC_IP SRC_PORT LEN" to the log (flushed, so the line is there before the
+# sender can see the echo).
+# argv: LOG PORT ADDR...
+NETNS_UDP_ECHO_PY='
+import selectors, socket, sys
+log, port = sys.argv[1], int(sys.argv[2])
+sel = selectors.DefaultSelector()
+for addr in sys.argv[3:]:
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    sel.register(s, selectors.EVENT_READ)
+with open(log, "a") as f:
+    while True:
+        for key, _ in sel.select():
+            s = key.fileobj
+            data, src = s.recvfrom(65535)
+            f.write("%s %d %d\n" % (src[0], src[1], len(data)))
+            f.flush()
+            try:
+                s.sendto(data, src)
+            except OSError as e:
+                sys.stderr.write("echo to %s: %s\n" % (src, e))
+'
+
 # netns_http ROLE ADDR PORT LOG: starts the HTTP server above serving $WWW.
 netns_http() {
 	local role=$1 addr=$2 port=$3 log=$4
@@ -249,6 +291,12 @@ netns_dante() {
 			command: connect udpassociate bind bindreply udpreply
 			log: error connect disconnect
 		}
+		# a UDP reply from an IPv6 target to an IPv4 client: from is the target
+		socks pass {
+			from: ::/0 to: 0.0.0.0/0
+			command: udpreply
+			log: error connect disconnect
+		}
 	EOF
 	ns_spawn proxy "$BATS_FILE_TMPDIR/danted.out" \
 		"$DANTED" -f "$conf" -p "$BATS_FILE_TMPDIR/danted.pid" -N 1
@@ -257,6 +305,54 @@ netns_dante() {
 		cat "$BATS_FILE_TMPDIR/danted.out" "$DANTE_LOG" >&2 2>/dev/null
 		return 1
 	fi
+}
+
+# netns_udp_targets: the UDP targets in the target namespace (see the top): the
+# UDP echo server on port 7 and dnsmasq on port 53, both on 198.18.2.2 and
+# fd00:5:2::2. For setup_file, after netns_setup_file; sets and exports
+# UDP_ECHO_LOG and TARGET_DNS_LOG (log_since works on both).
+netns_udp_targets() {
+	IN_SETUP_FILE=1
+	UDP_ECHO_LOG=$BATS_FILE_TMPDIR/udp-echo-target.log
+	TARGET_DNS_LOG=$BATS_FILE_TMPDIR/dns-target.log
+	: >"$UDP_ECHO_LOG"
+	: >"$TARGET_DNS_LOG"
+	export UDP_ECHO_LOG TARGET_DNS_LOG
+	# an IPv4-only name for the target that only the proxy resolves: dante 1.4
+	# cannot relay UDP to a name that resolves to IPv6 for an IPv4 client
+	# ("could not bind udp address 198.18.2.1.0"), and target.test resolves
+	# to fd00:5:2::2 first. scripts/netns down removes the file.
+	printf '%s\t%s\n' "$TARGET4" "$TARGET_NAME4" >>"/etc/netns/$NX-proxy/hosts"
+
+	ns_spawn target "$BATS_FILE_TMPDIR/udp-echo-target.out" \
+		"$PYTHON" -u -c "$NETNS_UDP_ECHO_PY" "$UDP_ECHO_LOG" 7 "$TARGET4" "$TARGET6"
+	ns_wait_listen target udp "$TARGET4" 7 "$SPAWNED_PID" || return 1
+	ns_wait_listen target udp "$TARGET6" 7 "$SPAWNED_PID" || return 1
+
+	[[ -x $DNSMASQ ]] || {
+		echo "dnsmasq is not installed ($DNSMASQ; scripts/deps installs dnsmasq-base)" >&2
+		return 1
+	}
+	# --no-daemon: stays in the foreground (its PID is the one recorded), keeps
+	# root, handles TCP in the main process (no forked children), and writes no
+	# pid file; -C /dev/null: no /etc/dnsmasq.conf; --no-resolv/--no-hosts: it
+	# answers the --host-record and refuses everything else. Its stderr copy of
+	# the log goes to dnsmasq.out.
+	ns_spawn target "$BATS_FILE_TMPDIR/dnsmasq.out" \
+		"$DNSMASQ" --no-daemon --conf-file=/dev/null --user=root --pid-file= \
+		--no-resolv --no-hosts --bind-interfaces --port=53 \
+		--listen-address="$TARGET4" --listen-address="$TARGET6" \
+		--host-record="$DNS_EXAMPLE_NAME,$DNS_EXAMPLE_A,$DNS_EXAMPLE_AAAA" \
+		--log-queries=extra --log-facility="$TARGET_DNS_LOG"
+	local pid=$SPAWNED_PID
+	if ! { ns_wait_listen target udp "$TARGET4" 53 "$pid" &&
+		ns_wait_listen target tcp "$TARGET4" 53 "$pid" &&
+		ns_wait_listen target udp "$TARGET6" 53 "$pid" &&
+		ns_wait_listen target tcp "$TARGET6" 53 "$pid"; }; then
+		cat "$BATS_FILE_TMPDIR/dnsmasq.out" "$TARGET_DNS_LOG" >&2
+		return 1
+	fi
+	IN_SETUP_FILE=0
 }
 
 have_dante() {
@@ -444,9 +540,11 @@ netns_setup() {
 	for f in HTTP_LOG HTTP6_LOG TRAP_LOG LOOP_LOG DNS_LOG SX_LOG SXAUTH_LOG SXDENY_LOG SX6_LOG; do
 		printf -v "${f}_START" '%s' "$(log_size "${!f}")"
 	done
-	if [[ -n ${DANTE_LOG:-} ]]; then
-		DANTE_LOG_START=$(log_size "$DANTE_LOG")
-	fi
+	# the logs of the optional servers (dante, netns_udp_targets)
+	for f in DANTE_LOG UDP_ECHO_LOG TARGET_DNS_LOG; do
+		[[ -n ${!f:-} ]] || continue
+		printf -v "${f}_START" '%s' "$(log_size "${!f}")"
+	done
 }
 
 netns_teardown() {
@@ -518,6 +616,39 @@ assert_via_proxy() {
 	fi
 }
 
+# assert_udp_via_proxy COUNT_MIN [ADDR]: the UDP echo target got at least
+# COUNT_MIN datagrams during this test, every one from the proxy's address
+# (198.18.2.1 / fd00:5:2::1; with ADDR, from that one), none from elsewhere.
+# Sets UDP_VIA_COUNT and UDP_VIA_LINES.
+assert_udp_via_proxy() {
+	local min=${1:-1} want=${2:-} re bad
+	if [[ -n $want ]]; then
+		re="^${want//./\\.} "
+	else
+		re="^(${PROXY_OUT4//./\\.}|$PROXY_OUT6) "
+	fi
+	UDP_VIA_LINES=$(log_since UDP_ECHO_LOG)
+	[[ -n $UDP_VIA_LINES ]] || fail "the UDP echo target got no datagram during this test"
+	bad=$(grep -Ev "${re}[0-9]+ [0-9]+\$" <<<"$UDP_VIA_LINES" || true)
+	[[ -z $bad ]] || fail "datagrams reached the UDP echo target from elsewhere than ${want:-the proxy}: $bad"
+	UDP_VIA_COUNT=$(grep -c . <<<"$UDP_VIA_LINES")
+	if ((UDP_VIA_COUNT < min)); then
+		fail "the UDP echo target got $UDP_VIA_COUNT datagrams, expected at least $min: $UDP_VIA_LINES"
+	fi
+}
+
+# assert_dns_via_proxy NAME: the target's dnsmasq got a query for NAME during
+# this test (waits up to 3 s for its log line), and every query it got came from
+# the proxy's address. dnsmasq's log (--log-queries=extra) does not say UDP or
+# TCP: "N 198.18.2.1/PORT query[A] NAME from 198.18.2.1". Sets DNS_VIA_LINES.
+assert_dns_via_proxy() {
+	local name=$1 bad
+	wait_log TARGET_DNS_LOG " query\\[[A-Z0-9]+\\] ${name//./\\.} from "
+	DNS_VIA_LINES=$(log_since TARGET_DNS_LOG | grep -E " query\\[[A-Z0-9]+\\] " || true)
+	bad=$(grep -Ev " from (${PROXY_OUT4//./\\.}|$PROXY_OUT6)\$" <<<"$DNS_VIA_LINES" || true)
+	[[ -z $bad ]] || fail "DNS queries reached the target's dnsmasq from elsewhere than the proxy: $bad"
+}
+
 # wait_log VAR ERE [SECONDS]: waits (default 3 s) until this test's part of the
 # log in $VAR has a line matching ERE (servers log a connection when it closes,
 # which may be just after the client exits).
@@ -552,6 +683,20 @@ assert_proxy_connect() {
 		fi
 		re=$(sed 's/[].[]/\\&/g; s/^\*/[0-9a-f:.]+/' <<<"$dest")
 		wait_log DANTE_LOG "tcp/connect \\[: 198\.18\.1\.2\.[0-9]+ 198\.18\.1\.1\.1082 -> .* $re\$"
+		;;
+	esac
+}
+
+# assert_proxy_udp KIND: the proxy KIND logged a UDP association of the client
+# (both log it when it ends: when the program closed it, or exited).
+assert_proxy_udp() {
+	case $1 in
+	sx | auth | deny | sx6)
+		wait_log "$(proxy_log_var "$1")" "(198\\.18\\.1\\.2|\\[fd00:5:1::2\\]):[0-9]+ UDP ASSOCIATE "
+		;;
+	dante)
+		# at its end: "udp/udpassociate ]: 61431/3 -> 198.18.1.2.56211 198.18.1.1.39779 -> ..."
+		wait_log DANTE_LOG "udp/udpassociate \\]: .* 198\\.18\\.1\\.2\\.[0-9]+ 198\\.18\\.1\\.1\\.[0-9]+ -> "
 		;;
 	esac
 }
@@ -616,13 +761,24 @@ socksify_client() {
 # probe_bin: the C probe (tests/e2e/probe.c): $SOCKSIFY_PROBE when built by meson,
 # else compiled here once per file run.
 probe_bin() {
-	if [[ -x $SOCKSIFY_PROBE ]]; then
-		echo "$SOCKSIFY_PROBE"
+	built_or_cc "${SOCKSIFY_PROBE:-}" probe
+}
+
+# udp_probe_bin: the UDP probe (tests/e2e/udp_probe.c), the same way.
+udp_probe_bin() {
+	built_or_cc "${SOCKSIFY_UDP_PROBE:-}" udp_probe
+}
+
+# built_or_cc PATH NAME: PATH when meson built it, else $E2E_DIR/NAME.c compiled
+# with cc once per file run.
+built_or_cc() {
+	if [[ -x $1 ]]; then
+		echo "$1"
 		return 0
 	fi
-	local bin=$BATS_FILE_TMPDIR/probe
+	local bin=$BATS_FILE_TMPDIR/$2
 	if [[ ! -x $bin ]]; then
-		cc -std=gnu11 -O1 -g -Wall -Wextra -o "$bin" "$E2E_DIR/probe.c" >&2 || return 1
+		cc -std=gnu11 -O1 -g -Wall -Wextra -o "$bin" "$E2E_DIR/$2.c" >&2 || return 1
 	fi
 	echo "$bin"
 }

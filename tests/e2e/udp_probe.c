@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * udp_probe: checks, from inside a socksified program, the datagram
+ * semantics that the shim's UDP ASSOCIATE must keep. shim_udp.bats runs it
+ * under socksify in the client namespace of scripts/netns against a UDP
+ * echo server in the target namespace, which the client cannot reach but
+ * through the proxy.
+ *
+ *   udp_probe mmsg     HOST PORT       sendmmsg/recvmmsg, with and without names
+ *   udp_probe peek     HOST PORT       MSG_PEEK, MSG_TRUNC, msg_flags
+ *   udp_probe nonblock HOST PORT       O_NONBLOCK, MSG_DONTWAIT, poll readiness
+ *   udp_probe connected HOST PORT      write/writev/read/readv/send/recv, getpeername
+ *   udp_probe dupfork  HOST PORT       dup, fork, close; no descriptor left behind
+ *   udp_probe control  HOST PORT       close/dup2 over the shim's control connection
+ *   udp_probe mixed    HOST6 HOST4 PORT one IPv6 socket, IPv6 and IPv4 sources
+ *                                       (header lengths 22 and 10 in turn)
+ *   udp_probe refused  HOST PORT ERRNO-NAME  sendto fails with that errno
+ *
+ * HOST is numeric. Every check prints "ok ..." or "FAIL ..."; the exit status
+ * is 0 when every check passed, 1 otherwise, 2 for bad usage.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { TIMEOUT_MS = 5000 };
+
+static int failures;
+
+static void report(bool good, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void report(bool good, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs(good ? "ok " : "FAIL ", stdout);
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	fflush(stdout);
+	if (!good)
+		failures++;
+}
+
+union sa {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+	struct sockaddr_storage ss;
+};
+
+static socklen_t parse_addr(const char *host, const char *port, union sa *out)
+{
+	memset(out, 0, sizeof(*out));
+	int p = atoi(port);
+	if (inet_pton(AF_INET, host, &out->v4.sin_addr) == 1) {
+		out->v4.sin_family = AF_INET;
+		out->v4.sin_port = htons((uint16_t)p);
+		return sizeof(out->v4);
+	}
+	if (inet_pton(AF_INET6, host, &out->v6.sin6_addr) == 1) {
+		out->v6.sin6_family = AF_INET6;
+		out->v6.sin6_port = htons((uint16_t)p);
+		return sizeof(out->v6);
+	}
+	fprintf(stderr, "udp_probe: not a numeric address: %s\n", host);
+	exit(2);
+}
+
+static bool same_addr(const union sa *a, socklen_t alen, const union sa *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return alen >= sizeof(a->v4) && a->v4.sin_port == b->v4.sin_port &&
+		       a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+	return alen >= sizeof(a->v6) && a->v6.sin6_port == b->v6.sin6_port &&
+	       memcmp(&a->v6.sin6_addr, &b->v6.sin6_addr, 16) == 0;
+}
+
+static const char *fmt_addr(const union sa *a)
+{
+	static char buf[INET6_ADDRSTRLEN + 8];
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (a->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a->v4.sin_addr, ip, sizeof(ip));
+		snprintf(buf, sizeof(buf), "%s:%u", ip, ntohs(a->v4.sin_port));
+	} else {
+		inet_ntop(AF_INET6, &a->v6.sin6_addr, ip, sizeof(ip));
+		snprintf(buf, sizeof(buf), "[%s]:%u", ip, ntohs(a->v6.sin6_port));
+	}
+	return buf;
+}
+
+static int udp_socket(int family)
+{
+	int fd = socket(family, SOCK_DGRAM, 0);
+	if (fd < 0) {
+		perror("udp_probe: socket");
+		exit(1);
+	}
+	return fd;
+}
+
+static bool wait_readable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, TIMEOUT_MS) == 1 && (p.revents & POLLIN);
+}
+
+static void fill(char *buf, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)(seed * 31 + i * 7 + (i >> 8));
+}
+
+/* One echo round trip: sendto, then recvfrom of the whole reply. */
+static bool echo_once(int fd, const union sa *dst, socklen_t len, size_t n, unsigned seed)
+{
+	char out[2048], in[2048];
+	union sa from;
+	socklen_t flen = sizeof(from);
+	if (n > sizeof(out))
+		return false;
+	fill(out, n, seed);
+	if (sendto(fd, out, n, 0, &dst->sa, len) != (ssize_t)n || !wait_readable(fd))
+		return false;
+	ssize_t got = recvfrom(fd, in, sizeof(in), 0, &from.sa, &flen);
+	return got == (ssize_t)n && memcmp(in, out, n) == 0 &&
+	       same_addr(&from, flen, dst);
+}
+
+/* Socket descriptors this process holds. */
+static int count_sockets(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+		    S_ISSOCK(st.st_mode) && atoi(de->d_name) != dirfd(d))
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A socket descriptor at or above `min`, that the program did not open. */
+static int find_socket_from(int min)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int found = -1;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		int fd = atoi(de->d_name);
+		if (de->d_name[0] != '.' && fd >= min && fd != dirfd(d) &&
+		    fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISSOCK(st.st_mode))
+			found = fd;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* --- checks ----------------------------------------------------------------------- */
+
+static int cmd_mmsg(const union sa *dst, socklen_t len)
+{
+	enum { N = 3 };
+	char out[N][64], in[N][128];
+	struct iovec oiov[N], iiov[N];
+	struct mmsghdr om[N], im[N];
+	union sa from[N];
+	int fd = udp_socket(dst->sa.sa_family);
+
+	for (int round = 0; round < 2; round++) {
+		bool named = round == 0;
+		if (!named && connect(fd, &dst->sa, len) < 0) {
+			report(false, "connect: %s", strerror(errno));
+			break;
+		}
+		memset(om, 0, sizeof(om));
+		memset(im, 0, sizeof(im));
+		for (int i = 0; i < N; i++) {
+			snprintf(out[i], sizeof(out[i]), "mmsg round %d datagram %d",
+			         round, i);
+			oiov[i] = (struct iovec){out[i], strlen(out[i])};
+			om[i].msg_hdr.msg_iov = &oiov[i];
+			om[i].msg_hdr.msg_iovlen = 1;
+			if (named) {
+				om[i].msg_hdr.msg_name = (void *)dst;
+				om[i].msg_hdr.msg_namelen = len;
+			}
+		}
+		int sent = sendmmsg(fd, om, N, 0);
+		report(sent == N, "sendmmsg %s names sent %d of %d (%s)",
+		       named ? "with" : "without", sent, N,
+		       sent < 0 ? strerror(errno) : "");
+		for (int i = 0; i < N; i++)
+			report(om[i].msg_len == strlen(out[i]),
+			       "sendmmsg msg_len %d = %u", i, om[i].msg_len);
+		int got = 0;
+		while (got < N && wait_readable(fd)) {
+			for (int i = got; i < N; i++) {
+				iiov[i] = (struct iovec){in[i], sizeof(in[i])};
+				im[i].msg_hdr =
+				        (struct msghdr){.msg_name = &from[i],
+				                        .msg_namelen = sizeof(from[i]),
+				                        .msg_iov = &iiov[i],
+				                        .msg_iovlen = 1};
+			}
+			int r = recvmmsg(fd, im + got, N - got, MSG_WAITFORONE, NULL);
+			if (r <= 0)
+				break;
+			got += r;
+		}
+		report(got == N, "recvmmsg got %d of %d", got, N);
+		for (int i = 0; i < got; i++) {
+			bool match = false;
+			for (int j = 0; j < N; j++)
+				match |= im[i].msg_len == strlen(out[j]) &&
+				         memcmp(in[i], out[j], im[i].msg_len) == 0;
+			report(match,
+			       "recvmmsg datagram %d is one that was sent (%u bytes)", i,
+			       im[i].msg_len);
+			report(same_addr(&from[i], im[i].msg_hdr.msg_namelen, dst),
+			       "recvmmsg datagram %d from %s", i, fmt_addr(&from[i]));
+		}
+	}
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+static int cmd_peek(const union sa *dst, socklen_t len)
+{
+	char out[100], in[200];
+	union sa from;
+	socklen_t flen;
+	int fd = udp_socket(dst->sa.sa_family);
+	fill(out, sizeof(out), 7);
+
+	sendto(fd, out, sizeof(out), 0, &dst->sa, len);
+	report(wait_readable(fd), "readable after the echo");
+	ssize_t n = recv(fd, in, 10, MSG_PEEK);
+	report(n == 10 && memcmp(in, out, 10) == 0, "MSG_PEEK of 10 bytes gives 10: %zd",
+	       n);
+	flen = sizeof(from);
+	n = recvfrom(fd, in, sizeof(in), MSG_PEEK, &from.sa, &flen);
+	report(n == 100 && memcmp(in, out, 100) == 0 && same_addr(&from, flen, dst),
+	       "MSG_PEEK whole: %zd bytes from %s", n, fmt_addr(&from));
+	n = recv(fd, in, 10, MSG_PEEK | MSG_TRUNC);
+	report(n == 100, "MSG_PEEK|MSG_TRUNC gives the real length: %zd", n);
+	memset(in, 0, sizeof(in));
+	n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+	report(n == 100 && memcmp(in, out, 100) == 0, "the datagram is still there: %zd",
+	       n);
+	n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+	report(n < 0 && errno == EAGAIN, "and then gone: %zd (%s)", n,
+	       n < 0 ? strerror(errno) : "data");
+
+	sendto(fd, out, sizeof(out), 0, &dst->sa, len);
+	wait_readable(fd);
+	memset(in, 0, sizeof(in));
+	n = recv(fd, in, 10, MSG_TRUNC);
+	report(n == 100 && memcmp(in, out, 10) == 0,
+	       "MSG_TRUNC into 10 bytes returns %zd", n);
+	report(recv(fd, in, sizeof(in), MSG_DONTWAIT) < 0 && errno == EAGAIN,
+	       "the truncated datagram was consumed");
+
+	sendto(fd, out, sizeof(out), 0, &dst->sa, len);
+	wait_readable(fd);
+	struct iovec iov[2] = {{in, 7}, {in + 7, 5}};
+	struct msghdr msg = {.msg_name = &from,
+	                     .msg_namelen = sizeof(from),
+	                     .msg_iov = iov,
+	                     .msg_iovlen = 2};
+	n = recvmsg(fd, &msg, 0);
+	report(n == 12 && (msg.msg_flags & MSG_TRUNC) && memcmp(in, out, 12) == 0,
+	       "recvmsg into 7+5 bytes: %zd, MSG_TRUNC %s", n,
+	       msg.msg_flags & MSG_TRUNC ? "set" : "not set");
+	report(same_addr(&from, msg.msg_namelen, dst), "recvmsg source %s",
+	       fmt_addr(&from));
+
+	/* a short address buffer: truncated, and the full length reported */
+	sendto(fd, out, 5, 0, &dst->sa, len);
+	wait_readable(fd);
+	union sa small;
+	flen = 4;
+	memset(&small, 0xee, sizeof(small));
+	n = recvfrom(fd, in, sizeof(in), 0, &small.sa, &flen);
+	report(n == 5 && flen == len,
+	       "recvfrom with a 4-byte address buffer: %zd, len %u", n, flen);
+	report(((unsigned char *)&small)[4] == 0xee,
+	       "nothing written past those 4 bytes");
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+static int cmd_nonblock(const union sa *dst, socklen_t len)
+{
+	char out[32] = "nonblocking", in[64];
+	int fd = udp_socket(dst->sa.sa_family);
+
+	report(echo_once(fd, dst, len, 20, 1), "a first round trip associates");
+	ssize_t n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+	report(n < 0 && errno == EAGAIN, "MSG_DONTWAIT with nothing queued: EAGAIN");
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	n = recvfrom(fd, in, sizeof(in), 0, NULL, NULL);
+	report(n < 0 && errno == EAGAIN, "O_NONBLOCK with nothing queued: EAGAIN");
+	n = read(fd, in, sizeof(in));
+	report(n < 0 && errno == EAGAIN, "read() O_NONBLOCK: EAGAIN");
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	report(poll(&p, 1, 0) == 0, "poll: not readable yet");
+	sendto(fd, out, strlen(out), 0, &dst->sa, len);
+	report(poll(&p, 1, TIMEOUT_MS) == 1 && (p.revents & POLLIN),
+	       "poll: readable once the echo is back");
+	n = recv(fd, in, sizeof(in), 0);
+	report(n == (ssize_t)strlen(out) && memcmp(in, out, (size_t)n) == 0,
+	       "the echo: %zd bytes", n);
+	report(poll(&p, 1, 0) == 0, "poll: not readable after it was read");
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+static int cmd_connected(const union sa *dst, socklen_t len)
+{
+	char in[256];
+	union sa peer, from;
+	socklen_t plen = sizeof(peer);
+	int fd = udp_socket(dst->sa.sa_family);
+
+	report(connect(fd, &dst->sa, len) == 0, "connect");
+	report(getpeername(fd, &peer.sa, &plen) == 0 && same_addr(&peer, plen, dst),
+	       "getpeername %s", fmt_addr(&peer));
+	report(write(fd, "via write", 9) == 9, "write");
+	wait_readable(fd);
+	ssize_t n = read(fd, in, sizeof(in));
+	report(n == 9 && memcmp(in, "via write", 9) == 0, "read: %zd", n);
+
+	struct iovec wv[3] = {{"via ", 4}, {"write", 5}, {"v", 1}};
+	report(writev(fd, wv, 3) == 10, "writev of 3 pieces");
+	wait_readable(fd);
+	char a[3], b[64];
+	struct iovec rv[2] = {{a, 3}, {b, sizeof(b)}};
+	n = readv(fd, rv, 2);
+	report(n == 10 && memcmp(a, "via", 3) == 0 && memcmp(b, " writev", 7) == 0,
+	       "readv into 3 + 64: %zd", n);
+
+	report(send(fd, "via send", 8, 0) == 8, "send");
+	wait_readable(fd);
+	socklen_t flen = sizeof(from);
+	n = recvfrom(fd, in, sizeof(in), 0, &from.sa, &flen);
+	report(n == 8 && same_addr(&from, flen, dst),
+	       "recvfrom on a connected socket: %zd from %s", n, fmt_addr(&from));
+
+	/* sendto with the peer's own address works on a connected socket */
+	report(sendto(fd, "sendto peer", 11, 0, &dst->sa, len) == 11, "sendto the peer");
+	wait_readable(fd);
+	n = recv(fd, in, sizeof(in), 0);
+	report(n == 11, "recv: %zd", n);
+
+	/* disconnect: getpeername fails, sendto still goes through the proxy */
+	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	report(connect(fd, &unspec, sizeof(unspec)) == 0, "connect(AF_UNSPEC)");
+	plen = sizeof(peer);
+	report(getpeername(fd, &peer.sa, &plen) < 0 && errno == ENOTCONN,
+	       "getpeername after disconnect: ENOTCONN");
+	report(echo_once(fd, dst, len, 33, 3), "sendto/recvfrom after disconnect");
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+static int cmd_dupfork(const union sa *dst, socklen_t len)
+{
+	int before = count_sockets();
+	int fd = udp_socket(dst->sa.sa_family);
+	report(echo_once(fd, dst, len, 64, 1), "round trip on the socket");
+	int during = count_sockets();
+	report(during == before + 2,
+	       "the socket and one control connection: %d -> %d sockets", before, during);
+
+	int d = dup(fd);
+	report(echo_once(d, dst, len, 64, 2), "round trip on a dup");
+	close(fd);
+	report(echo_once(d, dst, len, 64, 3),
+	       "the dup works after the original is closed");
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		bool good = echo_once(d, dst, len, 64, 4);
+		close(d);
+		_exit(good ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	report(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "a forked child's round trip");
+	report(echo_once(d, dst, len, 64, 5),
+	       "the parent's round trip after the child closed and exited");
+
+	int d2 = fcntl(d, F_DUPFD_CLOEXEC, 0);
+	report(dup2(d, 100) == 100, "dup2 to 100");
+	close(d);
+	report(echo_once(100, dst, len, 64, 6), "round trip on the dup2 copy");
+	close(100);
+	report(echo_once(d2, dst, len, 64, 7), "round trip on the F_DUPFD copy");
+	close(d2);
+	int after = count_sockets();
+	report(after == before,
+	       "after the last close no socket is left: %d sockets (%d before)", after,
+	       before);
+	return failures ? 1 : 0;
+}
+
+static int cmd_control(const union sa *dst, socklen_t len)
+{
+	int fd = udp_socket(dst->sa.sa_family);
+	report(echo_once(fd, dst, len, 64, 1), "round trip");
+	int ctl = find_socket_from(fd + 1);
+	report(ctl > fd, "a control connection above the program's descriptors: %d", ctl);
+	if (ctl <= fd)
+		return 1;
+	errno = 0;
+	report(close(ctl) < 0 && errno == EBADF, "close() of it: EBADF (%s)",
+	       strerror(errno));
+	report(echo_once(fd, dst, len, 64, 2), "round trip after that close()");
+	int devnull = open("/dev/null", O_RDONLY);
+	report(dup2(devnull, ctl) == ctl, "dup2 over its number");
+	report(echo_once(fd, dst, len, 64, 3),
+	       "round trip after the dup2: the control moved");
+	struct stat st;
+	report(fstat(ctl, &st) == 0 && S_ISCHR(st.st_mode),
+	       "the number is the program's now");
+	report(close(ctl) == 0, "and closes normally");
+	close(devnull);
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+static int cmd_mixed(const union sa *v6, socklen_t len6, const union sa *v4)
+{
+	/* IPv4 through an AF_INET6 socket: the v4-mapped form */
+	union sa mapped;
+	memset(&mapped, 0, sizeof(mapped));
+	mapped.v6.sin6_family = AF_INET6;
+	mapped.v6.sin6_port = v4->v4.sin_port;
+	mapped.v6.sin6_addr.s6_addr[10] = mapped.v6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&mapped.v6.sin6_addr.s6_addr[12], &v4->v4.sin_addr, 4);
+
+	int fd = udp_socket(AF_INET6);
+	char out[1000], in[1000];
+	const union sa *dsts[] = {v6, &mapped, &mapped, v6, v6, &mapped};
+	for (unsigned i = 0; i < sizeof(dsts) / sizeof(dsts[0]); i++) {
+		/* a buffer exactly the payload's size: a wrong header guess must
+		 * not cost a byte */
+		size_t n = 900 + i;
+		fill(out, n, i);
+		memset(in, 0, sizeof(in));
+		sendto(fd, out, n, 0, &dsts[i]->sa, len6);
+		wait_readable(fd);
+		union sa from;
+		socklen_t flen = sizeof(from);
+		struct iovec iov = {in, n};
+		struct msghdr msg = {.msg_name = &from,
+		                     .msg_namelen = flen,
+		                     .msg_iov = &iov,
+		                     .msg_iovlen = 1};
+		ssize_t got = recvmsg(fd, &msg, 0);
+		report(got == (ssize_t)n && memcmp(in, out, n) == 0 &&
+		               !(msg.msg_flags & MSG_TRUNC) &&
+		               same_addr(&from, msg.msg_namelen, dsts[i]),
+		       "datagram %u (%zu bytes) from %s: %zd bytes, %s", i, n,
+		       fmt_addr(&from), got,
+		       got == (ssize_t)n && memcmp(in, out, n) == 0 ? "intact"
+		                                                    : "corrupt");
+	}
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+static int cmd_refused(const union sa *dst, socklen_t len, const char *want)
+{
+	int fd = udp_socket(dst->sa.sa_family);
+	errno = 0;
+	ssize_t n = sendto(fd, "x", 1, 0, &dst->sa, len);
+	const char *got = n < 0 ? strerrorname_np(errno) : "success";
+	report(n < 0 && got && strcmp(got, want) == 0, "sendto fails with %s (got %s)",
+	       want, got ? got : "?");
+	errno = 0;
+	n = sendto(fd, "x", 1, 0, &dst->sa, len);
+	got = n < 0 ? strerrorname_np(errno) : "success";
+	report(n < 0 && got && strcmp(got, want) == 0, "a second sendto too (got %s)",
+	       got ? got : "?");
+	int c = udp_socket(dst->sa.sa_family);
+	errno = 0;
+	got = connect(c, &dst->sa, len) < 0 ? strerrorname_np(errno) : "success";
+	report(got && strcmp(got, want) == 0, "connect fails with %s (got %s)", want,
+	       got ? got : "?");
+	close(c);
+	close(fd);
+	return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	union sa dst, dst4;
+	if (argc < 4)
+		goto usage;
+	socklen_t len = parse_addr(
+	        argv[2], argv[argc == 5 && !strcmp(argv[1], "mixed") ? 4 : 3], &dst);
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "mmsg") && argc == 4)
+		return cmd_mmsg(&dst, len);
+	if (!strcmp(cmd, "peek") && argc == 4)
+		return cmd_peek(&dst, len);
+	if (!strcmp(cmd, "nonblock") && argc == 4)
+		return cmd_nonblock(&dst, len);
+	if (!strcmp(cmd, "connected") && argc == 4)
+		return cmd_connected(&dst, len);
+	if (!strcmp(cmd, "dupfork") && argc == 4)
+		return cmd_dupfork(&dst, len);
+	if (!strcmp(cmd, "control") && argc == 4)
+		return cmd_control(&dst, len);
+	if (!strcmp(cmd, "mixed") && argc == 5) {
+		parse_addr(argv[3], argv[4], &dst4);
+		return cmd_mixed(&dst, len, &dst4);
+	}
+	if (!strcmp(cmd, "refused") && argc == 5)
+		return cmd_refused(&dst, len, argv[4]);
+usage:
+	fprintf(stderr, "usage: udp_probe mmsg|peek|nonblock|connected|dupfork|control "
+	                "HOST PORT\n"
+	                "       udp_probe mixed HOST6 HOST4 PORT\n"
+	                "       udp_probe refused HOST PORT ERRNO-NAME\n");
+	return 2;
+}
