@@ -769,6 +769,20 @@ udp_probe_bin() {
 	built_or_cc "${SOCKSIFY_UDP_PROBE:-}" udp_probe
 }
 
+# udp_probe_fortify_bin: udp_probe.c built with _FORTIFY_SOURCE=2 (-O2).
+udp_probe_fortify_bin() {
+	if [[ -x ${SOCKSIFY_UDP_PROBE_FORTIFY:-} ]]; then
+		echo "$SOCKSIFY_UDP_PROBE_FORTIFY"
+		return 0
+	fi
+	local bin=$BATS_FILE_TMPDIR/udp_probe_fortify
+	if [[ ! -x $bin ]]; then
+		cc -std=gnu11 -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra -o "$bin" "$E2E_DIR/udp_probe.c" >&2 ||
+			return 1
+	fi
+	echo "$bin"
+}
+
 # built_or_cc PATH NAME: PATH when meson built it, else $E2E_DIR/NAME.c compiled
 # with cc once per file run.
 built_or_cc() {

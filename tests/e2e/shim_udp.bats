@@ -315,6 +315,20 @@ t_probe() { # KIND SUBCOMMAND HOST... : every check "ok", none "FAIL"
 @test "socksify-server: C probe: one AF_INET6 socket, IPv6 and IPv4 targets in turn (header lengths 22/10), no byte lost" {
 	t_probe sx mixed "$TARGET6" "$TARGET4"
 }
+@test "socksify-server: C probe built with _FORTIFY_SOURCE: __recvfrom_chk, __recv_chk, __read_chk strip the header too" {
+	local bin sym
+	bin=$(udp_probe_fortify_bin)
+	for sym in __recvfrom_chk __recv_chk __read_chk; do
+		nm -D "$bin" | grep -q " U $sym@" || fail "$bin does not call $sym (not fortified?)"
+	done
+	run socksify_client sx -- "$bin" fortify "$TARGET4" 7
+	refute_line --partial FAIL
+	assert_success
+	assert_line --partial "ok recvfrom (__recvfrom_chk when fortified): 41 bytes from $TARGET4:7"
+	assert_line "ok recv (__recv_chk): 41 bytes"
+	assert_line "ok read (__read_chk): 41 bytes"
+	assert_udp_via_proxy 3 "$PROXY_OUT4"
+}
 @test "socksify-server on IPv6: C probe: IPv6 and IPv4 targets in turn" {
 	t_probe sx6 mixed "$TARGET6" "$TARGET4"
 }

@@ -15,6 +15,9 @@
  *   udp_probe mixed    HOST6 HOST4 PORT one IPv6 socket, IPv6 and IPv4 sources
  *                                       (header lengths 22 and 10 in turn)
  *   udp_probe refused  HOST PORT ERRNO-NAME  sendto fails with that errno
+ *   udp_probe fortify  HOST PORT       recv/recvfrom/read with lengths known only at
+ *                                       run time (built with _FORTIFY_SOURCE, they
+ *                                       are __recv_chk, __recvfrom_chk, __read_chk)
  *
  * HOST is numeric. Every check prints "ok ..." or "FAIL ..."; the exit status
  * is 0 when every check passed, 1 otherwise, 2 for bad usage.
@@ -520,6 +523,39 @@ static int cmd_refused(const union sa *dst, socklen_t len, const char *want)
 	return failures ? 1 : 0;
 }
 
+static int cmd_fortify(const union sa *dst, socklen_t len)
+{
+	/* a length the compiler cannot know: the _chk entry points */
+	volatile size_t vn = 41;
+	size_t n = vn;
+	char in[64], out[64];
+	union sa from;
+	socklen_t flen = sizeof(from);
+	int fd = udp_socket(dst->sa.sa_family);
+	fill(out, n, 9);
+
+	sendto(fd, out, n, 0, &dst->sa, len);
+	wait_readable(fd);
+	ssize_t got = recvfrom(fd, in, n, 0, &from.sa, &flen);
+	report(got == (ssize_t)n && memcmp(in, out, n) == 0 &&
+	               same_addr(&from, flen, dst),
+	       "recvfrom (__recvfrom_chk when fortified): %zd bytes from %s", got,
+	       fmt_addr(&from));
+	sendto(fd, out, n, 0, &dst->sa, len);
+	wait_readable(fd);
+	got = recv(fd, in, n, 0);
+	report(got == (ssize_t)n && memcmp(in, out, n) == 0,
+	       "recv (__recv_chk): %zd bytes", got);
+	report(connect(fd, &dst->sa, len) == 0, "connect");
+	sendto(fd, out, n, 0, &dst->sa, len);
+	wait_readable(fd);
+	got = read(fd, in, n);
+	report(got == (ssize_t)n && memcmp(in, out, n) == 0,
+	       "read (__read_chk): %zd bytes", got);
+	close(fd);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	union sa dst, dst4;
@@ -544,6 +580,8 @@ int main(int argc, char **argv)
 		parse_addr(argv[3], argv[4], &dst4);
 		return cmd_mixed(&dst, len, &dst4);
 	}
+	if (!strcmp(cmd, "fortify") && argc == 4)
+		return cmd_fortify(&dst, len);
 	if (!strcmp(cmd, "refused") && argc == 5)
 		return cmd_refused(&dst, len, argv[4]);
 usage:
