@@ -265,8 +265,17 @@ SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 	}
 	struct fd_entry *e = fdtab_lookup(fd);
 	bool mine = e && e->kind == FD_UDP;
-	for (unsigned int i = 0; !mine && shim_depth == 0 && vec && i < n; i++)
-		mine = vec[i].msg_hdr.msg_name != NULL;
+	/* an untracked socket keeps its batch unless a datagram needs the proxy */
+	for (unsigned int i = 0; !mine && shim_depth == 0 && vec && i < n; i++) {
+		const struct msghdr *m = &vec[i].msg_hdr;
+		struct policy pol;
+		if (!m->msg_name || m->msg_namelen < sizeof(sa_family_t) ||
+		    (((const struct sockaddr *)m->msg_name)->sa_family != AF_INET &&
+		     ((const struct sockaddr *)m->msg_name)->sa_family != AF_INET6))
+			continue;
+		policy_classify(m->msg_name, m->msg_namelen, &pol);
+		mine = pol.verdict != POLICY_PASS;
+	}
 	if (!mine || shim_depth > 0 || !vec)
 		return real_sendmmsg(fd, vec, n, flags);
 	unsigned int done = 0;
