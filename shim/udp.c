@@ -72,9 +72,10 @@ struct udp_assoc {
 	int ctl;        /* control connection, -1 when there is none */
 	union sa relay; /* the relay, in the socket's family; when ctl >= 0 */
 	socklen_t relay_len;
-	int hdr_guess;  /* length of the last header received */
-	bool connected; /* connect()ed to a proxied destination */
-	union sa peer;  /* that destination, as the program gave it */
+	uint16_t local_port; /* the socket's, announced in the request */
+	int hdr_guess;       /* length of the last header received */
+	bool connected;      /* connect()ed to a proxied destination */
+	union sa peer;       /* that destination, as the program gave it */
 	socklen_t peer_len;
 	struct socks5_addr target; /* and as the proxy is asked for it */
 	unsigned names_next;
@@ -246,19 +247,26 @@ static void request_addr(int fd, const union sa *proxy, struct socks5_addr *out)
 		socks5_addr_from_sockaddr(out, &plain.sa, sizeof(plain));
 }
 
-/* Binds an unbound socket to its family's wildcard address, port 0. */
-static int bind_if_unbound(int fd, int family)
+/* Binds an unbound socket to its family's wildcard address, port 0; its
+ * port (network order) into *port. */
+static int bind_if_unbound(int fd, int family, uint16_t *port)
 {
 	union sa local;
 	socklen_t len = sizeof(local);
 	if (getsockname(fd, &local.sa, &len) < 0)
 		return -errno;
-	if (sa_port(&local) != 0)
-		return 0;
-	memset(&local, 0, sizeof(local));
-	local.sa.sa_family = (sa_family_t)family;
-	len = family == AF_INET ? sizeof(local.v4) : sizeof(local.v6);
-	return bind(fd, &local.sa, len) < 0 ? -errno : 0;
+	if (sa_port(&local) == 0) {
+		memset(&local, 0, sizeof(local));
+		local.sa.sa_family = (sa_family_t)family;
+		len = family == AF_INET ? sizeof(local.v4) : sizeof(local.v6);
+		if (bind(fd, &local.sa, len) < 0)
+			return -errno;
+		len = sizeof(local);
+		if (getsockname(fd, &local.sa, &len) < 0)
+			return -errno;
+	}
+	*port = sa_port(&local);
+	return 0;
 }
 
 static void log_associate_error(int err)
@@ -298,7 +306,7 @@ static int associate(int fd, struct udp_assoc *a)
 		log_associate_error(-rc);
 		return rc;
 	}
-	rc = bind_if_unbound(fd, a->family);
+	rc = bind_if_unbound(fd, a->family, &a->local_port);
 	if (rc < 0) {
 		shim_log(SHIM_LOG_ERROR, "udp: cannot bind the socket: %s",
 		         strerror(-rc));
@@ -662,11 +670,21 @@ int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen
 	if (addr->sa_family == AF_UNSPEC) {
 		if (!a)
 			return 0;
-		/* Dissolving the connection may unbind the socket: the next
-		 * proxied datagram associates afresh. */
 		*handled = true;
-		fdtab_clear(fd);
-		return real_connect(fd, addr, len);
+		if (real_connect(fd, addr, len) < 0)
+			return -1;
+		/* The kernel unbinds a socket whose port it chose when its
+		 * connection is dissolved: an association announced with that
+		 * port is then of no use, and the next datagram makes another. */
+		union sa local;
+		socklen_t llen = sizeof(local);
+		pthread_mutex_lock(&a->lock);
+		__atomic_store_n(&a->connected, false, __ATOMIC_RELAXED);
+		if (getsockname(fd, &local.sa, &llen) < 0 ||
+		    sa_port(&local) != a->local_port)
+			drop_control(a);
+		pthread_mutex_unlock(&a->lock);
+		return 0;
 	}
 	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
 		return 0;

@@ -388,6 +388,12 @@ static int cmd_connected(const union sa *dst, socklen_t len)
 	report(getpeername(fd, &peer.sa, &plen) < 0 && errno == ENOTCONN,
 	       "getpeername after disconnect: ENOTCONN");
 	report(echo_once(fd, dst, len, 33, 3), "sendto/recvfrom after disconnect");
+	int d = dup(fd);
+	report(echo_once(d, dst, len, 34, 4), "and on a dup of it");
+	report(connect(d, &dst->sa, len) == 0 && write(d, "again", 5) == 5 &&
+	               wait_readable(fd) && read(fd, in, sizeof(in)) == 5,
+	       "connected again through the dup, the echo read through the original");
+	close(d);
 	close(fd);
 	return failures ? 1 : 0;
 }
