@@ -46,11 +46,12 @@ struct fd_entry *fdtab_lookup(int fd)
 /* Empties an entry, dropping its reference to a UDP association. */
 static void drop(struct fd_entry *e)
 {
-	struct udp_assoc *a = e->kind == FD_UDP ? e->udp : NULL;
+	if (e->kind == FD_UDP) {
+		udp_entry_drop(e);
+		return;
+	}
 	__atomic_store_n(&e->kind, FD_NONE, __ATOMIC_RELEASE);
 	memset(e, 0, sizeof(*e));
-	if (a)
-		udp_unref(a);
 }
 
 void fdtab_clear(int fd)
@@ -83,8 +84,9 @@ void fdtab_copy(int fd, int fd2)
 	if (src && src->kind != FD_UDP_CONTROL) {
 		note_used(fd2);
 		if (src->kind == FD_UDP)
-			udp_ref(src->udp);
-		*dst = *src;
+			udp_entry_copy(src, dst);
+		else
+			*dst = *src;
 	}
 }
 
@@ -98,4 +100,12 @@ void fdtab_forget_controls(unsigned first, unsigned last)
 	for (unsigned fd = first; fd <= last; fd++)
 		if (table[fd].kind == FD_UDP_CONTROL)
 			udp_control_lost((int)fd);
+}
+
+void fdtab_for_each_udp(void (*fn)(struct udp_assoc *a))
+{
+	int high = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+	for (int fd = 0; fd <= high; fd++)
+		if (table[fd].kind == FD_UDP)
+			fn(table[fd].udp);
 }

@@ -57,6 +57,9 @@ void fdtab_clear_range(unsigned first, unsigned last);
 /* The program closes a range that holds control connections of the shim
  * (close_range, closefrom): their associations forget them first. */
 void fdtab_forget_controls(unsigned first, unsigned last);
+/* Calls fn for the association of every FD_UDP entry (once per entry, so
+ * an association shared by dups more than once). */
+void fdtab_for_each_udp(void (*fn)(struct udp_assoc *a));
 /* fd2 takes fd's state (dup2/dup3/F_DUPFD); fd2's old state is dropped.
  * A UDP socket's association gains a reference; a control connection's
  * state is never copied (the copy is the program's, a plain descriptor). */

@@ -33,26 +33,34 @@ static inline struct fd_entry *assoc_of(int fd)
 	return e;
 }
 
-/* A datagram on a connected associated socket; *handled false: pass. */
+/* A datagram on a connected associated socket; *handled false: pass. The
+ * re-entrancy guard is raised by udp.c only while it associates, never
+ * across a call that can block: a signal handler that runs meanwhile (or a
+ * siglongjmp out of it) must find the shim working. */
 static ssize_t dgram_send(int fd, struct fd_entry *e, const struct iovec *iov,
                           size_t iovlen, int flags, bool *handled)
 {
 	*handled = false;
-	if (!udp_is_connected(e) || !shim_enter())
+	if (!udp_is_connected(e))
 		return 0;
 	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = iovlen};
-	ssize_t rc = udp_sendmsg(fd, e, &msg, flags, handled);
-	shim_leave();
-	return rc;
+	return udp_sendmsg(fd, e, &msg, flags, handled);
 }
 
 static ssize_t dgram_recv(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
 {
-	if (!shim_enter())
-		return real_recvmsg(fd, msg, flags);
-	ssize_t rc = udp_recvmsg(fd, e, msg, flags);
-	shim_leave();
-	return rc;
+	return udp_recvmsg(fd, e, msg, flags);
+}
+
+/* A descriptor the table still takes for an associated socket but that is
+ * something else now (closed behind the shim's back, say with
+ * syscall(SYS_close) or fclose(fdopen())): forget it and redo the call. */
+static bool stale(int fd, ssize_t rc)
+{
+	if (rc >= 0 || errno != ENOTSOCK)
+		return false;
+	fdtab_clear(fd);
+	return true;
 }
 
 static ssize_t recv_buf(int fd, struct fd_entry *e, void *buf, size_t n, int flags,
@@ -93,7 +101,7 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 		bool handled;
 		ssize_t rc = dgram_send(fd, e, &iov, 1, 0, &handled);
-		if (handled)
+		if (handled && !stale(fd, rc))
 			return rc;
 	}
 	if (!real_write)
@@ -107,7 +115,7 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	if (e && iovcnt >= 0) {
 		bool handled;
 		ssize_t rc = dgram_send(fd, e, iov, (size_t)iovcnt, 0, &handled);
-		if (handled)
+		if (handled && !stale(fd, rc))
 			return rc;
 	}
 	if (!real_writev)
@@ -180,8 +188,12 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	struct fd_entry *e = assoc_of(fd);
-	if (e)
-		return recv_buf(fd, e, buf, n, 0, NULL, NULL);
+	/* read() of 0 bytes returns at once, without touching the queue */
+	if (e && n > 0) {
+		ssize_t rc = recv_buf(fd, e, buf, n, 0, NULL, NULL);
+		if (!stale(fd, rc))
+			return rc;
+	}
 	if (!real_read)
 		shim_init();
 	return real_read ? real_read(fd, buf, n) : syscall(SYS_read, fd, buf, n);
@@ -207,8 +219,11 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	struct fd_entry *e = assoc_of(fd);
-	if (e && n <= buflen)
-		return recv_buf(fd, e, buf, n, 0, NULL, NULL);
+	if (e && n > 0 && n <= buflen) {
+		ssize_t rc = recv_buf(fd, e, buf, n, 0, NULL, NULL);
+		if (!stale(fd, rc))
+			return rc;
+	}
 	if (!real___read_chk)
 		shim_init();
 	return real___read_chk ? real___read_chk(fd, buf, n, buflen)
@@ -320,7 +335,31 @@ SHIM_EXPORT long syscall(long number, ...)
 	default:
 		break;
 	}
+	/* Before the shim has initialised the fd table is empty and there is
+	 * no bookkeeping to do: initialising here could deadlock (jemalloc
+	 * closes descriptors with syscall() inside its lock). */
 	if (!real_syscall)
 		return raw_syscall(number, a);
+	switch (number) {
+	/* the descriptor bookkeeping, so the fd table stays right */
+	case SYS_close:
+		return close((int)a[0]);
+#ifdef SYS_close_range
+	case SYS_close_range:
+		return close_range((unsigned int)a[0], (unsigned int)a[1], (int)a[2]);
+#endif
+	case SYS_dup:
+		return dup((int)a[0]);
+#ifdef SYS_dup2
+	case SYS_dup2:
+		return dup2((int)a[0], (int)a[1]);
+#endif
+	case SYS_dup3:
+		return dup3((int)a[0], (int)a[1], (int)a[2]);
+	case SYS_fcntl:
+		return fcntl((int)a[0], (int)a[1], a[2]);
+	default:
+		break;
+	}
 	return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -41,9 +41,14 @@ SHIM_EXPORT int dup(int fd)
 SHIM_EXPORT int dup2(int fd, int fd2)
 {
 	shim_init();
-	if (fd != fd2)
-		udp_control_evacuate(fd2);
+	bool moved = fd != fd2 && udp_control_evacuate(fd2);
 	int rc = real_dup2 ? real_dup2(fd, fd2) : (errno = ENOSYS, -1);
+	if (rc < 0 && moved) {
+		/* fd2 was the control connection's old number, a copy now */
+		int err = errno;
+		real_close(fd2);
+		errno = err;
+	}
 	if (rc >= 0)
 		fdtab_copy(fd, rc);
 	return rc;
@@ -52,9 +57,13 @@ SHIM_EXPORT int dup2(int fd, int fd2)
 SHIM_EXPORT int dup3(int fd, int fd2, int flags)
 {
 	shim_init();
-	if (fd != fd2)
-		udp_control_evacuate(fd2);
+	bool moved = fd != fd2 && udp_control_evacuate(fd2);
 	int rc = real_dup3 ? real_dup3(fd, fd2, flags) : (errno = ENOSYS, -1);
+	if (rc < 0 && moved) {
+		int err = errno;
+		real_close(fd2);
+		errno = err;
+	}
 	if (rc >= 0)
 		fdtab_copy(fd, rc);
 	return rc;
@@ -114,4 +123,49 @@ SHIM_EXPORT void closefrom(int lowfd)
 		real_closefrom(lowfd);
 	if (lowfd >= 0)
 		fdtab_clear_range((unsigned)lowfd, UINT_MAX);
+}
+
+/* A new descriptor: whatever the table held for its number is stale (closed
+ * in a way the shim did not see: fclose(fdopen()), a raw system call). */
+static int fresh(int fd)
+{
+	if (fd >= 0 && fdtab_lookup(fd)) {
+		struct fd_entry *e = fdtab_lookup(fd);
+		if (e && e->kind == FD_UDP_CONTROL)
+			udp_control_lost(fd);
+		fdtab_clear(fd);
+	}
+	return fd;
+}
+
+SHIM_EXPORT int socket(int domain, int type, int protocol)
+{
+	shim_init();
+	return fresh(real_socket ? real_socket(domain, type, protocol)
+	                         : (errno = ENOSYS, -1));
+}
+
+SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	shim_init();
+	int rc = real_socketpair ? real_socketpair(domain, type, protocol, sv)
+	                         : (errno = ENOSYS, -1);
+	if (rc == 0) {
+		fresh(sv[0]);
+		fresh(sv[1]);
+	}
+	return rc;
+}
+
+SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	shim_init();
+	return fresh(real_accept ? real_accept(fd, addr, len) : (errno = ENOSYS, -1));
+}
+
+SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	shim_init();
+	return fresh(real_accept4 ? real_accept4(fd, addr, len, flags)
+	                          : (errno = ENOSYS, -1));
 }

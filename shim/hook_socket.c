@@ -180,6 +180,8 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *le
 	return 0;
 }
 
+static ssize_t send_common(int fd, const struct msghdr *msg, int flags);
+
 /* TCP Fast Open carries data in the SYN: here it becomes connect + send. */
 static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 {
@@ -187,8 +189,10 @@ static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 	struct policy pol = {.verdict = POLICY_PASS};
 
 	shim_init();
+	if (!is_ip_stream(fd))
+		return send_common(fd, msg, flags); /* a datagram: udp.c decides */
 	if ((dst->sa_family == AF_INET || dst->sa_family == AF_INET6) &&
-	    is_ip_stream(fd) && !fdtab_lookup(fd))
+	    !fdtab_lookup(fd))
 		policy_classify(dst, msg->msg_namelen, &pol);
 	if (pol.verdict == POLICY_PASS)
 		return real_sendmsg(fd, msg, flags);
@@ -209,13 +213,15 @@ static ssize_t send_common(int fd, const struct msghdr *msg, int flags)
 {
 	struct fd_entry *e = fdtab_lookup(fd);
 	bool udp = e ? e->kind == FD_UDP : msg->msg_name != NULL;
-	if (!udp || !shim_enter())
+	if (!udp || shim_depth > 0)
 		return real_sendmsg(fd, msg, flags);
+	/* no re-entrancy guard across the send (see hook_dgram.c) */
+	shim_init();
 	bool handled;
-	ssize_t rc = udp_sendmsg(fd, e, msg, flags, &handled);
+	ssize_t rc =
+	        udp_sendmsg(fd, e && e->kind == FD_UDP ? e : NULL, msg, flags, &handled);
 	if (!handled)
 		rc = real_sendmsg(fd, msg, flags);
-	shim_leave();
 	return rc;
 }
 

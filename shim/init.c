@@ -17,6 +17,7 @@
 #include "fakedns.h"
 #include "log.h"
 #include "shim.h"
+#include "udp.h"
 
 #define HOOK(ret, name, params) ret(*real_##name) params;
 #include "hooks.def"
@@ -85,6 +86,7 @@ static void init_once_fn(void)
 		shim_log_init(&shim_config);
 		attach_fakedns();
 	}
+	udp_init();
 	shim_depth--;
 }
 

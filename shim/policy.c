@@ -116,6 +116,28 @@ static bool is_proxy(const struct sockaddr *dst)
 	return false;
 }
 
+bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
+{
+	if (len < sizeof(struct sockaddr_in) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))
+		return false;
+	pthread_once(&proxy.once, resolve_proxy);
+	for (size_t i = 0; i < proxy.n; i++) {
+		const struct sockaddr *p = (const struct sockaddr *)&proxy.addrs[i];
+		const uint8_t *a4 = ipv4_of(sa), *p4 = ipv4_of(p);
+		if (a4 || p4) {
+			if (a4 && p4 && memcmp(a4, p4, 4) == 0)
+				return true;
+		} else if (memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
+		                  &((const struct sockaddr_in6 *)p)->sin6_addr,
+		                  16) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Loopback, or the unspecified address (which Linux connects to locally). */
 static bool is_local(const struct sockaddr *dst)
 {
@@ -139,9 +161,23 @@ static void set_deny(struct policy *out, int err, const char *reason)
 	out->reason = reason;
 }
 
+/* The length of RFC 2133's sockaddr_in6 (no sin6_scope_id), which Linux
+ * still accepts. */
+enum { SIN6_LEN_RFC2133 = 24 };
+
 void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (dst->sa_family == AF_INET6 && len >= SIN6_LEN_RFC2133 &&
+	    len < sizeof(struct sockaddr_in6)) {
+		/* the RFC 2133 sockaddr_in6, without sin6_scope_id: the kernel
+		 * takes it, so it is classified as the full one */
+		struct sockaddr_in6 full;
+		memset(&full, 0, sizeof(full));
+		memcpy(&full, dst, len);
+		policy_classify((const struct sockaddr *)&full, sizeof(full), out);
+		return;
+	}
 	if (len < sizeof(struct sockaddr_in) ||
 	    (dst->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6))) {
 		set_pass(out, "short address");

@@ -8,6 +8,7 @@
 #ifndef SOCKSIFY_SHIM_POLICY_H
 #define SOCKSIFY_SHIM_POLICY_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "socks5.h"
@@ -22,6 +23,9 @@ struct policy {
 };
 
 void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out);
+
+/* True when sa is (one of) the proxy's own address(es), any port. */
+bool policy_is_proxy(const struct sockaddr *sa, socklen_t len);
 
 /* The proxy's address for a socket of `family` (an IPv4 proxy is given as
  * v4-mapped to an AF_INET6 socket). 0, or -errno when the proxy cannot be

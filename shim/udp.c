@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ struct name_entry {
 
 struct udp_assoc {
 	pthread_mutex_t lock;
-	int refs;       /* descriptors in the fd table; under refs_lock */
+	int refs;       /* fd table entries + operations in progress; refs_lock */
 	int family;     /* the socket's: AF_INET or AF_INET6 */
 	int ctl;        /* control connection, -1 when there is none */
 	union sa relay; /* the relay, in the socket's family; when ctl >= 0 */
@@ -75,7 +76,8 @@ struct udp_assoc {
 	uint16_t local_port; /* the socket's, announced in the request */
 	int hdr_guess;       /* length of the last header received */
 	bool connected;      /* connect()ed to a proxied destination */
-	union sa peer;       /* that destination, as the program gave it */
+	bool handshaking;    /* associate() runs, a->lock held (for fork) */
+	union sa peer;       /* that destination, in the socket's family */
 	socklen_t peer_len;
 	struct socks5_addr target; /* and as the proxy is asked for it */
 	unsigned names_next;
@@ -175,18 +177,20 @@ static int sockopt_int(int fd, int level, int name)
 	return real_getsockopt(fd, level, name, &v, &len) < 0 ? -1 : v;
 }
 
-/* The family of an IP datagram socket (0 for anything else); *udp says
- * whether it is UDP, which UDP ASSOCIATE can carry (ICMP "ping" sockets
- * and UDP-Lite cannot be). */
+/* The family of an IP datagram or raw socket (0 for anything else); *udp
+ * says whether it is UDP, which UDP ASSOCIATE can carry (raw sockets, ICMP
+ * "ping" sockets and UDP-Lite cannot be). */
 static int dgram_family(int fd, bool *udp)
 {
 	*udp = false;
-	if (sockopt_int(fd, SOL_SOCKET, SO_TYPE) != SOCK_DGRAM)
+	int type = sockopt_int(fd, SOL_SOCKET, SO_TYPE);
+	if (type != SOCK_DGRAM && type != SOCK_RAW)
 		return 0;
 	int family = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	*udp = sockopt_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_UDP;
+	*udp = type == SOCK_DGRAM &&
+	       sockopt_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_UDP;
 	return family;
 }
 
@@ -390,30 +394,66 @@ static struct fd_entry *adopt(int fd, int family)
 	return e;
 }
 
-void udp_ref(struct udp_assoc *a)
+static void release(struct udp_assoc *a)
 {
-	pthread_mutex_lock(&refs_lock);
-	a->refs++;
-	pthread_mutex_unlock(&refs_lock);
-}
-
-void udp_unref(struct udp_assoc *a)
-{
-	pthread_mutex_lock(&refs_lock);
-	int left = --a->refs;
-	pthread_mutex_unlock(&refs_lock);
-	if (left > 0)
-		return;
 	drop_control(a);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
 
-void udp_control_evacuate(int fd)
+/* A reference for the caller to the association of e, or NULL when e is not
+ * (or no longer) an associated socket's entry: an operation in progress keeps
+ * the association alive through another thread's close(). */
+static struct udp_assoc *hold(struct fd_entry *e)
+{
+	struct udp_assoc *a = NULL;
+	pthread_mutex_lock(&refs_lock);
+	if (e && e->kind == FD_UDP) {
+		a = e->udp;
+		a->refs++;
+	}
+	pthread_mutex_unlock(&refs_lock);
+	return a;
+}
+
+static void put(struct udp_assoc *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&refs_lock);
+	int left = --a->refs;
+	pthread_mutex_unlock(&refs_lock);
+	if (left == 0)
+		release(a);
+}
+
+void udp_entry_drop(struct fd_entry *e)
+{
+	pthread_mutex_lock(&refs_lock);
+	struct udp_assoc *a = e->kind == FD_UDP ? e->udp : NULL;
+	__atomic_store_n(&e->kind, FD_NONE, __ATOMIC_RELEASE);
+	memset(e, 0, sizeof(*e));
+	int left = a ? --a->refs : 1;
+	pthread_mutex_unlock(&refs_lock);
+	if (left == 0)
+		release(a);
+}
+
+void udp_entry_copy(const struct fd_entry *src, struct fd_entry *dst)
+{
+	pthread_mutex_lock(&refs_lock);
+	if (src->kind == FD_UDP) {
+		src->udp->refs++;
+		*dst = *src;
+	}
+	pthread_mutex_unlock(&refs_lock);
+}
+
+bool udp_control_evacuate(int fd)
 {
 	struct fd_entry *c = fdtab_lookup(fd);
 	if (!c || c->kind != FD_UDP_CONTROL)
-		return;
+		return false;
 	struct udp_assoc *a = c->udp;
 	pthread_mutex_lock(&a->lock);
 	int moved = real_fcntl(fd, F_DUPFD_CLOEXEC, CONTROL_FD_MIN);
@@ -434,6 +474,7 @@ void udp_control_evacuate(int fd)
 		a->relay_len = 0;
 	}
 	pthread_mutex_unlock(&a->lock);
+	return true;
 }
 
 void udp_control_lost(int fd)
@@ -544,17 +585,52 @@ static void log_denied(const struct policy *pol)
 	shim_log(SHIM_LOG_ERROR, "datagram refused: %s", pol->reason);
 }
 
-ssize_t udp_sendmsg(int fd, struct fd_entry *e, const struct msghdr *msg, int flags,
-                    bool *handled)
+/* A control message asking for UDP segmentation offload: one header per
+ * datagram cannot be had that way. */
+static bool wants_gso(const struct msghdr *msg)
+{
+	if (!msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr))
+		return false;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
+	     c = CMSG_NXTHDR((struct msghdr *)msg, c))
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_SEGMENT)
+			return true;
+	return false;
+}
+
+/* associate() with the re-entrancy guard up (it may resolve the proxy's name
+ * with libc) and without cancellation (it holds a->lock). */
+static int associate_guarded(int fd, struct udp_assoc *a)
+{
+	int cancel;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+	shim_depth++;
+	a->handshaking = true;
+	int rc = associate(fd, a);
+	a->handshaking = false;
+	shim_depth--;
+	pthread_setcancelstate(cancel, NULL);
+	return rc;
+}
+
+static ssize_t refuse(const char *why, int err)
+{
+	shim_log(SHIM_LOG_ERROR, "datagram refused: %s", why);
+	errno = err;
+	return -1;
+}
+
+static ssize_t send_held(int fd, struct udp_assoc **ap, const struct msghdr *msg,
+                         int flags, bool *handled)
 {
 	const struct sockaddr *dst = msg->msg_name;
-	struct udp_assoc *a = e ? e->udp : NULL;
+	struct udp_assoc *a = *ap;
 	struct socks5_addr target;
 	struct policy pol;
 
 	*handled = false;
 	if (!dst || msg->msg_namelen == 0) {
-		if (!a || !udp_is_connected(e))
+		if (!a || !__atomic_load_n(&a->connected, __ATOMIC_RELAXED))
 			return 0; /* the kernel answers (EDESTADDRREQ, or a direct peer)
 			           */
 		pthread_mutex_lock(&a->lock);
@@ -572,27 +648,18 @@ ssize_t udp_sendmsg(int fd, struct fd_entry *e, const struct msghdr *msg, int fl
 			bool udp;
 			int family = dgram_family(fd, &udp);
 			if (family == 0)
-				return 0; /* not a datagram socket: TCP's business */
-			if (pol.verdict == POLICY_PROXY && !udp) {
-				*handled = true;
-				shim_log(SHIM_LOG_ERROR,
-				         "datagram refused: only UDP goes through a "
-				         "SOCKS5 "
-				         "proxy (this socket is ICMP or UDP-Lite)");
-				errno = EPROTONOSUPPORT;
-				return -1;
-			}
-			if (pol.verdict == POLICY_PROXY && !(e = adopt(fd, family))) {
-				*handled = true;
-				shim_log(SHIM_LOG_ERROR,
-				         "datagram refused: descriptor %d is beyond the "
-				         "shim's "
-				         "table",
-				         fd);
-				errno = EMFILE;
-				return -1;
-			}
-			a = e ? e->udp : NULL;
+				return 0; /* a stream socket: TCP's business */
+			*handled = true;
+			if (pol.verdict == POLICY_PROXY && !udp)
+				return refuse(
+				        "only UDP goes through a SOCKS5 proxy (this "
+				        "socket is raw, ICMP or UDP-Lite)",
+				        EPROTONOSUPPORT);
+			struct fd_entry *e =
+			        pol.verdict == POLICY_PROXY ? adopt(fd, family) : NULL;
+			if (pol.verdict == POLICY_PROXY && !(a = *ap = hold(e)))
+				return refuse("the descriptor is beyond the shim's table",
+				              EMFILE);
 		}
 		target = pol.target;
 	}
@@ -602,9 +669,16 @@ ssize_t udp_sendmsg(int fd, struct fd_entry *e, const struct msghdr *msg, int fl
 		errno = pol.err;
 		return -1;
 	}
+	if (flags & MSG_MORE)
+		return refuse("MSG_MORE would join datagrams behind one SOCKS header",
+		              EOPNOTSUPP);
+	if (wants_gso(msg))
+		return refuse("UDP_SEGMENT (GSO) would split datagrams after the SOCKS "
+		              "header",
+		              EOPNOTSUPP);
 
 	pthread_mutex_lock(&a->lock);
-	int rc = associate(fd, a);
+	int rc = associate_guarded(fd, a);
 	if (rc == 0 && dst && target.atyp == SOCKS5_ATYP_DOMAIN)
 		remember_name(a, dst, msg->msg_namelen);
 	union sa relay = a->relay;
@@ -650,18 +724,31 @@ ssize_t udp_sendmsg(int fd, struct fd_entry *e, const struct msghdr *msg, int fl
 	return (size_t)sent >= hlen ? sent - (ssize_t)hlen : 0;
 }
 
-/* --- connect / getpeername --------------------------------------------------------- */
-
-bool udp_is_connected(const struct fd_entry *e)
+ssize_t udp_sendmsg(int fd, struct fd_entry *e, const struct msghdr *msg, int flags,
+                    bool *handled)
 {
-	return e && e->kind == FD_UDP &&
-	       __atomic_load_n(&e->udp->connected, __ATOMIC_RELAXED);
+	struct udp_assoc *a = hold(e);
+	ssize_t rc = send_held(fd, &a, msg, flags, handled);
+	int err = errno;
+	put(a);
+	errno = err;
+	return rc;
 }
 
-int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen_t len,
-                bool *handled)
+/* --- connect / getpeername --------------------------------------------------------- */
+
+bool udp_is_connected(struct fd_entry *e)
 {
-	struct udp_assoc *a = e && e->kind == FD_UDP ? e->udp : NULL;
+	struct udp_assoc *a = hold(e);
+	bool connected = a && __atomic_load_n(&a->connected, __ATOMIC_RELAXED);
+	put(a);
+	return connected;
+}
+
+static int connect_held(int fd, struct udp_assoc **ap, const struct sockaddr *addr,
+                        socklen_t len, bool *handled)
+{
+	struct udp_assoc *a = *ap;
 	struct policy pol;
 
 	*handled = false;
@@ -702,16 +789,15 @@ int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen
 		}
 		if (!udp) {
 			shim_log(SHIM_LOG_ERROR,
-			         "connect refused: only UDP goes through a "
-			         "SOCKS5 proxy (this socket is ICMP or UDP-Lite)");
+			         "connect refused: only UDP goes through a SOCKS5 proxy "
+			         "(this socket is raw, ICMP or UDP-Lite)");
 			errno = EPROTONOSUPPORT;
 			return -1;
 		}
-		if (!(e = adopt(fd, family))) {
+		if (!(a = *ap = hold(adopt(fd, family)))) {
 			errno = EMFILE;
 			return -1;
 		}
-		a = e->udp;
 	}
 	*handled = true;
 	if (pol.verdict == POLICY_DENY) {
@@ -722,16 +808,17 @@ int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen
 	pthread_mutex_lock(&a->lock);
 	if (pol.verdict == POLICY_PASS) {
 		/* a direct peer now: the kernel filters and reports for it */
-		a->connected = false;
+		__atomic_store_n(&a->connected, false, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&a->lock);
 		return real_connect(fd, addr, len);
 	}
-	int rc = associate(fd, a);
+	int rc = associate_guarded(fd, a);
 	if (rc == 0 && real_connect(fd, &a->relay.sa, a->relay_len) < 0)
 		rc = -errno;
 	if (rc == 0) {
-		a->peer_len = len < sizeof(a->peer) ? len : sizeof(a->peer);
-		memcpy(&a->peer, addr, a->peer_len);
+		/* as the kernel reports it: an IPv4 peer of an IPv6 socket is
+		 * v4-mapped */
+		a->peer_len = sa_to_family(addr, len, a->family, &a->peer);
 		a->target = pol.target;
 		if (pol.target.atyp == SOCKS5_ATYP_DOMAIN)
 			remember_name(a, addr, len);
@@ -745,12 +832,26 @@ int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen
 	return 0;
 }
 
+int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen_t len,
+                bool *handled)
+{
+	struct udp_assoc *a = hold(e);
+	int rc = connect_held(fd, &a, addr, len, handled);
+	int err = errno;
+	put(a);
+	errno = err;
+	return rc;
+}
+
 int udp_getpeername(struct fd_entry *e, int fd, struct sockaddr *addr, socklen_t *len)
 {
-	struct udp_assoc *a = e->udp;
-	if (!udp_is_connected(e))
+	struct udp_assoc *a = hold(e);
+	if (!a || !__atomic_load_n(&a->connected, __ATOMIC_RELAXED)) {
+		put(a);
 		return real_getpeername(fd, addr, len);
+	}
 	if (!addr || !len) {
+		put(a);
 		errno = EFAULT;
 		return -1;
 	}
@@ -758,6 +859,7 @@ int udp_getpeername(struct fd_entry *e, int fd, struct sockaddr *addr, socklen_t
 	memcpy(addr, &a->peer, *len < a->peer_len ? *len : a->peer_len);
 	*len = a->peer_len;
 	pthread_mutex_unlock(&a->lock);
+	put(a);
 	return 0;
 }
 
@@ -832,9 +934,8 @@ static void discard_peeked(int fd)
 	real_recv(fd, &c, 0, MSG_DONTWAIT);
 }
 
-ssize_t udp_recvmsg(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
+static ssize_t recv_held(int fd, struct udp_assoc *a, struct msghdr *msg, int flags)
 {
-	struct udp_assoc *a = e->udp;
 	uint8_t hdr[SOCKS5_UDP_HEADER_MAX], spill[SOCKS5_UDP_HEADER_MAX];
 	struct iovec stack_iov[IOV_STACK], *iov = stack_iov;
 	size_t ulen = 0;
@@ -900,10 +1001,13 @@ ssize_t udp_recvmsg(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
 				keep = from_len > 0;
 			}
 		} else {
-			/* not from the relay: only a destination that goes direct */
+			/* not from the relay: only a destination that goes direct, and
+			 * not the proxy (a relay of an earlier association, or anyone
+			 * writing to the proxy host's ports) */
 			struct policy pol;
 			policy_classify(&src.sa, m.msg_namelen, &pol);
-			keep = pol.verdict == POLICY_PASS;
+			keep = pol.verdict == POLICY_PASS &&
+			       !policy_is_proxy(&src.sa, m.msg_namelen);
 			from = src;
 			from_len = m.msg_namelen;
 		}
@@ -935,4 +1039,39 @@ ssize_t udp_recvmsg(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
 		errno = err;
 	}
 	return ret;
+}
+
+ssize_t udp_recvmsg(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
+{
+	struct udp_assoc *a = hold(e);
+	if (!a)
+		return real_recvmsg(fd, msg, flags);
+	ssize_t rc = recv_held(fd, a, msg, flags);
+	int err = errno;
+	put(a);
+	errno = err;
+	return rc;
+}
+
+/* After fork() the child has one thread: a lock another thread held (say
+ * through a handshake) would never be released. Every lock is made anew,
+ * and an association caught half-way through its handshake has none. */
+static void reset_assoc(struct udp_assoc *a)
+{
+	pthread_mutex_init(&a->lock, NULL);
+	if (a->handshaking) {
+		a->handshaking = false;
+		drop_control(a);
+	}
+}
+
+static void atfork_child(void)
+{
+	pthread_mutex_init(&refs_lock, NULL);
+	fdtab_for_each_udp(reset_assoc);
+}
+
+void udp_init(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
 }

@@ -49,17 +49,22 @@ int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen
 int udp_getpeername(struct fd_entry *e, int fd, struct sockaddr *addr, socklen_t *len);
 
 /* Is the datagram socket connected (then write()/send() carry datagrams)? */
-bool udp_is_connected(const struct fd_entry *e);
+bool udp_is_connected(struct fd_entry *e);
 
-/* Reference counting by the fd table (fdtab.c). */
-void udp_ref(struct udp_assoc *a);
-void udp_unref(struct udp_assoc *a);
+/* The fd table (fdtab.c): an FD_UDP entry is emptied (its reference dropped)
+ * or copied (a reference more), under the lock that hold() takes. */
+void udp_entry_drop(struct fd_entry *e);
+void udp_entry_copy(const struct fd_entry *src, struct fd_entry *dst);
 
 /* fd, a control connection, is about to be replaced (dup2 over it): move
- * it to another descriptor number first. */
-void udp_control_evacuate(int fd);
+ * it to another descriptor number first. True when it did (fd is then a
+ * copy that nothing uses). */
+bool udp_control_evacuate(int fd);
 /* fd, a control connection, is being closed by the program (close_range,
  * closefrom): forget it, so its number is never closed again by us. */
 void udp_control_lost(int fd);
+
+/* Once, at start-up: the fork handler. */
+void udp_init(void);
 
 #endif

@@ -777,7 +777,7 @@ udp_probe_fortify_bin() {
 	fi
 	local bin=$BATS_FILE_TMPDIR/udp_probe_fortify
 	if [[ ! -x $bin ]]; then
-		cc -std=gnu11 -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra -o "$bin" "$E2E_DIR/udp_probe.c" >&2 ||
+		cc -std=gnu11 -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra -pthread -o "$bin" "$E2E_DIR/udp_probe.c" >&2 ||
 			return 1
 	fi
 	echo "$bin"
@@ -792,7 +792,7 @@ built_or_cc() {
 	fi
 	local bin=$BATS_FILE_TMPDIR/$2
 	if [[ ! -x $bin ]]; then
-		cc -std=gnu11 -O1 -g -Wall -Wextra -o "$bin" "$E2E_DIR/$2.c" >&2 || return 1
+		cc -std=gnu11 -O1 -g -Wall -Wextra -pthread -o "$bin" "$E2E_DIR/$2.c" >&2 || return 1
 	fi
 	echo "$bin"
 }

@@ -329,6 +329,16 @@ t_probe() { # KIND SUBCOMMAND HOST... : every check "ok", none "FAIL"
 	assert_line "ok read (__read_chk): 41 bytes"
 	assert_udp_via_proxy 3 "$PROXY_OUT4"
 }
+@test "socksify-server: C probe hardening: siglongjmp out of recv, MSG_FASTOPEN, 24-byte sockaddr_in6, closes behind the shim's back, close during recv; MSG_MORE/UDP_SEGMENT/raw refused" {
+	t_probe sx hardening "$TARGET6" "$TARGET4"
+	assert_line --partial "ok after a siglongjmp out of recv, a new socket's round trip"
+	assert_line --partial "ok sendto(MSG_FASTOPEN) on UDP goes through the proxy"
+	assert_line --partial "ok sendto with a 24-byte sockaddr_in6"
+	assert_line --partial "ok syscall(SYS_close), the number reused: round trip"
+	assert_line --partial "ok MSG_MORE: EOPNOTSUPP"
+	assert_line --partial "ok UDP_SEGMENT: EOPNOTSUPP"
+	assert_line --partial "ok a raw socket is refused"
+}
 @test "socksify-server on IPv6: C probe: IPv6 and IPv4 targets in turn" {
 	t_probe sx6 mixed "$TARGET6" "$TARGET4"
 }

@@ -15,6 +15,13 @@
  *   udp_probe mixed    HOST6 HOST4 PORT one IPv6 socket, IPv6 and IPv4 sources
  *                                       (header lengths 22 and 10 in turn)
  *   udp_probe refused  HOST PORT ERRNO-NAME  sendto fails with that errno
+ *   udp_probe hardening HOST6 HOST4 PORT  the shim stays in the path after a
+ *                                       siglongjmp out of a receive and with
+ *                                       MSG_FASTOPEN, 24-byte sockaddr_in6,
+ *                                       descriptors closed behind its back,
+ *                                       close() during another thread's recv;
+ *                                       MSG_MORE, UDP_SEGMENT and raw sockets
+ *                                       are refused, read() of 0 bytes is 0
  *   udp_probe fortify  HOST PORT       recv/recvfrom/read with lengths known only at
  *                                       run time (built with _FORTIFY_SOURCE, they
  *                                       are __recv_chk, __recvfrom_chk, __read_chk)
@@ -30,7 +37,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,6 +49,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -562,13 +574,144 @@ static int cmd_fortify(const union sa *dst, socklen_t len)
 	return failures ? 1 : 0;
 }
 
+static sigjmp_buf jump;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	siglongjmp(jump, 1);
+}
+
+struct recv_job {
+	int fd;
+	ssize_t got;
+};
+
+static void *recv_thread(void *arg)
+{
+	struct recv_job *job = arg;
+	char buf[256];
+	job->got = recv(job->fd, buf, sizeof(buf), 0);
+	return NULL;
+}
+
+static int cmd_hardening(const union sa *v6, socklen_t len6, const union sa *v4)
+{
+	char buf[256];
+	socklen_t len4 = sizeof(v4->v4);
+	(void)len6; /* the point is 24 bytes, not the full length */
+
+	/* a siglongjmp out of a blocking receive: the shim still proxies */
+	int fd = udp_socket(AF_INET);
+	report(echo_once(fd, v4, len4, 10, 1), "associated");
+	signal(SIGALRM, on_alarm);
+	if (sigsetjmp(jump, 1) == 0) {
+		alarm(1);
+		recv(fd, buf, sizeof(buf), 0); /* nothing comes: the alarm jumps out */
+		report(false, "the receive returned");
+	}
+	alarm(0);
+	int fresh = udp_socket(AF_INET);
+	report(echo_once(fresh, v4, len4, 11, 2),
+	       "after a siglongjmp out of recv, a new socket's round trip");
+	close(fresh);
+	close(fd);
+
+	/* MSG_FASTOPEN on a UDP socket */
+	fd = udp_socket(AF_INET);
+	ssize_t n = sendto(fd, "tfo", 3, MSG_FASTOPEN, &v4->sa, len4);
+	report(n == 3 && wait_readable(fd) && recv(fd, buf, sizeof(buf), 0) == 3,
+	       "sendto(MSG_FASTOPEN) on UDP goes through the proxy: %zd", n);
+	close(fd);
+
+	/* the 24-byte RFC 2133 sockaddr_in6 */
+	fd = udp_socket(AF_INET6);
+	n = sendto(fd, "short6", 6, 0, &v6->sa, 24);
+	union sa from;
+	socklen_t flen = sizeof(from);
+	report(n == 6 && wait_readable(fd) &&
+	               recvfrom(fd, buf, sizeof(buf), 0, &from.sa, &flen) == 6,
+	       "sendto with a 24-byte sockaddr_in6: %zd", n);
+	close(fd);
+
+	/* closed behind the shim's back, the number reused */
+	fd = udp_socket(AF_INET);
+	echo_once(fd, v4, len4, 12, 3);
+	syscall(SYS_close, fd);
+	int again = udp_socket(AF_INET);
+	report(again == fd && echo_once(again, v4, len4, 13, 4),
+	       "syscall(SYS_close), the number reused: round trip");
+	FILE *f = fdopen(again, "r+");
+	if (f)
+		fclose(f); /* closes the descriptor inside libc */
+	int tcp = socket(AF_INET, SOCK_STREAM, 0);
+	report(tcp == again, "a TCP socket on that number after fclose(fdopen())");
+	int one = udp_socket(AF_INET);
+	report(echo_once(one, v4, len4, 14, 5), "a UDP socket next to it works");
+	close(one);
+	close(tcp);
+
+	/* close() while another thread waits in recv(): the reply still wakes it */
+	fd = udp_socket(AF_INET);
+	echo_once(fd, v4, len4, 15, 6);
+	struct timeval tv = {.tv_sec = 3};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct recv_job job = {.fd = fd, .got = -2};
+	pthread_t t;
+	pthread_create(&t, NULL, recv_thread, &job);
+	usleep(100000);
+	sendto(fd, "late", 4, 0, &v4->sa, len4);
+	close(fd);
+	pthread_join(t, NULL);
+	report(job.got == 4 || job.got == -1,
+	       "close() during another thread's recv(): %zd", job.got);
+
+	/* refused: they would break the framing */
+	fd = udp_socket(AF_INET);
+	errno = 0;
+	n = sendto(fd, "more", 4, MSG_MORE, &v4->sa, len4);
+	report(n < 0 && errno == EOPNOTSUPP, "MSG_MORE: EOPNOTSUPP (%s)",
+	       strerror(errno));
+	char control[CMSG_SPACE(sizeof(uint16_t))] = {0};
+	struct iovec iov = {"gso", 3};
+	struct msghdr msg = {.msg_name = (void *)v4,
+	                     .msg_namelen = len4,
+	                     .msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = control,
+	                     .msg_controllen = sizeof(control)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	uint16_t seg = 1;
+	memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+	errno = 0;
+	n = sendmsg(fd, &msg, 0);
+	report(n < 0 && errno == EOPNOTSUPP, "UDP_SEGMENT: EOPNOTSUPP (%s)",
+	       strerror(errno));
+	report(echo_once(fd, v4, len4, 16, 7), "the socket still works");
+	report(read(fd, buf, 0) == 0, "read() of 0 bytes returns 0 at once");
+	close(fd);
+	int raw = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	if (raw >= 0) {
+		errno = 0;
+		n = sendto(raw, "\x08\0\0\0\0\0\0\0", 8, 0, &v4->sa, len4);
+		report(n < 0 && errno == EPROTONOSUPPORT, "a raw socket is refused (%s)",
+		       strerror(errno));
+		close(raw);
+	}
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	union sa dst, dst4;
 	if (argc < 4)
 		goto usage;
-	socklen_t len = parse_addr(
-	        argv[2], argv[argc == 5 && !strcmp(argv[1], "mixed") ? 4 : 3], &dst);
+	bool two =
+	        argc == 5 && (!strcmp(argv[1], "mixed") || !strcmp(argv[1], "hardening"));
+	socklen_t len = parse_addr(argv[2], argv[two ? 4 : 3], &dst);
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "mmsg") && argc == 4)
 		return cmd_mmsg(&dst, len);
@@ -582,6 +725,10 @@ int main(int argc, char **argv)
 		return cmd_dupfork(&dst, len);
 	if (!strcmp(cmd, "control") && argc == 4)
 		return cmd_control(&dst, len);
+	if (!strcmp(cmd, "hardening") && argc == 5) {
+		parse_addr(argv[3], argv[4], &dst4);
+		return cmd_hardening(&dst, len, &dst4);
+	}
 	if (!strcmp(cmd, "mixed") && argc == 5) {
 		parse_addr(argv[3], argv[4], &dst4);
 		return cmd_mixed(&dst, len, &dst4);
