@@ -466,3 +466,51 @@ print("loopback reply", b.recvfrom(100)[0].decode())
 	done
 	assert_udp_via_proxy 1 "$PROXY_OUT4"
 }
+
+@test "a proxy that names its relay 0.0.0.0 means its own address: the datagrams go there" {
+	# a minimal SOCKS5 server: no authentication, UDP ASSOCIATE answered with
+	# BND.ADDR 0.0.0.0 and the port of a UDP relay on the proxy's address,
+	# which carries IPv4 datagrams to the target and back
+	ns_spawn proxy "$BATS_TEST_TMPDIR/zero-relay.log" "$PYTHON" -u -c '
+import select, socket, struct, sys
+host = sys.argv[1]
+lst = socket.socket(); lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind((host, 1088)); lst.listen(8)
+relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); relay.bind((host, 0))
+out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ctl, _ = lst.accept()
+ctl.recv(16); ctl.sendall(b"\x05\x00")
+ctl.recv(300)
+ctl.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00" + struct.pack("!H", relay.getsockname()[1]))
+print("answered with 0.0.0.0:%d" % relay.getsockname()[1], flush=True)
+client = None
+while True:
+    r, _, _ = select.select([relay, out, ctl], [], [])
+    if ctl in r and not ctl.recv(1):
+        break
+    if relay in r:
+        data, client = relay.recvfrom(65535)
+        dst = socket.inet_ntoa(data[4:8]), struct.unpack("!H", data[8:10])[0]
+        print("relayed to %s:%d" % dst, flush=True)
+        out.sendto(data[10:], dst)
+    if out in r:
+        data, src = out.recvfrom(65535)
+        hdr = b"\x00\x00\x00\x01" + socket.inet_aton(src[0]) + struct.pack("!H", src[1])
+        relay.sendto(hdr + data, client)
+' "$PROXY4"
+	ns_wait_listen proxy tcp "$PROXY4" 1088 "$SPAWNED_PID"
+	run -0 client_run "$SOCKSIFY" -v -p "socks5://$PROXY4:1088" -- "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(b"zero relay", (sys.argv[1], 7))
+data, src = s.recvfrom(100)
+print("echo", data.decode(), src[0])
+' "$TARGET4"
+	assert_line "echo zero relay $TARGET4"
+	assert_line --regexp "udp associate via $PROXY4:1088: relay 0\\.0\\.0\\.0:[0-9]+"
+	run -0 cat "$BATS_TEST_TMPDIR/zero-relay.log"
+	assert_line --regexp '^answered with 0\.0\.0\.0:[0-9]+$'
+	assert_line "relayed to $TARGET4:7"
+	assert_udp_via_proxy 1 "$PROXY_OUT4"
+}
