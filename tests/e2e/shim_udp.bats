@@ -514,3 +514,14 @@ print("echo", data.decode(), src[0])
 	assert_line "relayed to $TARGET4:7"
 	assert_udp_via_proxy 1 "$PROXY_OUT4"
 }
+
+@test "fork() while another thread is in the handshake with a silent proxy: the child is not stuck on the shim's lock" {
+	netns_silent_proxy 1096
+	local conf=$BATS_TEST_TMPDIR/socksify.conf
+	printf 'proxy = socks5://%s:1096\nconnect_timeout = 2\n' "$PROXY4" >"$conf"
+	run -0 client_run "$SOCKSIFY" -c "$conf" -- "$(udp_probe_bin)" forkhandshake "$TARGET4" 7
+	refute_line --partial FAIL
+	assert_line "ok the child's recv() timed out as asked (exited)"
+	assert_line --partial "ok the parent's sendto failed against the silent proxy"
+	[[ -z $(log_since UDP_ECHO_LOG) ]] || fail "a datagram reached the target: $(log_since UDP_ECHO_LOG)"
+}

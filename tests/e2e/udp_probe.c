@@ -15,6 +15,10 @@
  *   udp_probe mixed    HOST6 HOST4 PORT one IPv6 socket, IPv6 and IPv4 sources
  *                                       (header lengths 22 and 10 in turn)
  *   udp_probe refused  HOST PORT ERRNO-NAME  sendto fails with that errno
+ *   udp_probe forkhandshake HOST PORT  fork() while another thread is in the
+ *                                       handshake with a silent proxy: the
+ *                                       child's receive on the socket is not
+ *                                       stuck on the shim's lock
  *   udp_probe hardening HOST6 HOST4 PORT  the shim stays in the path after a
  *                                       siglongjmp out of a receive and with
  *                                       MSG_FASTOPEN, 24-byte sockaddr_in6,
@@ -595,6 +599,50 @@ static void *recv_thread(void *arg)
 	return NULL;
 }
 
+struct send_job {
+	int fd;
+	const union sa *dst;
+	socklen_t len;
+	ssize_t rc;
+	int err;
+};
+
+static void *send_thread(void *arg)
+{
+	struct send_job *job = arg;
+	job->rc = sendto(job->fd, "x", 1, 0, &job->dst->sa, job->len);
+	job->err = errno;
+	return NULL;
+}
+
+static int cmd_forkhandshake(const union sa *dst, socklen_t len)
+{
+	int fd = udp_socket(dst->sa.sa_family);
+	struct send_job job = {.fd = fd, .dst = dst, .len = len};
+	pthread_t t;
+	pthread_create(&t, NULL, send_thread, &job);
+	usleep(300000); /* the thread is in the handshake now */
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(5); /* stuck: killed by SIGALRM */
+		struct timeval tv = {.tv_sec = 1};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		char buf[16];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		_exit(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	report(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "the child's recv() timed out as asked (%s)",
+	       WIFSIGNALED(status) ? "killed: stuck on a lock" : "exited");
+	pthread_join(t, NULL);
+	report(job.rc < 0, "the parent's sendto failed against the silent proxy (%s)",
+	       strerror(job.err));
+	close(fd);
+	return failures ? 1 : 0;
+}
+
 static int cmd_hardening(const union sa *v6, socklen_t len6, const union sa *v4)
 {
 	char buf[256];
@@ -735,6 +783,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "fortify") && argc == 4)
 		return cmd_fortify(&dst, len);
+	if (!strcmp(cmd, "forkhandshake") && argc == 4)
+		return cmd_forkhandshake(&dst, len);
 	if (!strcmp(cmd, "refused") && argc == 5)
 		return cmd_refused(&dst, len, argv[4]);
 usage:
