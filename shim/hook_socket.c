@@ -100,7 +100,12 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	if (!shim_enter())
+	/* No re-entrancy guard is held across the handshake: everything it
+	 * calls is a real_* function, and a signal handler that connects
+	 * meanwhile (or a siglongjmp out of a connect timed with alarm()) must
+	 * find the shim working, not switched off for the thread. */
+	shim_init();
+	if (shim_depth > 0 || !real_connect)
 		return real_connect ? real_connect(fd, addr, len) : (errno = ENOSYS, -1);
 	int rc;
 	bool handled = false;
@@ -142,7 +147,6 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 			break;
 		}
 	}
-	shim_leave();
 	return rc;
 }
 

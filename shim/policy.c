@@ -34,7 +34,10 @@ static void resolve_proxy(void)
 	char port[8];
 
 	snprintf(port, sizeof(port), "%u", p->port);
+	/* libc's own lookup: the shim's getaddrinfo hook must pass through */
+	shim_depth++;
 	int rc = getaddrinfo(p->host, port, &hints, &res);
+	shim_depth--;
 	if (rc != 0) {
 		proxy.err = EHOSTUNREACH;
 		shim_log(SHIM_LOG_ERROR, "proxy %s:%u: %s", p->host, p->port,
@@ -44,7 +47,9 @@ static void resolve_proxy(void)
 	for (struct addrinfo *ai = res; ai && proxy.n < PROXY_MAX_ADDRS; ai = ai->ai_next)
 		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
 			memcpy(&proxy.addrs[proxy.n++], ai->ai_addr, ai->ai_addrlen);
+	shim_depth++;
 	freeaddrinfo(res);
+	shim_depth--;
 	if (proxy.n == 0)
 		proxy.err = EHOSTUNREACH;
 }

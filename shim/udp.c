@@ -598,17 +598,16 @@ static bool wants_gso(const struct msghdr *msg)
 	return false;
 }
 
-/* associate() with the re-entrancy guard up (it may resolve the proxy's name
- * with libc) and without cancellation (it holds a->lock). */
+/* associate() without cancellation (it holds a->lock). No re-entrancy guard:
+ * it calls real_* functions only (policy.c raises the guard itself while it
+ * resolves the proxy's name with libc). */
 static int associate_guarded(int fd, struct udp_assoc *a)
 {
 	int cancel;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
-	shim_depth++;
 	a->handshaking = true;
 	int rc = associate(fd, a);
 	a->handshaking = false;
-	shim_depth--;
 	pthread_setcancelstate(cancel, NULL);
 	return rc;
 }

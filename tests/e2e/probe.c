@@ -14,6 +14,10 @@
  *   probe nameinfo   NAME                           (remote DNS)
  *   probe connect-err HOST PORT ERRNO-NAME [state]
  *   probe slow-proxy  HOST PORT MAX-MS ERRNO-NAME
+ *   probe longjmp-connect HOST PORT (a silent proxy, connect_timeout 2: a
+ *                      connect timed with alarm() + siglongjmp, then one more
+ *                      connect, which must still go to the proxy: ETIMEDOUT,
+ *                      not the client's own ENETUNREACH)
  *   probe tfo        HOST PORT PATH EXPECT         (sendto/sendmsg MSG_FASTOPEN)
  *   probe resquery   NAME                          (res_query, res_search)
  *   probe hostent    NAME PORT PATH EXPECT NONFAKE (remote DNS)
@@ -35,6 +39,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <resolv.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -913,6 +919,49 @@ static int cmd_connect_err(char **argv, bool check_state)
 	return failures ? 1 : 0;
 }
 
+/* --- longjmp-connect ------------------------------------------------------------ */
+
+static sigjmp_buf connect_jump;
+
+static void connect_alarm(int sig)
+{
+	(void)sig;
+	siglongjmp(connect_jump, 1);
+}
+
+static int cmd_longjmp_connect(char **argv)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(argv[0], argv[1], &hints, &ai) != 0) {
+		fail("resolve %s", argv[0]);
+		return 1;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	signal(SIGALRM, connect_alarm);
+	if (sigsetjmp(connect_jump, 1) == 0) {
+		alarm(1);
+		connect(fd, ai->ai_addr, ai->ai_addrlen);
+		alarm(0);
+		fail("the first connect returned before the alarm");
+	} else {
+		ok("the alarm jumped out of the first connect");
+	}
+	close(fd);
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	errno = 0;
+	int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	if (rc < 0 && errno == ETIMEDOUT)
+		ok("the next connect still went to the proxy (ETIMEDOUT)");
+	else
+		fail("the next connect: %s (ETIMEDOUT expected; ENETUNREACH means it "
+		     "went "
+		     "direct)",
+		     rc == 0 ? "connected" : strerror(errno));
+	close(fd);
+	freeaddrinfo(ai);
+	return failures ? 1 : 0;
+}
+
 /* --- slow-proxy ---------------------------------------------------------------- */
 
 static long ms_since(const struct timespec *t0)
@@ -1277,6 +1326,7 @@ static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPOR
                             "       probe nameinfo NAME\n"
                             "       probe connect-err HOST PORT ERRNO-NAME [state]\n"
                             "       probe slow-proxy HOST PORT MAX-MS ERRNO-NAME\n"
+                            "       probe longjmp-connect HOST PORT\n"
                             "       probe tfo HOST PORT PATH EXPECT\n"
                             "       probe resquery NAME\n"
                             "       probe hostent NAME PORT PATH EXPECT NONFAKE\n";
@@ -1315,6 +1365,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "slow-proxy") == 0 && nargs == 4)
 		return cmd_slow_proxy(args);
+	if (strcmp(cmd, "longjmp-connect") == 0 && nargs == 2)
+		return cmd_longjmp_connect(args);
 	if (strcmp(cmd, "tfo") == 0 && nargs == 4)
 		return cmd_tfo(args);
 	if (strcmp(cmd, "resquery") == 0 && nargs == 1)

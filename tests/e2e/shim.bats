@@ -987,6 +987,16 @@ probe_run() {
 
 # The handshake runs inside connect(), also for non-blocking sockets (see
 # docs/design.md): a silent proxy holds connect() for connect_timeout, never longer.
+@test "probe longjmp-connect: a connect abandoned with alarm() + siglongjmp leaves the shim working: the next connect still goes to the proxy" {
+	netns_silent_proxy 1097
+	local conf=$BATS_TEST_TMPDIR/socksify.conf
+	printf 'proxy = socks5://%s:1097\nconnect_timeout = 2\n' "$PROXY4" >"$conf"
+	run -0 client_run "$SOCKSIFY" -c "$conf" -- "$(probe_bin)" longjmp-connect "$TARGET4" 80
+	refute_line --partial FAIL
+	assert_line "ok the alarm jumped out of the first connect"
+	assert_line "ok the next connect still went to the proxy (ETIMEDOUT)"
+}
+
 @test "probe slow-proxy: a proxy that never answers: connect gives up after connect_timeout = 1 (EINPROGRESS, then SO_ERROR ETIMEDOUT; blocking: ETIMEDOUT)" {
 	netns_silent_proxy 1095
 	local conf=$BATS_TEST_TMPDIR/socksify.conf probe
