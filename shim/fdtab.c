@@ -61,13 +61,21 @@ void fdtab_clear(int fd)
 		drop(e);
 }
 
-void fdtab_clear_range(unsigned first, unsigned last)
+/* Clips [first, last] to the entries ever used; false when none is left. */
+static bool clip(unsigned first, unsigned *last)
 {
 	int high = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
 	if (high < 0 || first > (unsigned)high)
+		return false;
+	if (*last > (unsigned)high)
+		*last = (unsigned)high;
+	return true;
+}
+
+void fdtab_clear_range(unsigned first, unsigned last)
+{
+	if (!clip(first, &last))
 		return;
-	if (last > (unsigned)high)
-		last = (unsigned)high;
 	for (unsigned fd = first; fd <= last; fd++)
 		if (table[fd].kind != FD_NONE)
 			drop(&table[fd]);
@@ -92,11 +100,8 @@ void fdtab_copy(int fd, int fd2)
 
 void fdtab_forget_controls(unsigned first, unsigned last)
 {
-	int high = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
-	if (high < 0 || first > (unsigned)high)
+	if (!clip(first, &last))
 		return;
-	if (last > (unsigned)high)
-		last = (unsigned)high;
 	for (unsigned fd = first; fd <= last; fd++)
 		if (table[fd].kind == FD_UDP_CONTROL)
 			udp_control_lost((int)fd);
