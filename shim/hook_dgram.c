@@ -24,32 +24,28 @@
 #include "shim.h"
 #include "udp.h"
 
-/* The FD_UDP entry of fd, or NULL: the fast path. */
-static inline struct fd_entry *assoc_of(int fd)
+/* Is fd an associated UDP socket? The fast path: one table load. */
+static inline bool assoc_of(int fd)
 {
-	struct fd_entry *e = fdtab_lookup(fd);
-	if (__builtin_expect(e == NULL, 1) || e->kind != FD_UDP || shim_depth > 0)
-		return NULL;
-	return e;
+	const struct fd_entry *e = fdtab_lookup(fd);
+	return __builtin_expect(e != NULL, 0) && e->kind == FD_UDP && shim_depth == 0;
 }
 
-/* A datagram on a connected associated socket; *handled false: pass. The
- * re-entrancy guard is raised by udp.c only while it associates, never
- * across a call that can block: a signal handler that runs meanwhile (or a
- * siglongjmp out of it) must find the shim working. */
-static ssize_t dgram_send(int fd, struct fd_entry *e, const struct iovec *iov,
-                          size_t iovlen, int flags, bool *handled)
+/* An associated socket connected through the proxy: send() and write()
+ * carry datagrams. */
+static inline bool connected_assoc(int fd)
 {
-	*handled = false;
-	if (!udp_is_connected(e))
-		return 0;
+	return assoc_of(fd) && udp_is_connected(fd);
+}
+
+/* A datagram on a connected associated socket (the caller checked). The
+ * re-entrancy guard is never raised across a call that can block: a signal
+ * handler that runs meanwhile (or a siglongjmp out of it) must find the shim
+ * working. */
+static ssize_t dgram_send(int fd, const struct iovec *iov, size_t iovlen, int flags)
+{
 	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = iovlen};
-	return udp_sendmsg(fd, e, &msg, flags, handled);
-}
-
-static ssize_t dgram_recv(int fd, struct fd_entry *e, struct msghdr *msg, int flags)
-{
-	return udp_recvmsg(fd, e, msg, flags);
+	return udp_send_connected(fd, &msg, flags);
 }
 
 /* A descriptor the table still takes for an associated socket but that is
@@ -63,8 +59,8 @@ static bool stale(int fd, ssize_t rc)
 	return true;
 }
 
-static ssize_t recv_buf(int fd, struct fd_entry *e, void *buf, size_t n, int flags,
-                        struct sockaddr *addr, socklen_t *len)
+static ssize_t recv_buf(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                        socklen_t *len)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = n};
 	struct msghdr msg = {.msg_name = addr,
@@ -73,7 +69,7 @@ static ssize_t recv_buf(int fd, struct fd_entry *e, void *buf, size_t n, int fla
 	                     .msg_iovlen = 1};
 	if (!addr || !len)
 		msg.msg_name = NULL;
-	ssize_t rc = dgram_recv(fd, e, &msg, flags);
+	ssize_t rc = udp_recv(fd, &msg, flags);
 	if (rc >= 0 && msg.msg_name)
 		*len = msg.msg_namelen;
 	return rc;
@@ -81,13 +77,9 @@ static ssize_t recv_buf(int fd, struct fd_entry *e, void *buf, size_t n, int fla
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e) {
+	if (connected_assoc(fd)) {
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
-		bool handled;
-		ssize_t rc = dgram_send(fd, e, &iov, 1, flags, &handled);
-		if (handled)
-			return rc;
+		return dgram_send(fd, &iov, 1, flags);
 	}
 	if (!real_send)
 		shim_init();
@@ -96,12 +88,10 @@ SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e) {
+	if (connected_assoc(fd)) {
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
-		bool handled;
-		ssize_t rc = dgram_send(fd, e, &iov, 1, 0, &handled);
-		if (handled && !stale(fd, rc))
+		ssize_t rc = dgram_send(fd, &iov, 1, 0);
+		if (!stale(fd, rc))
 			return rc;
 	}
 	if (!real_write)
@@ -111,11 +101,9 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e && iovcnt >= 0) {
-		bool handled;
-		ssize_t rc = dgram_send(fd, e, iov, (size_t)iovcnt, 0, &handled);
-		if (handled && !stale(fd, rc))
+	if (iovcnt >= 0 && connected_assoc(fd)) {
+		ssize_t rc = dgram_send(fd, iov, (size_t)iovcnt, 0);
+		if (!stale(fd, rc))
 			return rc;
 	}
 	if (!real_writev)
@@ -126,9 +114,9 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e)
-		return recv_buf(fd, e, buf, n, flags, NULL, NULL);
+	bool assoc = assoc_of(fd);
+	if (assoc)
+		return recv_buf(fd, buf, n, flags, NULL, NULL);
 	if (!real_recv)
 		shim_init();
 	return real_recv ? real_recv(fd, buf, n, flags) : (errno = ENOSYS, -1);
@@ -137,9 +125,9 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                              struct sockaddr *addr, socklen_t *len)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e)
-		return recv_buf(fd, e, buf, n, flags, addr, len);
+	bool assoc = assoc_of(fd);
+	if (assoc)
+		return recv_buf(fd, buf, n, flags, addr, len);
 	if (!real_recvfrom)
 		shim_init();
 	return real_recvfrom ? real_recvfrom(fd, buf, n, flags, addr, len)
@@ -148,9 +136,9 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e && msg)
-		return dgram_recv(fd, e, msg, flags);
+	bool assoc = assoc_of(fd);
+	if (assoc && msg)
+		return udp_recv(fd, msg, flags);
 	if (!real_recvmsg)
 		shim_init();
 	return real_recvmsg ? real_recvmsg(fd, msg, flags) : (errno = ENOSYS, -1);
@@ -165,8 +153,8 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
                          struct timespec *timeout)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (!e || !vec) {
+	bool assoc = assoc_of(fd);
+	if (!assoc || !vec) {
 		if (!real_recvmmsg)
 			shim_init();
 		return real_recvmmsg ? real_recvmmsg(fd, vec, n, flags, timeout)
@@ -177,7 +165,7 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
 		int f = flags & ~MSG_WAITFORONE;
 		if (done > 0 && (flags & MSG_WAITFORONE))
 			f |= MSG_DONTWAIT;
-		ssize_t got = dgram_recv(fd, e, &vec[done].msg_hdr, f);
+		ssize_t got = udp_recv(fd, &vec[done].msg_hdr, f);
 		if (got < 0)
 			return done > 0 ? (int)done : -1;
 		vec[done].msg_len = (unsigned int)got;
@@ -187,10 +175,10 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	struct fd_entry *e = assoc_of(fd);
+	bool assoc = assoc_of(fd);
 	/* read() of 0 bytes returns at once, without touching the queue */
-	if (e && n > 0) {
-		ssize_t rc = recv_buf(fd, e, buf, n, 0, NULL, NULL);
+	if (assoc && n > 0) {
+		ssize_t rc = recv_buf(fd, buf, n, 0, NULL, NULL);
 		if (!stale(fd, rc))
 			return rc;
 	}
@@ -201,11 +189,11 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e && iovcnt >= 0) {
+	bool assoc = assoc_of(fd);
+	if (assoc && iovcnt >= 0) {
 		struct msghdr msg = {.msg_iov = (struct iovec *)iov,
 		                     .msg_iovlen = (size_t)iovcnt};
-		return dgram_recv(fd, e, &msg, 0);
+		return udp_recv(fd, &msg, 0);
 	}
 	if (!real_readv)
 		shim_init();
@@ -218,9 +206,9 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
  * the real function too, with nothing to read (n > buflen aborts first). */
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e && n > 0 && n <= buflen) {
-		ssize_t rc = recv_buf(fd, e, buf, n, 0, NULL, NULL);
+	bool assoc = assoc_of(fd);
+	if (assoc && n > 0 && n <= buflen) {
+		ssize_t rc = recv_buf(fd, buf, n, 0, NULL, NULL);
 		if (!stale(fd, rc))
 			return rc;
 	}
@@ -232,9 +220,9 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e && n <= buflen)
-		return recv_buf(fd, e, buf, n, flags, NULL, NULL);
+	bool assoc = assoc_of(fd);
+	if (assoc && n <= buflen)
+		return recv_buf(fd, buf, n, flags, NULL, NULL);
 	if (!real___recv_chk)
 		shim_init();
 	return real___recv_chk ? real___recv_chk(fd, buf, n, buflen, flags)
@@ -244,9 +232,9 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                                    struct sockaddr *addr, socklen_t *len)
 {
-	struct fd_entry *e = assoc_of(fd);
-	if (e && n <= buflen)
-		return recv_buf(fd, e, buf, n, flags, addr, len);
+	bool assoc = assoc_of(fd);
+	if (assoc && n <= buflen)
+		return recv_buf(fd, buf, n, flags, addr, len);
 	if (!real___recvfrom_chk)
 		shim_init();
 	return real___recvfrom_chk

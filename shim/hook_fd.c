@@ -19,7 +19,7 @@
 SHIM_EXPORT int close(int fd)
 {
 	shim_init();
-	struct fd_entry *e = fdtab_lookup(fd);
+	const struct fd_entry *e = fdtab_lookup(fd);
 	if (e && e->kind == FD_UDP_CONTROL && shim_depth == 0) {
 		/* the shim's own descriptor: not open, as far as the program knows */
 		errno = EBADF;
@@ -105,7 +105,7 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	shim_init();
 	if (!(flags & CLOSE_RANGE_CLOEXEC))
-		fdtab_forget_controls(first, last);
+		fdtab_clear_range_of(first, last, FD_UDP_CONTROL);
 	int rc = real_close_range ? real_close_range(first, last, flags)
 	                          : (errno = ENOSYS, -1);
 	/* CLOSE_RANGE_CLOEXEC only marks the descriptors; they stay open. */
@@ -118,7 +118,7 @@ SHIM_EXPORT void closefrom(int lowfd)
 {
 	shim_init();
 	if (lowfd >= 0)
-		fdtab_forget_controls((unsigned)lowfd, UINT_MAX);
+		fdtab_clear_range_of((unsigned)lowfd, UINT_MAX, FD_UDP_CONTROL);
 	if (real_closefrom)
 		real_closefrom(lowfd);
 	if (lowfd >= 0)
@@ -126,15 +126,13 @@ SHIM_EXPORT void closefrom(int lowfd)
 }
 
 /* A new descriptor: whatever the table held for its number is stale (closed
- * in a way the shim did not see: fclose(fdopen()), a raw system call). */
-static int fresh(int fd)
+ * in a way the shim did not see: fclose(fdopen()), a raw system call), and
+ * the socket's class is known from the arguments (domain < 0: asked of the
+ * kernel when it matters). */
+static int fresh(int fd, int domain, int type, int protocol)
 {
-	if (fd >= 0 && fdtab_lookup(fd)) {
-		struct fd_entry *e = fdtab_lookup(fd);
-		if (e && e->kind == FD_UDP_CONTROL)
-			udp_control_lost(fd);
-		fdtab_clear(fd);
-	}
+	if (fd >= 0)
+		fdtab_new_socket(fd, domain, type, protocol);
 	return fd;
 }
 
@@ -142,7 +140,8 @@ SHIM_EXPORT int socket(int domain, int type, int protocol)
 {
 	shim_init();
 	return fresh(real_socket ? real_socket(domain, type, protocol)
-	                         : (errno = ENOSYS, -1));
+	                         : (errno = ENOSYS, -1),
+	             domain, type, protocol);
 }
 
 SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
@@ -151,8 +150,8 @@ SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 	int rc = real_socketpair ? real_socketpair(domain, type, protocol, sv)
 	                         : (errno = ENOSYS, -1);
 	if (rc == 0) {
-		fresh(sv[0]);
-		fresh(sv[1]);
+		fresh(sv[0], domain, type, protocol);
+		fresh(sv[1], domain, type, protocol);
 	}
 	return rc;
 }
@@ -160,12 +159,14 @@ SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	shim_init();
-	return fresh(real_accept ? real_accept(fd, addr, len) : (errno = ENOSYS, -1));
+	return fresh(real_accept ? real_accept(fd, addr, len) : (errno = ENOSYS, -1), -1,
+	             0, 0);
 }
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	shim_init();
 	return fresh(real_accept4 ? real_accept4(fd, addr, len, flags)
-	                          : (errno = ENOSYS, -1));
+	                          : (errno = ENOSYS, -1),
+	             -1, 0, 0);
 }

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Exported socket hooks: connect(), getpeername(), getsockopt(SO_ERROR) and
- * the TCP Fast Open forms of sendto()/sendmsg(). Each is thin: classify the
- * destination (policy.c), then pass through, fail, or let tcp.c connect the
- * program's socket through the proxy.
+ * Exported socket hooks: connect(), getpeername(), getsockopt(SO_ERROR),
+ * sendto()/sendmsg()/sendmmsg() (datagrams and the TCP Fast Open forms).
+ * Each is one straight line: the socket's class from the fd table (learned
+ * once), the destination classified once (policy.c), then the call passes
+ * through, fails, or goes to the TCP client (tcp.c) or the UDP module
+ * (udp.h) with the verdict.
  *
  * Non-blocking sockets keep their semantics: the handshake runs inside
  * connect() (bounded by connect_timeout), and the call then answers
@@ -14,66 +16,56 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <time.h>
 
 #include "fdtab.h"
 #include "log.h"
+#include "monotime.h"
 #include "policy.h"
 #include "shim.h"
+#include "sockaddr.h"
 #include "tcp.h"
 #include "udp.h"
 
-/* The socket's type and family, or false when it is not an IP stream socket. */
-static bool is_ip_stream(int fd)
+/* An IPv4 or IPv6 destination (the only ones the policy looks at). */
+static bool is_inet(const struct sockaddr *addr, socklen_t len)
 {
-	int type = 0, domain = 0;
-	socklen_t len = sizeof(int);
-	if (real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-	    type != SOCK_STREAM)
-		return false;
-	len = sizeof(int);
-	if (real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-		return false;
-	return domain == AF_INET || domain == AF_INET6;
+	return addr && len >= sizeof(sa_family_t) &&
+	       (addr->sa_family == AF_INET || addr->sa_family == AF_INET6);
 }
 
-static long long elapsed_us(const struct timespec *t0)
+static int deny(const char *what, const struct policy *pol)
 {
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
+	shim_log(SHIM_LOG_ERROR, "%s refused: %s", what, pol->reason);
+	errno = pol->err;
+	return -1;
 }
 
-static void log_result(const struct policy *pol, int rc, const struct timespec *t0)
+/* --- TCP --------------------------------------------------------------------------- */
+
+static void log_result(const struct policy *pol, int rc, long long t0)
 {
-	char dst[SOCKS5_ADDR_STRLEN];
+	char dst[SOCKS5_ADDR_STRLEN], via[300];
 	const struct config_proxy *p = &shim_config.proxies[0];
 
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;
 	socks5_addr_format(&pol->target, dst, sizeof(dst));
-	bool v6 = strchr(p->host, ':') != NULL;
+	sa_format_hostport(p->host, p->port, via, sizeof(via));
 	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
-	         "connect %s via %s%s%s:%u: %s, %lld us", dst, v6 ? "[" : "", p->host,
-	         v6 ? "]" : "", p->port, rc == 0 ? "ok" : strerror(-rc), elapsed_us(t0));
+	         "connect %s via %s: %s, %lld us", dst, via,
+	         rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0);
 }
 
 /* Connects through the proxy and records the outcome; the hook's return value. */
 static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
                            const struct policy *pol)
 {
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long long t0 = monotime_us();
 	int nonblocking = real_fcntl(fd, F_GETFL) & O_NONBLOCK;
 	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target);
-	log_result(pol, rc, &t0);
-	struct fd_entry *e = fdtab_claim(fd);
+	log_result(pol, rc, t0);
 	if (rc == 0) {
-		if (e) {
-			e->kind = FD_TCP_PROXIED;
-			e->peer_len = len < sizeof(e->peer) ? len : sizeof(e->peer);
-			memcpy(&e->peer, addr, e->peer_len);
-		}
+		fdtab_set_proxied(fd, addr, len);
 		if (!nonblocking)
 			return 0;
 		errno = EINPROGRESS;
@@ -85,16 +77,47 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	 * send EPIPE). A non-blocking caller learns the error from SO_ERROR.
 	 */
 	shutdown(fd, SHUT_RDWR);
-	if (e) {
-		e->kind = FD_TCP_FAILED;
-		e->failed = -rc;
-		e->error = nonblocking ? -rc : 0;
+	fdtab_set_failed(fd, -rc, nonblocking);
+	errno = nonblocking && fdtab_lookup(fd) ? EINPROGRESS : -rc;
+	return -1;
+}
+
+/* connect() of a TCP socket to a classified destination. */
+static int tcp_connect(int fd, const struct sockaddr *addr, socklen_t len,
+                       const struct policy *pol)
+{
+	switch (pol->verdict) {
+	case POLICY_PASS:
+		return real_connect(fd, addr, len);
+	case POLICY_DENY:
+		return deny("connect", pol);
+	case POLICY_PROXY:
+	default:
+		return proxied_connect(fd, addr, len, pol);
 	}
-	if (nonblocking && e) {
-		errno = EINPROGRESS;
+}
+
+/* connect() of a datagram socket to a classified destination. */
+static int dgram_connect(int fd, enum fd_class cls, int family,
+                         const struct sockaddr *addr, socklen_t len,
+                         const struct policy *pol)
+{
+	if (pol->verdict == POLICY_DENY)
+		return deny("datagram", pol);
+	if (pol->verdict == POLICY_PROXY && cls != FD_CLASS_UDP) {
+		shim_log(SHIM_LOG_ERROR,
+		         "connect refused: only UDP goes through a SOCKS5 "
+		         "proxy (this socket is raw, ICMP or UDP-Lite)");
+		errno = EPROTONOSUPPORT;
 		return -1;
 	}
-	errno = -rc;
+	return udp_connect(fd, family, addr, len, pol);
+}
+
+/* A second connect() on a socket the shim connected, as the kernel answers it. */
+static int connect_again(int fd, const struct fd_entry *e)
+{
+	errno = e->kind == FD_UDP_CONTROL ? EBADF : fdtab_connect_again(fd);
 	return -1;
 }
 
@@ -107,61 +130,39 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	shim_init();
 	if (shim_depth > 0 || !real_connect)
 		return real_connect ? real_connect(fd, addr, len) : (errno = ENOSYS, -1);
-	int rc;
-	bool handled = false;
-	struct fd_entry *e = fdtab_lookup(fd);
-	if (e && e->kind == FD_UDP) {
-		rc = udp_connect(fd, e, addr, len, &handled);
-		if (!handled)
-			rc = real_connect(fd, addr, len);
-	} else if (e) {
-		/* A second connect() on a socket we handled, as the kernel answers it. */
-		int err = e->kind == FD_TCP_PROXIED ? EISCONN
-		          : e->error                ? e->error
-		                                    : e->failed;
-		e->error = 0;
-		errno = err;
-		rc = -1;
-	} else if (!addr || len < sizeof(sa_family_t) ||
-	           (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
-		rc = real_connect(fd, addr, len);
-	} else if ((rc = udp_connect(fd, NULL, addr, len, &handled)), handled) {
-		/* a datagram socket: udp.c connected it (or refused) */
-	} else if (!is_ip_stream(fd)) {
-		rc = real_connect(fd, addr, len);
-	} else {
-		struct policy pol;
-		policy_classify(addr, len, &pol);
-		switch (pol.verdict) {
-		case POLICY_PASS:
-			rc = real_connect(fd, addr, len);
-			break;
-		case POLICY_DENY:
-			shim_log(SHIM_LOG_ERROR, "connect refused: %s", pol.reason);
-			errno = pol.err;
-			rc = -1;
-			break;
-		case POLICY_PROXY:
-		default:
-			rc = proxied_connect(fd, addr, len, &pol);
-			break;
-		}
-	}
-	return rc;
+	const struct fd_entry *e = fdtab_lookup(fd);
+	if (e && e->kind != FD_NONE && e->kind != FD_UDP)
+		return connect_again(fd, e);
+	if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC)
+		return udp_disconnect(fd, addr, len);
+	int family;
+	enum fd_class cls =
+	        is_inet(addr, len) ? fdtab_class(fd, &family) : FD_CLASS_OTHER;
+	if (cls == FD_CLASS_OTHER || cls == FD_CLASS_UNKNOWN)
+		return real_connect(fd, addr, len);
+	struct policy pol;
+	policy_classify(addr, len, &pol);
+	if (cls == FD_CLASS_TCP)
+		return tcp_connect(fd, addr, len, &pol);
+	return dgram_connect(fd, cls, family, addr, len, &pol);
 }
 
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	struct fd_entry *e = fdtab_lookup(fd);
-	if (!e || !real_getpeername || e->kind == FD_UDP_CONTROL)
-		return real_getpeername ? real_getpeername(fd, addr, len)
-		                        : (errno = ENOSYS, -1);
-	if (e->kind == FD_UDP)
-		return udp_getpeername(e, fd, addr, len);
-	if (e->kind != FD_TCP_PROXIED) {
+	const struct fd_entry *e = fdtab_lookup(fd);
+	int kind = e ? e->kind : FD_NONE;
+	if (!real_getpeername) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (kind == FD_UDP)
+		return udp_getpeername(fd, addr, len);
+	if (kind == FD_TCP_FAILED) {
 		errno = ENOTCONN;
 		return -1;
 	}
+	if (kind != FD_TCP_PROXIED)
+		return real_getpeername(fd, addr, len);
 	if (!addr || !len) {
 		errno = EFAULT;
 		return -1;
@@ -173,35 +174,31 @@ SHIM_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-	struct fd_entry *e;
+	const struct fd_entry *e;
 	if (level != SOL_SOCKET || name != SO_ERROR || !(e = fdtab_lookup(fd)) ||
 	    e->kind != FD_TCP_FAILED || !val || !len || *len < sizeof(int))
 		return real_getsockopt ? real_getsockopt(fd, level, name, val, len)
 		                       : (errno = ENOSYS, -1);
-	memcpy(val, &e->error, sizeof(int));
+	int err = fdtab_take_error(fd);
+	memcpy(val, &err, sizeof(int));
 	*len = sizeof(int);
-	e->error = 0;
 	return 0;
 }
 
-static ssize_t send_common(int fd, const struct msghdr *msg, int flags);
+/* --- sending ------------------------------------------------------------------------ */
 
-/* TCP Fast Open carries data in the SYN: here it becomes connect + send. */
+/* TCP Fast Open carries data in the SYN: through the proxy it becomes
+ * connect + send. */
 static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 {
-	const struct sockaddr *dst = msg->msg_name;
+	const struct fd_entry *e = fdtab_lookup(fd);
 	struct policy pol = {.verdict = POLICY_PASS};
-
-	shim_init();
-	if (!is_ip_stream(fd))
-		return send_common(fd, msg, flags); /* a datagram: udp.c decides */
-	if ((dst->sa_family == AF_INET || dst->sa_family == AF_INET6) &&
-	    !fdtab_lookup(fd))
-		policy_classify(dst, msg->msg_namelen, &pol);
+	if (!e || e->kind == FD_NONE)
+		policy_classify(msg->msg_name, msg->msg_namelen, &pol);
 	if (pol.verdict == POLICY_PASS)
 		return real_sendmsg(fd, msg, flags);
-	if (connect(fd, msg->msg_name, msg->msg_namelen) < 0 && errno != EINPROGRESS &&
-	    errno != EISCONN)
+	if (tcp_connect(fd, msg->msg_name, msg->msg_namelen, &pol) < 0 &&
+	    errno != EINPROGRESS && errno != EISCONN)
 		return -1;
 	struct msghdr m = *msg;
 	m.msg_name = NULL;
@@ -209,24 +206,53 @@ static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 	return real_sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
 }
 
-/*
- * Datagrams: an associated socket's, and one with a destination the
- * policy proxies, go through udp.c; everything else passes.
- */
-static ssize_t send_common(int fd, const struct msghdr *msg, int flags)
+/* A datagram to a classified destination on a socket of class cls. */
+static ssize_t dgram_send_to(int fd, enum fd_class cls, int family,
+                             const struct msghdr *msg, int flags,
+                             const struct policy *pol)
 {
-	struct fd_entry *e = fdtab_lookup(fd);
-	bool udp = e ? e->kind == FD_UDP : msg->msg_name != NULL;
-	if (!udp || shim_depth > 0)
+	switch (pol->verdict) {
+	case POLICY_PASS:
 		return real_sendmsg(fd, msg, flags);
-	/* no re-entrancy guard across the send (see hook_dgram.c) */
-	shim_init();
-	bool handled;
-	ssize_t rc =
-	        udp_sendmsg(fd, e && e->kind == FD_UDP ? e : NULL, msg, flags, &handled);
-	if (!handled)
-		rc = real_sendmsg(fd, msg, flags);
-	return rc;
+	case POLICY_DENY:
+		return deny("datagram", pol);
+	case POLICY_PROXY:
+	default:
+		break;
+	}
+	if (cls != FD_CLASS_UDP) {
+		shim_log(SHIM_LOG_ERROR,
+		         "datagram refused: only UDP goes through a SOCKS5 "
+		         "proxy (this socket is raw, ICMP or UDP-Lite)");
+		errno = EPROTONOSUPPORT;
+		return -1;
+	}
+	return udp_send_to(fd, family, msg, flags, pol);
+}
+
+/* sendmsg() of one message: pol is its destination's verdict when the
+ * caller has it already (else NULL). No re-entrancy guard across the send. */
+static ssize_t send_one(int fd, const struct msghdr *msg, int flags,
+                        const struct policy *pol)
+{
+	const struct fd_entry *e = fdtab_lookup(fd);
+	if (!is_inet(msg->msg_name, msg->msg_namelen)) {
+		if ((!msg->msg_name || !msg->msg_namelen) && e && e->kind == FD_UDP)
+			return udp_send_connected(fd, msg, flags);
+		return real_sendmsg(fd, msg, flags);
+	}
+	int family;
+	enum fd_class cls = fdtab_class(fd, &family);
+	if (cls == FD_CLASS_TCP && (flags & MSG_FASTOPEN))
+		return fastopen(fd, msg, flags);
+	if (cls != FD_CLASS_UDP && cls != FD_CLASS_DGRAM_OTHER)
+		return real_sendmsg(fd, msg, flags);
+	struct policy own;
+	if (!pol) {
+		policy_classify(msg->msg_name, msg->msg_namelen, &own);
+		pol = &own;
+	}
+	return dgram_send_to(fd, cls, family, msg, flags, pol);
 }
 
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
@@ -237,7 +263,7 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	                     .msg_namelen = addr ? len : 0,
 	                     .msg_iov = &iov,
 	                     .msg_iovlen = 1};
-	struct fd_entry *e;
+	const struct fd_entry *e;
 
 	shim_init();
 	if (!real_sendto || !real_sendmsg) {
@@ -246,9 +272,7 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	}
 	if (shim_depth > 0 || (!addr && (!(e = fdtab_lookup(fd)) || e->kind != FD_UDP)))
 		return real_sendto(fd, buf, n, flags, addr, len);
-	if ((flags & MSG_FASTOPEN) && addr)
-		return fastopen(fd, &msg, flags);
-	return send_common(fd, &msg, flags);
+	return send_one(fd, &msg, flags, NULL);
 }
 
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -260,12 +284,33 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	}
 	if (shim_depth > 0 || !msg)
 		return real_sendmsg(fd, msg, flags);
-	if ((flags & MSG_FASTOPEN) && msg->msg_name)
-		return fastopen(fd, msg, flags);
-	return send_common(fd, msg, flags);
+	return send_one(fd, msg, flags, NULL);
 }
 
-/* One datagram at a time once any of them is the shim's business. */
+/* The first datagram of vec that is the shim's business on an unassociated
+ * datagram socket, with its verdict in *pol; n when there is none. */
+static unsigned int first_proxied(int fd, const struct mmsghdr *vec, unsigned int n,
+                                  struct policy *pol)
+{
+	int family;
+	enum fd_class cls = FD_CLASS_UNKNOWN;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct msghdr *m = &vec[i].msg_hdr;
+		if (!is_inet(m->msg_name, m->msg_namelen))
+			continue;
+		if (cls == FD_CLASS_UNKNOWN)
+			cls = fdtab_class(fd, &family);
+		if (cls != FD_CLASS_UDP && cls != FD_CLASS_DGRAM_OTHER)
+			return n;
+		policy_classify(m->msg_name, m->msg_namelen, pol);
+		if (pol->verdict != POLICY_PASS)
+			return i;
+	}
+	return n;
+}
+
+/* One datagram at a time once any of them is the shim's business; each
+ * destination is classified once. */
 SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
 	shim_init();
@@ -273,24 +318,23 @@ SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	struct fd_entry *e = fdtab_lookup(fd);
-	bool mine = e && e->kind == FD_UDP;
-	/* an untracked socket keeps its batch unless a datagram needs the proxy */
-	for (unsigned int i = 0; !mine && shim_depth == 0 && vec && i < n; i++) {
-		const struct msghdr *m = &vec[i].msg_hdr;
-		struct policy pol;
-		if (!m->msg_name || m->msg_namelen < sizeof(sa_family_t) ||
-		    (((const struct sockaddr *)m->msg_name)->sa_family != AF_INET &&
-		     ((const struct sockaddr *)m->msg_name)->sa_family != AF_INET6))
-			continue;
-		policy_classify(m->msg_name, m->msg_namelen, &pol);
-		mine = pol.verdict != POLICY_PASS;
-	}
-	if (!mine || shim_depth > 0 || !vec)
+	if (shim_depth > 0 || !vec)
+		return real_sendmmsg(fd, vec, n, flags);
+	const struct fd_entry *e = fdtab_lookup(fd);
+	struct policy pol;
+	/* an untracked socket keeps its batch unless a datagram needs the proxy;
+	 * the verdict found on the way is used for that datagram */
+	bool assoc = e && e->kind == FD_UDP;
+	unsigned int first = assoc ? 0 : first_proxied(fd, vec, n, &pol);
+	if (first == n)
 		return real_sendmmsg(fd, vec, n, flags);
 	unsigned int done = 0;
 	for (; done < n; done++) {
-		ssize_t sent = send_common(fd, &vec[done].msg_hdr, flags);
+		const struct msghdr *m = &vec[done].msg_hdr;
+		ssize_t sent = done < first
+		                       ? real_sendmsg(fd, m, flags)
+		                       : send_one(fd, m, flags,
+		                                  done == first && !assoc ? &pol : NULL);
 		if (sent < 0)
 			return done > 0 ? (int)done : -1;
 		vec[done].msg_len = (unsigned int)sent;

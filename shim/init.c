@@ -15,6 +15,7 @@
 
 #include "build_config.h"
 #include "fakedns.h"
+#include "fdtab.h"
 #include "log.h"
 #include "shim.h"
 #include "udp.h"
@@ -86,6 +87,7 @@ static void init_once_fn(void)
 		shim_log_init(&shim_config);
 		attach_fakedns();
 	}
+	pthread_atfork(NULL, NULL, fdtab_atfork_child);
 	udp_init();
 	shim_depth--;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * UDP through the proxy (RFC 1928 UDP ASSOCIATE, section 7 datagrams).
+ * UDP through the proxy (RFC 1928 UDP ASSOCIATE, section 7 datagrams): the
+ * interface the hooks call, with a destination they have classified once.
  *
  * An IPv4/IPv6 UDP socket becomes associated on its first datagram (or
  * connect) to a destination the policy proxies: the socket is bound if it
@@ -9,13 +10,17 @@
  * behind the section 7 header, sent with scatter-gather (the payload is not
  * copied). Receiving strips the header again and reports the real source.
  *
- * The association (struct udp_assoc) belongs to the socket, not to a
- * descriptor: dup()s share it (one reference per descriptor in the fd
- * table) and it ends with the last close. Its control connection is a
- * descriptor of the shim's own, close-on-exec, moved above the program's
- * usual range and marked FD_UDP_CONTROL, so the program cannot close it by
- * accident (close() answers EBADF, dup2() over it moves it first). When it
- * dies, the next datagram associates again.
+ * The association belongs to the socket, not to a descriptor: dup()s share
+ * it (the fd table holds a reference per descriptor) and it ends with the
+ * last close. Its control connection is a descriptor of the shim's own,
+ * close-on-exec, moved above the program's usual range and marked
+ * FD_UDP_CONTROL, so the program cannot close it by accident (close()
+ * answers EBADF, dup2() over it moves it first). When it dies, the next
+ * datagram associates again.
+ *
+ * Files: udp_assoc.c (the association's life), udp_send.c (sending,
+ * connect, getpeername), udp_recv.c (receiving), udp_layout.c (where a
+ * received datagram's bytes lie).
  */
 #ifndef SOCKSIFY_SHIM_UDP_H
 #define SOCKSIFY_SHIM_UDP_H
@@ -24,47 +29,40 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "fdtab.h"
+#include "policy.h"
 
-/*
- * Sends msg on fd, which is either associated already (e is its FD_UDP
- * entry) or an untracked socket (e NULL) whose destination msg_name the
- * caller has not classified. Returns what sendmsg() would, with errno set;
- * *handled is false when the call is none of this module's business (not
- * an IP datagram socket, or nothing to proxy) and the caller must pass it
- * through unchanged.
- */
-ssize_t udp_sendmsg(int fd, struct fd_entry *e, const struct msghdr *msg, int flags,
-                    bool *handled);
+/* A datagram to msg->msg_name, which the policy proxies (pol: its verdict,
+ * POLICY_PROXY), on the UDP socket fd of `family`; the socket is associated
+ * on the way when it is not yet. Returns what sendmsg() would. */
+ssize_t udp_send_to(int fd, int family, const struct msghdr *msg, int flags,
+                    const struct policy *pol);
+/* A datagram without address on an associated socket: to the destination
+ * it is connected to through the proxy, or, when it is not (any longer),
+ * to whatever the kernel makes of it. */
+ssize_t udp_send_connected(int fd, const struct msghdr *msg, int flags);
+/* recvmsg() on an associated socket (the kernel's own when it is not). */
+ssize_t udp_recv(int fd, struct msghdr *msg, int flags);
 
-/* recvmsg() on an associated socket. */
-ssize_t udp_recvmsg(int fd, struct fd_entry *e, struct msghdr *msg, int flags);
-
-/* connect() of a datagram socket (e: its entry, or NULL when untracked).
- * *handled as for udp_sendmsg. */
-int udp_connect(int fd, struct fd_entry *e, const struct sockaddr *addr, socklen_t len,
-                bool *handled);
-
+/* connect() of the UDP socket fd of `family` to addr, classified: a
+ * proxied destination associates; one that goes direct (POLICY_PASS) makes
+ * an associated socket an ordinary connected one. */
+int udp_connect(int fd, int family, const struct sockaddr *addr, socklen_t len,
+                const struct policy *pol);
+/* connect(AF_UNSPEC) of any socket: an associated one is no longer
+ * connected (its association ends when the kernel unbinds its port). */
+int udp_disconnect(int fd, const struct sockaddr *addr, socklen_t len);
 /* getpeername() of an associated socket. */
-int udp_getpeername(struct fd_entry *e, int fd, struct sockaddr *addr, socklen_t *len);
-
-/* Is the datagram socket connected (then write()/send() carry datagrams)? */
-bool udp_is_connected(struct fd_entry *e);
-
-/* The fd table (fdtab.c): an FD_UDP entry is emptied (its reference dropped)
- * or copied (a reference more), under the lock that hold() takes. */
-void udp_entry_drop(struct fd_entry *e);
-void udp_entry_copy(const struct fd_entry *src, struct fd_entry *dst);
+int udp_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
+/* Is fd associated and connected to a proxied destination (then write()
+ * and send() carry datagrams)? */
+bool udp_is_connected(int fd);
 
 /* fd, a control connection, is about to be replaced (dup2 over it): move
  * it to another descriptor number first. True when it did (fd is then a
  * copy that nothing uses). */
 bool udp_control_evacuate(int fd);
-/* fd, a control connection, is being closed by the program (close_range,
- * closefrom): forget it, so its number is never closed again by us. */
-void udp_control_lost(int fd);
 
-/* Once, at start-up: the fork handler. */
+/* Once, at start-up: registers with the fd table, and the fork handler. */
 void udp_init(void);
 
 #endif

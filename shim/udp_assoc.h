@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The life of a UDP association, inside the UDP module (udp_*.c): the
+ * object, its references, its control connection and the UDP ASSOCIATE
+ * handshake. The datagram I/O (udp_send.c, udp_recv.c) works on an
+ * association it holds a reference to.
+ *
+ * Locking: the fd table's lock guards the payload pointers of entries and
+ * the taking of references (fdtab_hold); references are atomic counts.
+ * Each association's own lock guards its state, and is held through a
+ * (re-)association handshake, so a second thread sending on the same socket
+ * waits for it instead of associating twice. Nothing is held across a
+ * program's blocking receive.
+ */
+#ifndef SOCKSIFY_SHIM_UDP_ASSOC_H
+#define SOCKSIFY_SHIM_UDP_ASSOC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sockaddr.h"
+#include "socks5.h"
+
+enum {
+	/* Names sent to (fake-pool destinations) remembered per socket, to
+	 * report replies as coming from the fake address the program used. */
+	UDP_NAMES_MAX = 8,
+};
+
+struct udp_name {
+	bool used, learned;
+	uint16_t port;     /* host order */
+	union sa_any fake; /* the fake address the program sent to */
+	socklen_t fake_len;
+	struct socks5_addr real; /* where its replies turned out to come from */
+};
+
+struct udp_assoc {
+	pthread_mutex_t lock;
+	int refs;           /* fd table entries + operations in progress (atomic) */
+	int family;         /* the socket's: AF_INET or AF_INET6 */
+	int ctl;            /* control connection, -1 when there is none */
+	union sa_any relay; /* the relay, in the socket's family; when ctl >= 0 */
+	socklen_t relay_len;
+	uint16_t local_port; /* the socket's (host order), announced in the request */
+	int hdr_guess;       /* length of the last header received */
+	bool connected;      /* connect()ed to a proxied destination */
+	bool handshaking;    /* udp_assoc_ensure runs, lock held (for fork) */
+	union sa_any peer;   /* that destination, in the socket's family */
+	socklen_t peer_len;
+	struct socks5_addr target; /* and as the proxy is asked for it */
+	unsigned names_next;
+	struct udp_name names[UDP_NAMES_MAX];
+};
+
+/* The association of fd with a reference for the caller, or NULL. */
+struct udp_assoc *udp_assoc_hold(int fd);
+/* The same, created for a socket that has none (family: the socket's);
+ * NULL when fd is beyond the table or out of memory. */
+struct udp_assoc *udp_assoc_adopt(int fd, int family);
+void udp_assoc_put(struct udp_assoc *a);
+
+/* Makes sure the association of socket fd is live (a->lock held): checks
+ * the control connection and associates (again) when there is none.
+ * 0 or -errno. Cancellation is off meanwhile. */
+int udp_assoc_ensure(int fd, struct udp_assoc *a);
+/* Ends the association's control connection (a->lock held). */
+void udp_assoc_drop_control(struct udp_assoc *a);
+
+#endif
