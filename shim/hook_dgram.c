@@ -24,6 +24,11 @@
 #include "shim.h"
 #include "udp.h"
 
+/* Calls the next definition of fn (resolved first if the shim has not
+ * initialised yet), or gives `otherwise` when there is none. */
+#define NEXT(fn, args, otherwise)                                                        \
+	((real_##fn || (shim_init(), real_##fn)) ? real_##fn args : (otherwise))
+
 /* Is fd an associated UDP socket? The fast path: one table load. */
 static inline bool assoc_of(int fd)
 {
@@ -81,9 +86,7 @@ SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 		return dgram_send(fd, &iov, 1, flags);
 	}
-	if (!real_send)
-		shim_init();
-	return real_send ? real_send(fd, buf, n, flags) : (errno = ENOSYS, -1);
+	return NEXT(send, (fd, buf, n, flags), (errno = ENOSYS, -1));
 }
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -94,9 +97,7 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 		if (!stale(fd, rc))
 			return rc;
 	}
-	if (!real_write)
-		shim_init();
-	return real_write ? real_write(fd, buf, n) : syscall(SYS_write, fd, buf, n);
+	return NEXT(write, (fd, buf, n), syscall(SYS_write, fd, buf, n));
 }
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
@@ -106,10 +107,7 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 		if (!stale(fd, rc))
 			return rc;
 	}
-	if (!real_writev)
-		shim_init();
-	return real_writev ? real_writev(fd, iov, iovcnt)
-	                   : syscall(SYS_writev, fd, iov, iovcnt);
+	return NEXT(writev, (fd, iov, iovcnt), syscall(SYS_writev, fd, iov, iovcnt));
 }
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -117,9 +115,7 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	bool assoc = assoc_of(fd);
 	if (assoc)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
-	if (!real_recv)
-		shim_init();
-	return real_recv ? real_recv(fd, buf, n, flags) : (errno = ENOSYS, -1);
+	return NEXT(recv, (fd, buf, n, flags), (errno = ENOSYS, -1));
 }
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
@@ -128,10 +124,7 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 	bool assoc = assoc_of(fd);
 	if (assoc)
 		return recv_buf(fd, buf, n, flags, addr, len);
-	if (!real_recvfrom)
-		shim_init();
-	return real_recvfrom ? real_recvfrom(fd, buf, n, flags, addr, len)
-	                     : (errno = ENOSYS, -1);
+	return NEXT(recvfrom, (fd, buf, n, flags, addr, len), (errno = ENOSYS, -1));
 }
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -139,9 +132,7 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	bool assoc = assoc_of(fd);
 	if (assoc && msg)
 		return udp_recv(fd, msg, flags);
-	if (!real_recvmsg)
-		shim_init();
-	return real_recvmsg ? real_recvmsg(fd, msg, flags) : (errno = ENOSYS, -1);
+	return NEXT(recvmsg, (fd, msg, flags), (errno = ENOSYS, -1));
 }
 
 /*
@@ -155,10 +146,7 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
 {
 	bool assoc = assoc_of(fd);
 	if (!assoc || !vec) {
-		if (!real_recvmmsg)
-			shim_init();
-		return real_recvmmsg ? real_recvmmsg(fd, vec, n, flags, timeout)
-		                     : (errno = ENOSYS, -1);
+		return NEXT(recvmmsg, (fd, vec, n, flags, timeout), (errno = ENOSYS, -1));
 	}
 	unsigned int done = 0;
 	for (; done < n; done++) {
@@ -182,9 +170,7 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 		if (!stale(fd, rc))
 			return rc;
 	}
-	if (!real_read)
-		shim_init();
-	return real_read ? real_read(fd, buf, n) : syscall(SYS_read, fd, buf, n);
+	return NEXT(read, (fd, buf, n), syscall(SYS_read, fd, buf, n));
 }
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -195,10 +181,7 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 		                     .msg_iovlen = (size_t)iovcnt};
 		return udp_recv(fd, &msg, 0);
 	}
-	if (!real_readv)
-		shim_init();
-	return real_readv ? real_readv(fd, iov, iovcnt)
-	                  : syscall(SYS_readv, fd, iov, iovcnt);
+	return NEXT(readv, (fd, iov, iovcnt), syscall(SYS_readv, fd, iov, iovcnt));
 }
 
 /* The _FORTIFY_SOURCE entry points: the real ones check n against the
@@ -212,10 +195,7 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 		if (!stale(fd, rc))
 			return rc;
 	}
-	if (!real___read_chk)
-		shim_init();
-	return real___read_chk ? real___read_chk(fd, buf, n, buflen)
-	                       : (errno = ENOSYS, -1);
+	return NEXT(__read_chk, (fd, buf, n, buflen), (errno = ENOSYS, -1));
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -223,10 +203,7 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 	bool assoc = assoc_of(fd);
 	if (assoc && n <= buflen)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
-	if (!real___recv_chk)
-		shim_init();
-	return real___recv_chk ? real___recv_chk(fd, buf, n, buflen, flags)
-	                       : (errno = ENOSYS, -1);
+	return NEXT(__recv_chk, (fd, buf, n, buflen, flags), (errno = ENOSYS, -1));
 }
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
@@ -235,11 +212,8 @@ SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, i
 	bool assoc = assoc_of(fd);
 	if (assoc && n <= buflen)
 		return recv_buf(fd, buf, n, flags, addr, len);
-	if (!real___recvfrom_chk)
-		shim_init();
-	return real___recvfrom_chk
-	               ? real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)
-	               : (errno = ENOSYS, -1);
+	return NEXT(__recvfrom_chk, (fd, buf, n, buflen, flags, addr, len),
+	            (errno = ENOSYS, -1));
 }
 
 /*

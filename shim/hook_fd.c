@@ -38,11 +38,15 @@ SHIM_EXPORT int dup(int fd)
 	return fd2;
 }
 
-SHIM_EXPORT int dup2(int fd, int fd2)
+/* dup2/dup3 (flags < 0: dup2): a control connection of the shim's on fd2
+ * is moved out of the way first. */
+static int dup_onto(int fd, int fd2, int flags)
 {
 	shim_init();
 	bool moved = fd != fd2 && udp_control_evacuate(fd2);
-	int rc = real_dup2 ? real_dup2(fd, fd2) : (errno = ENOSYS, -1);
+	int rc = flags < 0   ? (real_dup2 ? real_dup2(fd, fd2) : (errno = ENOSYS, -1))
+	         : real_dup3 ? real_dup3(fd, fd2, flags)
+	                     : (errno = ENOSYS, -1);
 	if (rc < 0 && moved) {
 		/* fd2 was the control connection's old number, a copy now */
 		int err = errno;
@@ -54,19 +58,14 @@ SHIM_EXPORT int dup2(int fd, int fd2)
 	return rc;
 }
 
+SHIM_EXPORT int dup2(int fd, int fd2)
+{
+	return dup_onto(fd, fd2, -1);
+}
+
 SHIM_EXPORT int dup3(int fd, int fd2, int flags)
 {
-	shim_init();
-	bool moved = fd != fd2 && udp_control_evacuate(fd2);
-	int rc = real_dup3 ? real_dup3(fd, fd2, flags) : (errno = ENOSYS, -1);
-	if (rc < 0 && moved) {
-		int err = errno;
-		real_close(fd2);
-		errno = err;
-	}
-	if (rc >= 0)
-		fdtab_copy(fd, rc);
-	return rc;
+	return dup_onto(fd, fd2, flags);
 }
 
 /* Every fcntl command takes at most one argument, an int or a pointer. */

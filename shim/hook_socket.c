@@ -40,6 +40,17 @@ static int deny(const char *what, const struct policy *pol)
 	return -1;
 }
 
+/* A proxied destination on a raw, ICMP or UDP-Lite socket. */
+static int not_udp(const char *what)
+{
+	shim_log(SHIM_LOG_ERROR,
+	         "%s refused: only UDP goes through a SOCKS5 proxy (this socket is raw, "
+	         "ICMP or UDP-Lite)",
+	         what);
+	errno = EPROTONOSUPPORT;
+	return -1;
+}
+
 /* --- TCP --------------------------------------------------------------------------- */
 
 static void log_result(const struct policy *pol, int rc, long long t0)
@@ -211,22 +222,12 @@ static ssize_t dgram_send_to(int fd, enum fd_class cls, int family,
                              const struct msghdr *msg, int flags,
                              const struct policy *pol)
 {
-	switch (pol->verdict) {
-	case POLICY_PASS:
+	if (pol->verdict == POLICY_PASS)
 		return real_sendmsg(fd, msg, flags);
-	case POLICY_DENY:
+	if (pol->verdict == POLICY_DENY)
 		return deny("datagram", pol);
-	case POLICY_PROXY:
-	default:
-		break;
-	}
-	if (cls != FD_CLASS_UDP) {
-		shim_log(SHIM_LOG_ERROR,
-		         "datagram refused: only UDP goes through a SOCKS5 "
-		         "proxy (this socket is raw, ICMP or UDP-Lite)");
-		errno = EPROTONOSUPPORT;
-		return -1;
-	}
+	if (cls != FD_CLASS_UDP)
+		return not_udp("datagram");
 	return udp_send_to(fd, family, msg, flags, pol);
 }
 

@@ -4,9 +4,14 @@
  * definition of every interposed symbol, one-time initialisation, the
  * per-thread re-entrancy guard and the immutable configuration.
  *
- * Every exported hook starts with shim_enter() — which initialises the
- * library if needed and says whether the call should simply pass through
- * (the shim itself is on this thread's stack, or it could not initialise).
+ * Every exported hook makes sure the library is initialised (shim_init())
+ * and passes straight through while the shim itself is on the thread's
+ * stack (shim_depth > 0). Only the name-lookup hooks hold the guard for
+ * their whole run (shim_enter()/shim_leave()): they call into libc, which
+ * may call the hooks again. The socket hooks never hold it across a call
+ * that can block (the handshake, a receive): a signal handler that runs
+ * meanwhile, or a siglongjmp out of the call, must find the shim working.
+ * Code that calls into libc from them raises it for that call only.
  */
 #ifndef SOCKSIFY_SHIM_H
 #define SOCKSIFY_SHIM_H

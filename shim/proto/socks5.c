@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,17 +38,29 @@ static int cmd_valid(uint8_t cmd)
 	       cmd == SOCKS5_CMD_UDP_ASSOCIATE;
 }
 
+/* VER and one byte: the start of every client and server message but the
+ * UDP header. */
+static ssize_t pair_parse(const uint8_t *buf, size_t len, uint8_t ver, uint8_t *value)
+{
+	if (len < 1)
+		return SOCKS5_PARTIAL;
+	if (buf[0] != ver)
+		return SOCKS5_BAD;
+	if (len < 2)
+		return SOCKS5_PARTIAL;
+	*value = buf[1];
+	return 2;
+}
+
 /* --- greeting ----------------------------------------------------------------- */
 
 ssize_t socks5_greeting_parse(const uint8_t *buf, size_t len, struct socks5_greeting *out)
 {
-	if (len < 1)
-		return SOCKS5_PARTIAL;
-	if (buf[0] != SOCKS5_VERSION)
-		return SOCKS5_BAD;
-	if (len < 2)
-		return SOCKS5_PARTIAL;
-	if (buf[1] == 0)
+	uint8_t n;
+	ssize_t rc = pair_parse(buf, len, SOCKS5_VERSION, &n);
+	if (rc < 0)
+		return rc;
+	if (n == 0)
 		return SOCKS5_BAD;
 	size_t need = 2 + (size_t)buf[1];
 	if (len < need)
@@ -77,18 +90,6 @@ int socks5_greeting_offers(const struct socks5_greeting *g, uint8_t method)
 }
 
 /* --- two-byte messages: method selection and RFC 1929 reply ----------------------- */
-
-static ssize_t pair_parse(const uint8_t *buf, size_t len, uint8_t ver, uint8_t *value)
-{
-	if (len < 1)
-		return SOCKS5_PARTIAL;
-	if (buf[0] != ver)
-		return SOCKS5_BAD;
-	if (len < 2)
-		return SOCKS5_PARTIAL;
-	*value = buf[1];
-	return 2;
-}
 
 static size_t pair_encode(uint8_t *buf, size_t cap, uint8_t ver, uint8_t value)
 {
@@ -312,22 +313,26 @@ static size_t prefix_encode(uint8_t *buf, size_t cap, uint8_t b0, uint8_t b1, ui
 	       socks5_addr_encode(buf + SOCKS5_PREFIX_LEN, cap - SOCKS5_PREFIX_LEN, addr);
 }
 
-ssize_t socks5_request_parse(const uint8_t *buf, size_t len, struct socks5_request *out)
+/* VER, CMD (or REP), RSV = 0 and an address: the shape of a request and of
+ * a reply. A request's CMD is judged as soon as it arrives. */
+static ssize_t prefixed_parse(const uint8_t *buf, size_t len, struct socks5_request *out,
+                              bool request)
 {
-	if (len < 1)
-		return SOCKS5_PARTIAL;
-	if (buf[0] != SOCKS5_VERSION)
-		return SOCKS5_BAD;
-	if (len < 2)
-		return SOCKS5_PARTIAL;
-	out->cmd = buf[1];
-	if (!cmd_valid(buf[1]))
+	ssize_t rc = pair_parse(buf, len, SOCKS5_VERSION, &out->cmd);
+	if (rc < 0)
+		return rc;
+	if (request && !cmd_valid(buf[1]))
 		return SOCKS5_BAD_COMMAND;
 	if (len < 3)
 		return SOCKS5_PARTIAL;
 	if (buf[2] != 0)
 		return SOCKS5_BAD;
 	return addr_after_prefix(buf, len, &out->addr);
+}
+
+ssize_t socks5_request_parse(const uint8_t *buf, size_t len, struct socks5_request *out)
+{
+	return prefixed_parse(buf, len, out, true);
 }
 
 size_t socks5_request_encode(uint8_t *buf, size_t cap, uint8_t cmd,
@@ -340,18 +345,7 @@ size_t socks5_request_encode(uint8_t *buf, size_t cap, uint8_t cmd,
 
 ssize_t socks5_reply_parse(const uint8_t *buf, size_t len, struct socks5_request *out)
 {
-	if (len < 1)
-		return SOCKS5_PARTIAL;
-	if (buf[0] != SOCKS5_VERSION)
-		return SOCKS5_BAD;
-	if (len < 2)
-		return SOCKS5_PARTIAL;
-	out->cmd = buf[1];
-	if (len < 3)
-		return SOCKS5_PARTIAL;
-	if (buf[2] != 0)
-		return SOCKS5_BAD;
-	return addr_after_prefix(buf, len, &out->addr);
+	return prefixed_parse(buf, len, out, false);
 }
 
 size_t socks5_reply_encode(uint8_t *buf, size_t cap, uint8_t rep,
@@ -383,59 +377,66 @@ size_t socks5_udp_header_encode(uint8_t *buf, size_t cap, uint8_t frag,
 
 /* --- conversions ---------------------------------------------------------------- */
 
+/* Where an IPv4 and an IPv6 socket address hold what a SOCKS address does. */
+static const struct ip_layout {
+	uint8_t atyp;
+	sa_family_t family;
+	socklen_t salen;
+	size_t addr_off, addr_len, port_off;
+} ip_layouts[] = {
+        {SOCKS5_ATYP_IPV4, AF_INET, sizeof(struct sockaddr_in),
+         offsetof(struct sockaddr_in, sin_addr), 4,
+         offsetof(struct sockaddr_in, sin_port)},
+        {SOCKS5_ATYP_IPV6, AF_INET6, sizeof(struct sockaddr_in6),
+         offsetof(struct sockaddr_in6, sin6_addr), 16,
+         offsetof(struct sockaddr_in6, sin6_port)},
+};
+
+static const struct ip_layout *layout_of(int family, int atyp)
+{
+	for (size_t i = 0; i < sizeof(ip_layouts) / sizeof(ip_layouts[0]); i++)
+		if (ip_layouts[i].family == family || ip_layouts[i].atyp == atyp)
+			return &ip_layouts[i];
+	return NULL;
+}
+
 int socks5_addr_from_sockaddr(struct socks5_addr *out, const struct sockaddr *sa,
                               socklen_t salen)
 {
 	sa_family_t family;
+	uint16_t port;
 
 	if (!sa || salen < sizeof(family))
 		return -EINVAL;
 	memcpy(&family, (const uint8_t *)sa + offsetof(struct sockaddr, sa_family),
 	       sizeof(family));
 	memset(out, 0, sizeof(*out));
-	if (family == AF_INET) {
-		struct sockaddr_in sin;
-		if (salen < sizeof(sin))
-			return -EINVAL;
-		memcpy(&sin, sa, sizeof(sin));
-		out->atyp = SOCKS5_ATYP_IPV4;
-		memcpy(out->host.ipv4, &sin.sin_addr, 4);
-		out->port = ntohs(sin.sin_port);
-		return 0;
-	}
-	if (family == AF_INET6) {
-		struct sockaddr_in6 sin6;
-		if (salen < sizeof(sin6))
-			return -EINVAL;
-		memcpy(&sin6, sa, sizeof(sin6));
-		out->atyp = SOCKS5_ATYP_IPV6;
-		memcpy(out->host.ipv6, &sin6.sin6_addr, 16);
-		out->port = ntohs(sin6.sin6_port);
-		return 0;
-	}
-	return -EAFNOSUPPORT;
+	const struct ip_layout *l = layout_of(family, -1);
+	if (!l)
+		return -EAFNOSUPPORT;
+	if (salen < l->salen)
+		return -EINVAL;
+	out->atyp = l->atyp;
+	memcpy(&out->host, (const uint8_t *)sa + l->addr_off, l->addr_len);
+	memcpy(&port, (const uint8_t *)sa + l->port_off, sizeof(port));
+	out->port = ntohs(port);
+	return 0;
 }
 
 socklen_t socks5_addr_to_sockaddr(const struct socks5_addr *addr,
                                   struct sockaddr_storage *ss)
 {
+	const struct ip_layout *l = layout_of(-1, addr->atyp);
+	uint16_t port = htons(addr->port);
+
 	memset(ss, 0, sizeof(*ss));
-	if (addr->atyp == SOCKS5_ATYP_IPV4) {
-		struct sockaddr_in sin = {.sin_family = AF_INET};
-		sin.sin_port = htons(addr->port);
-		memcpy(&sin.sin_addr, addr->host.ipv4, 4);
-		memcpy(ss, &sin, sizeof(sin));
-		return sizeof(sin);
-	}
-	if (addr->atyp == SOCKS5_ATYP_IPV6) {
-		struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
-		sin6.sin6_port = htons(addr->port);
-		memcpy(&sin6.sin6_addr, addr->host.ipv6, 16);
-		memcpy(ss, &sin6, sizeof(sin6));
-		return sizeof(sin6);
-	}
 	ss->ss_family = AF_UNSPEC;
-	return 0;
+	if (!l)
+		return 0;
+	ss->ss_family = l->family;
+	memcpy((uint8_t *)ss + l->addr_off, &addr->host, l->addr_len);
+	memcpy((uint8_t *)ss + l->port_off, &port, sizeof(port));
+	return l->salen;
 }
 
 int socks5_addr_set_domain(struct socks5_addr *out, const char *name, size_t len,
