@@ -77,13 +77,19 @@ static bool same_secret(const char *given, size_t glen, const char *want, size_t
 
 static bool credentials_ok(const struct server *srv, const struct socks5_userpass *up)
 {
-	bool ok = false;
+	int ok = 0;
+	/*
+	 * & and |, not && and ||, on purpose: every user's name and password are
+	 * compared whether or not an earlier one matched, so the time taken does
+	 * not tell which part matched, or which user (constant time). The casts
+	 * say so to clang's -Wbitwise-instead-of-logical.
+	 */
 	for (size_t i = 0; i < srv->cfg.nusers; i++) {
 		const struct server_user *u = &srv->cfg.users[i];
-		ok |= same_secret(up->user, up->ulen, u->user, u->ulen) &
-		      same_secret(up->pass, up->plen, u->pass, u->plen);
+		ok |= (int)same_secret(up->user, up->ulen, u->user, u->ulen) &
+		      (int)same_secret(up->pass, up->plen, u->pass, u->plen);
 	}
-	return ok;
+	return ok != 0;
 }
 
 static enum step on_auth(struct conn *c)
