@@ -17,14 +17,28 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "handshake.h"
+
 #include "bind.h"
-#include "conn.h"
 #include "log.h"
 #include "resolve.h"
 #include "udp.h"
 
 /* Handler results. */
 enum step { STEP_MORE = 0, STEP_NEXT = 1, STEP_STOP = -1 };
+
+/*
+ * GREETING, AUTH and REQUEST read the client into c->hs the same way and
+ * differ in the message they parse: a phase and its handler. A handler that
+ * returns STEP_NEXT has entered the next of these phases, whose handler runs
+ * on the bytes already buffered.
+ */
+struct hs_phase {
+	struct phase phase; /* first: c->phase points here */
+	enum step (*step)(struct conn *c);
+};
+
+static const struct hs_phase greeting, auth, request;
 
 static void consume(struct conn *c, size_t n)
 {
@@ -61,7 +75,7 @@ static enum step on_greeting(struct conn *c)
 		conn_drain(c, "no acceptable authentication method");
 		return STEP_STOP;
 	}
-	c->state = method == SOCKS5_METHOD_USERPASS ? CONN_AUTH : CONN_REQUEST;
+	conn_enter(c, method == SOCKS5_METHOD_USERPASS ? &auth.phase : &request.phase);
 	return STEP_NEXT;
 }
 
@@ -113,12 +127,21 @@ static enum step on_auth(struct conn *c)
 		           n > 0 ? "authentication failed" : "malformed authentication");
 		return STEP_STOP;
 	}
-	c->state = CONN_REQUEST;
+	conn_enter(c, &request.phase);
 	return STEP_NEXT;
 }
 
+static const struct phase resolving, connecting;
 static void on_resolved(void *owner, struct resolve_job *job);
 static void connect_next(struct conn *c);
+
+/* A connection's on_close while a lookup may be running. */
+static void cancel_lookup(struct conn *c)
+{
+	if (c->job)
+		resolve_cancel(c->job);
+	c->job = NULL;
+}
 
 static enum step on_request(struct conn *c)
 {
@@ -165,7 +188,8 @@ static enum step on_request(struct conn *c)
 	}
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
-		c->state = CONN_RESOLVING;
+		conn_enter(c, &resolving);
+		c->on_close = cancel_lookup;
 		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
 		                       on_resolved);
 		if (!c->job)
@@ -175,15 +199,18 @@ static enum step on_request(struct conn *c)
 	}
 	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
 	c->naddrs = 1;
-	c->state = CONN_CONNECTING;
+	conn_enter(c, &connecting);
 	connect_next(c);
 	return STEP_STOP;
 }
 
-void handshake_on_client(struct conn *c)
+/* The client watch's callback in GREETING, AUTH and REQUEST. */
+static void read_handshake(struct loop_watch *w, uint32_t revents)
 {
+	struct conn *c = conn_of_client(w);
 	ssize_t n;
 
+	(void)revents;
 	do
 		n = recv(c->client.fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
 	while (n < 0 && errno == EINTR);
@@ -195,32 +222,35 @@ void handshake_on_client(struct conn *c)
 		return;
 	}
 	c->hs_len += (size_t)n;
-	enum step s = STEP_NEXT;
-	while (s == STEP_NEXT) {
-		switch (c->state) {
-		case CONN_GREETING:
-			s = on_greeting(c);
-			break;
-		case CONN_AUTH:
-			s = on_auth(c);
-			break;
-		case CONN_REQUEST:
-			s = on_request(c);
-			break;
-		case CONN_RESOLVING:
-		case CONN_CONNECTING:
-		case CONN_RELAYING:
-		case CONN_BINDING:
-		case CONN_UDP:
-		case CONN_DRAINING:
-		case CONN_CLOSED:
-			s = STEP_STOP;
-			break;
-		}
-	}
+	enum step s;
+	do
+		s = ((const struct hs_phase *)c->phase)->step(c);
+	while (s == STEP_NEXT);
 	/* Every message fits the buffer, so a full buffer here is garbage. */
 	if (s == STEP_MORE && c->hs_len == sizeof(c->hs))
 		conn_close(c, "oversized handshake");
+}
+
+static void handshake_expired(struct conn *c)
+{
+	conn_close(c, "handshake timeout");
+}
+
+static const struct hs_phase greeting = {
+        {.on_client = read_handshake, .on_timeout = handshake_expired}, on_greeting};
+static const struct hs_phase auth = {
+        {.on_client = read_handshake, .on_timeout = handshake_expired}, on_auth};
+static const struct hs_phase request = {
+        {.on_client = read_handshake, .on_timeout = handshake_expired}, on_request};
+
+void handshake_start(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	conn_enter(c, &greeting.phase);
+	c->deadline_ms = srv->loop.now_ms + srv->cfg.handshake_timeout_ms;
+	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
+		conn_close(c, "epoll failed");
 }
 
 static void on_resolved(void *owner, struct resolve_job *job)
@@ -237,7 +267,7 @@ static void on_resolved(void *owner, struct resolve_job *job)
 	c->naddrs = job->naddrs < CONN_MAX_ADDRS ? job->naddrs : CONN_MAX_ADDRS;
 	memcpy(c->addrs, job->addrs, c->naddrs * sizeof(c->addrs[0]));
 	resolve_free(job);
-	c->state = CONN_CONNECTING;
+	conn_enter(c, &connecting);
 	connect_next(c);
 }
 
@@ -339,8 +369,10 @@ static void send_success(struct conn *c)
 		conn_start_relay(c);
 }
 
-void handshake_on_target(struct conn *c, uint32_t revents)
+/* The target watch's callback in CONNECTING: the connect finished. */
+static void on_connected(struct loop_watch *w, uint32_t revents)
 {
+	struct conn *c = conn_of_target(w);
 	int err = 0;
 	socklen_t len = sizeof(err);
 
@@ -376,10 +408,14 @@ void handshake_on_target(struct conn *c, uint32_t revents)
 	connect_next(c);
 }
 
-void handshake_timeout(struct conn *c)
+/* --connect-timeout passed while resolving or connecting. */
+static void connect_expired(struct conn *c)
 {
-	if (c->job)
-		resolve_cancel(c->job);
-	c->job = NULL;
+	cancel_lookup(c);
 	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
 }
+
+/* The client is not read until the destination is connected. */
+static const struct phase resolving = {.on_timeout = connect_expired};
+static const struct phase connecting = {.on_target = on_connected,
+                                        .on_timeout = connect_expired};
