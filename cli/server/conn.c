@@ -1,31 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Connection lifecycle for socksify-server: accepting clients (and refusing
- * them cleanly over the connection limit), the relay once a CONNECT
- * succeeded, timeouts, draining a failed connection, closing and the
- * per-connection log line. The SOCKS5 handshake itself is in handshake.c.
+ * What the phases of a socksify-server connection share: creating it,
+ * entering a phase, sending a handshake message, failing with a reply,
+ * DRAINING, the relay once a CONNECT or BIND succeeded, closing and the
+ * per-connection log line. The other phases are in handshake.c, bind.c and
+ * udp.c; they call this file, and it calls none of them.
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "handshake.h"
 #include "log.h"
 
-enum {
-	DRAIN_TIMEOUT_MS = 2000, /* how long a refused client may take to hang up */
-	SWEEP_INTERVAL_MS = 250,
-	ACCEPT_BATCH = 64,
-	REFUSING_MAX = 64, /* refused clients draining at once; more are just closed */
-};
+enum { DRAIN_TIMEOUT_MS = 2000 }; /* how long a refused client may take to hang up */
 
 static void list_remove(struct conn **head, struct conn *c)
 {
@@ -51,6 +45,30 @@ static void ignore(struct loop_watch *w, uint32_t revents)
 {
 	(void)w;
 	(void)revents;
+}
+
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage *peer,
+                      bool refused)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->srv = srv;
+	c->peer = *peer;
+	c->start_ms = srv->loop.now_ms;
+	c->result = "closed";
+	c->rep = -1;
+	c->refused = refused;
+	loop_watch_init(&c->client, fd, ignore);
+	loop_watch_init(&c->target, -1, ignore);
+	list_push(&srv->live, c);
+	if (refused)
+		srv->nrefusing++;
+	else
+		srv->nconns++;
+	return c;
 }
 
 void conn_enter(struct conn *c, const struct phase *p)
@@ -130,15 +148,6 @@ void conn_close(struct conn *c, const char *result)
 	c->closed = true;
 	list_remove(&srv->live, c);
 	list_push(&srv->dead, c);
-}
-
-void conn_reap(struct server *srv)
-{
-	while (srv->dead) {
-		struct conn *c = srv->dead;
-		srv->dead = c->next;
-		free(c);
-	}
 }
 
 int conn_send(struct conn *c, const uint8_t *buf, size_t len)
@@ -263,116 +272,4 @@ void conn_start_relay(struct conn *c)
 	c->deadline_ms = 0;
 	/* Send the client's early data, if any, and set both interest sets. */
 	relay_event(c, RELAY_TARGET, EPOLLOUT);
-}
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage *peer,
-                      bool refused)
-{
-	struct conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return NULL;
-	}
-	c->srv = srv;
-	c->peer = *peer;
-	c->start_ms = srv->loop.now_ms;
-	c->result = "closed";
-	c->rep = -1;
-	c->refused = refused;
-	loop_watch_init(&c->client, fd, ignore);
-	loop_watch_init(&c->target, -1, ignore);
-	list_push(&srv->live, c);
-	if (refused)
-		srv->nrefusing++;
-	else
-		srv->nconns++;
-	return c;
-}
-
-/* Over --max-conns: "no acceptable method", then the drain. */
-static void refuse(struct conn *c)
-{
-	static const uint8_t no_method[] = {SOCKS5_VERSION, SOCKS5_METHOD_UNACCEPTABLE};
-	if (conn_send(c, no_method, sizeof(no_method)) == 0)
-		conn_drain(c, "refused: connection limit reached");
-}
-
-static void accept_one(struct server *srv, int fd, const struct sockaddr_storage *peer)
-{
-	bool over = srv->nconns >= srv->cfg.max_conns;
-	if (over && srv->nrefusing >= REFUSING_MAX) {
-		close(fd);
-		return;
-	}
-	struct conn *c = conn_new(srv, fd, peer, over);
-	if (!c)
-		return;
-	set_nodelay(fd);
-	if (over)
-		refuse(c);
-	else
-		handshake_start(c);
-}
-
-static void pause_listeners(struct server *srv, bool pause)
-{
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		loop_watch_set(&srv->loop, &srv->listeners[i].watch, pause ? 0 : EPOLLIN);
-	srv->listeners_paused = pause;
-}
-
-void conn_accept(struct loop_watch *w, uint32_t revents)
-{
-	struct listener *li = container_of(w, struct listener, watch);
-	struct server *srv = li->srv;
-	(void)revents;
-
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage peer;
-		socklen_t len = sizeof(peer);
-		int fd = accept4(w->fd, (struct sockaddr *)&peer, &len,
-		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			accept_one(srv, fd, &peer);
-			continue;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			/* Out of descriptors: stop accepting until the next sweep. */
-			log_msg(LOG_ERROR, "accept: %s; pausing for %d ms",
-			        strerror(errno), SWEEP_INTERVAL_MS);
-			pause_listeners(srv, true);
-		}
-		return;
-	}
-}
-
-int conn_poll_timeout(const struct server *srv)
-{
-	return srv->live || srv->listeners_paused ? SWEEP_INTERVAL_MS : -1;
-}
-
-void conn_sweep(struct server *srv)
-{
-	uint64_t now = srv->loop.now_ms;
-
-	if (now < srv->next_sweep_ms)
-		return;
-	srv->next_sweep_ms = now + SWEEP_INTERVAL_MS;
-	if (srv->listeners_paused)
-		pause_listeners(srv, false);
-	for (struct conn *c = srv->live, *next; c; c = next) {
-		next = c->next;
-		if (c->deadline_ms == 0 || now < c->deadline_ms)
-			continue;
-		c->phase->on_timeout(c);
-	}
 }

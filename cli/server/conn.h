@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * socksify-server's connections: the server-wide state (configuration,
- * listeners, the list of live connections) and the per-connection SOCKS5
- * state machine, one phase at a time (struct phase)
+ * socksify-server's connections: the per-connection SOCKS5 state machine,
+ * one phase at a time (struct phase)
  *
  *   GREETING → AUTH → REQUEST → RESOLVING → CONNECTING → RELAYING
  *                         ├→ BINDING (bind.c) → RELAYING
@@ -20,39 +19,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "acl.h"
 #include "loop.h"
 #include "relay.h"
+#include "server.h"
 #include "socks5.h"
-
-enum { SERVER_MAX_LISTEN = 16, SERVER_MAX_USERS = 64 };
-
-struct server_user {
-	char *user;
-	size_t ulen;
-	char *pass;
-	size_t plen;
-};
-
-struct server_config {
-	struct sockaddr_storage listen[SERVER_MAX_LISTEN];
-	size_t nlisten;
-	struct sockaddr_storage bind4, bind6; /* -b, per family */
-	bool have_bind4, have_bind6;
-	struct server_user users[SERVER_MAX_USERS];
-	size_t nusers;
-	bool allow_open;
-	unsigned handshake_timeout_ms;
-	unsigned connect_timeout_ms;
-	unsigned idle_timeout_ms; /* 0: none */
-	unsigned max_conns;
-	struct acl acl;
-};
-
-struct listener {
-	struct loop_watch watch;
-	struct server *srv;
-};
 
 struct conn;
 
@@ -84,7 +54,7 @@ struct conn {
 	void (*on_close)(struct conn *c);
 	/* The traffic part of the log line; NULL: the relay's byte counts. */
 	void (*describe)(const struct conn *c, char *buf, size_t cap);
-	bool closed;
+	bool closed;       /* conn_close() ran; freed after this batch */
 	bool refused;      /* over the connection limit */
 	bool have_request; /* req holds the client's request */
 	struct loop_watch client, target;
@@ -106,30 +76,7 @@ struct conn {
 	struct udp_assoc *udp; /* UDP ASSOCIATE */
 };
 
-struct server {
-	struct server_config cfg;
-	struct loop loop;
-	struct listener listeners[SERVER_MAX_LISTEN];
-	size_t nlisteners;
-	bool listeners_paused; /* after EMFILE, until the next sweep */
-	struct conn *live;     /* every connection not yet closed */
-	struct conn *dead;     /* closed in this batch, freed after it */
-	unsigned nconns;       /* live connections being served */
-	unsigned nrefusing;    /* live connections being refused */
-	uint64_t next_sweep_ms;
-};
-
-/* conn.c: lifecycle. */
-/* Accepts every pending client on a listener (the listener's watch callback). */
-void conn_accept(struct loop_watch *w, uint32_t revents);
-/* Closes timed-out connections and resumes paused listeners; call often. */
-void conn_sweep(struct server *srv);
-/* Frees the connections closed during the last batch of events. */
-void conn_reap(struct server *srv);
-/* How long the loop may sleep: -1 when nothing has a deadline. */
-int conn_poll_timeout(const struct server *srv);
-
-/* conn.c: what every phase uses; it calls no phase. */
+/* conn.c: what the phases share; it calls none of them. */
 static inline struct conn *conn_of_client(struct loop_watch *w)
 {
 	return container_of(w, struct conn, client);
@@ -147,7 +94,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage 
 /* Makes p the connection's phase: its callbacks get the watches' events. */
 void conn_enter(struct conn *c, const struct phase *p);
 void conn_close(struct conn *c, const char *result);
-/* The CONNECT succeeded and its reply was sent: relay (with the early data). */
+/* A CONNECT or BIND succeeded and its last reply was sent: relay (with the
+ * early data). */
 void conn_start_relay(struct conn *c);
 /* Answers a failed request with `rep` and drains the client (see DRAINING). */
 void conn_fail(struct conn *c, uint8_t rep, const char *result);

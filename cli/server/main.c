@@ -2,8 +2,8 @@
 /*
  * socksify-server: a small RFC 1928 SOCKS5 server for verifying socksify on
  * one machine. This file reads the command line, opens the listeners and
- * runs the event loop until SIGTERM or SIGINT; conn.c and handshake.c serve
- * the connections.
+ * runs the event loop until SIGTERM or SIGINT; server.c accepts the
+ * connections and the phases (handshake.c, bind.c, udp.c, conn.c) serve them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,9 +20,10 @@
 #include <unistd.h>
 
 #include "build_config.h"
-#include "conn.h"
 #include "log.h"
 #include "resolve.h"
+#include "server.h"
+#include "socks5.h"
 
 enum exit_status { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -365,7 +366,7 @@ static void open_listeners(void)
 		}
 		struct listener *li = &srv.listeners[srv.nlisteners++];
 		li->srv = &srv;
-		loop_watch_init(&li->watch, fd, conn_accept);
+		loop_watch_init(&li->watch, fd, server_accept);
 		if (loop_watch_set(&srv.loop, &li->watch, EPOLLIN) < 0) {
 			perror("socksify-server: epoll");
 			exit(EXIT_RUNTIME);
@@ -427,13 +428,13 @@ int main(int argc, char **argv)
 	open_listeners();
 
 	while (!stopping) {
-		int rc = loop_run_once(&srv.loop, conn_poll_timeout(&srv));
+		int rc = loop_run_once(&srv.loop, server_poll_timeout(&srv));
 		if (rc < 0) {
 			log_msg(LOG_ERROR, "epoll_wait: %s", strerror(-rc));
 			return EXIT_RUNTIME;
 		}
-		conn_sweep(&srv);
-		conn_reap(&srv);
+		server_sweep(&srv);
+		server_reap(&srv);
 	}
 	for (size_t i = 0; i < srv.nlisteners; i++)
 		loop_watch_close(&srv.loop, &srv.listeners[i].watch);
