@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The SOCKS5 handshake of socksify-server, one handler per state:
- * greeting and method selection, RFC 1929 username/password, the request,
- * name resolution (off the loop, see resolve.c) and the outgoing connect,
- * which tries every resolved address in order before it fails.
+ * The SOCKS5 handshake of socksify-server, one phase per state (see
+ * struct phase in conn.h): GREETING and method selection, AUTH (RFC 1929
+ * username/password), REQUEST, RESOLVING (off the loop, see resolve.c) and
+ * CONNECTING, which tries every resolved address in order before it fails.
+ * A BIND or UDP ASSOCIATE request goes on in bind.c or udp.c.
  *
  * TCP does not keep message boundaries: bytes accumulate in c->hs, each
  * handler consumes one whole message and leaves the rest, so a handshake
@@ -143,9 +144,44 @@ static void cancel_lookup(struct conn *c)
 	c->job = NULL;
 }
 
-static enum step on_request(struct conn *c)
+/* CONNECT: resolve the name, if it is one, then connect. */
+static void start_connect(struct conn *c)
 {
 	struct server *srv = c->srv;
+
+	/* Early data waits in c->hs until the destination is connected. */
+	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
+		conn_close(c, "epoll failed");
+		return;
+	}
+	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
+	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
+		conn_enter(c, &resolving);
+		c->on_close = cancel_lookup;
+		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
+		                       on_resolved);
+		if (!c->job)
+			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE,
+			          "too many name lookups waiting");
+		return;
+	}
+	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
+	c->naddrs = 1;
+	conn_enter(c, &connecting);
+	connect_next(c);
+}
+
+static void start_bind(struct conn *c)
+{
+	/* Early data waits in c->hs until the peer is connected. */
+	if (loop_watch_set(&c->srv->loop, &c->client, 0) < 0)
+		conn_close(c, "epoll failed");
+	else
+		bind_start(c);
+}
+
+static enum step on_request(struct conn *c)
+{
 	ssize_t n = socks5_request_parse(c->hs, c->hs_len, &c->req);
 
 	switch (n) {
@@ -165,42 +201,14 @@ static enum step on_request(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	c->have_request = true;
-	if (c->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE) {
+	if (c->req.cmd == SOCKS5_CMD_CONNECT)
+		start_connect(c);
+	else if (c->req.cmd == SOCKS5_CMD_BIND)
+		start_bind(c);
+	else if (c->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE)
 		udp_start(c);
-		return STEP_STOP;
-	}
-	if (c->req.cmd == SOCKS5_CMD_BIND) {
-		/* Early data waits in c->hs until the peer is connected. */
-		if (loop_watch_set(&srv->loop, &c->client, 0) < 0)
-			conn_close(c, "epoll failed");
-		else
-			bind_start(c);
-		return STEP_STOP;
-	}
-	if (c->req.cmd != SOCKS5_CMD_CONNECT) {
+	else
 		conn_fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, NULL);
-		return STEP_STOP;
-	}
-	/* Early data waits in c->hs until the destination is connected. */
-	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
-		conn_close(c, "epoll failed");
-		return STEP_STOP;
-	}
-	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
-	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
-		conn_enter(c, &resolving);
-		c->on_close = cancel_lookup;
-		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
-		                       on_resolved);
-		if (!c->job)
-			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE,
-			          "too many name lookups waiting");
-		return STEP_STOP;
-	}
-	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
-	c->naddrs = 1;
-	conn_enter(c, &connecting);
-	connect_next(c);
 	return STEP_STOP;
 }
 
