@@ -29,6 +29,17 @@ static int send_reply(struct conn *c, const struct sockaddr_storage *ss, socklen
 	return conn_send(c, reply, n);
 }
 
+static void on_accept(struct loop_watch *w, uint32_t revents);
+
+/* --connect-timeout passed without the peer. */
+static void bind_expired(struct conn *c)
+{
+	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
+}
+
+/* The client is not read until the peer is connected. */
+static const struct phase binding = {.on_target = on_accept, .on_timeout = bind_expired};
+
 void bind_start(struct conn *c)
 {
 	struct server *srv = c->srv;
@@ -54,6 +65,7 @@ void bind_start(struct conn *c)
 		conn_fail(c, socks5_rep_from_errno(err), strerror(err));
 		return;
 	}
+	conn_enter(c, &binding);
 	loop_watch_init(&c->target, fd, c->target.cb);
 	if (loop_watch_set(&srv->loop, &c->target, EPOLLIN) < 0) {
 		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, "epoll failed");
@@ -61,7 +73,6 @@ void bind_start(struct conn *c)
 	}
 	if (send_reply(c, &local, len) < 0)
 		return;
-	c->state = CONN_BINDING;
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 }
 
@@ -87,12 +98,15 @@ static bool expected_peer(const struct conn *c, const struct sockaddr_storage *p
 	       memcmp(got.host.ipv6, want->host.ipv6, alen) == 0;
 }
 
-void bind_on_accept(struct conn *c)
+/* The target watch's callback in BIND: the listener is readable. */
+static void on_accept(struct loop_watch *w, uint32_t revents)
 {
+	struct conn *c = conn_of_target(w);
 	struct server *srv = c->srv;
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
 
+	(void)revents;
 	int fd = accept4(c->target.fd, (struct sockaddr *)&peer, &len,
 	                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)

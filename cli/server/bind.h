@@ -7,9 +7,8 @@
 
 #include "conn.h"
 
-/* The request in c->req is a BIND: listen and send the first reply. */
+/* The request in c->req is a BIND: listen, send the first reply and wait for
+ * the peer; then the second reply and the relay. */
 void bind_start(struct conn *c);
-/* The listener is readable: accept the expected peer, reply again, relay. */
-void bind_on_accept(struct conn *c);
 
 #endif

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * socksify-server's connections: the server-wide state (configuration,
- * listeners, the list of live connections) and the per-connection SOCKS5
- * state machine
+ * socksify-server's connections: the per-connection SOCKS5 state machine,
+ * one phase at a time (struct phase)
  *
  *   GREETING → AUTH → REQUEST → RESOLVING → CONNECTING → RELAYING
+ *                         ├→ BINDING (bind.c) → RELAYING
+ *                         └→ UDP (udp.c)
  *
  * plus DRAINING, where a connection that was answered with a failure (or
  * refused for the connection limit) waits for the client's EOF so that the
@@ -18,51 +19,24 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "acl.h"
 #include "loop.h"
 #include "relay.h"
+#include "server.h"
 #include "socks5.h"
 
-enum { SERVER_MAX_LISTEN = 16, SERVER_MAX_USERS = 64 };
+struct conn;
 
-struct server_user {
-	char *user;
-	size_t ulen;
-	char *pass;
-	size_t plen;
-};
-
-struct server_config {
-	struct sockaddr_storage listen[SERVER_MAX_LISTEN];
-	size_t nlisten;
-	struct sockaddr_storage bind4, bind6; /* -b, per family */
-	bool have_bind4, have_bind6;
-	struct server_user users[SERVER_MAX_USERS];
-	size_t nusers;
-	bool allow_open;
-	unsigned handshake_timeout_ms;
-	unsigned connect_timeout_ms;
-	unsigned idle_timeout_ms; /* 0: none */
-	unsigned max_conns;
-	struct acl acl;
-};
-
-struct listener {
-	struct loop_watch watch;
-	struct server *srv;
-};
-
-enum conn_state {
-	CONN_GREETING,
-	CONN_AUTH,
-	CONN_REQUEST,
-	CONN_RESOLVING,
-	CONN_CONNECTING,
-	CONN_RELAYING,
-	CONN_BINDING, /* BIND: waiting for the peer's connection */
-	CONN_UDP,     /* a UDP association: the control connection is watched for EOF */
-	CONN_DRAINING,
-	CONN_CLOSED,
+/*
+ * A phase of a connection: what the events on its two watches and its
+ * deadline mean. Each phase is a static const struct phase in the file that
+ * implements it (handshake.c, bind.c, udp.c; the relay and DRAINING in
+ * conn.c), installed with conn_enter(), which points the client and target
+ * watches' callbacks at the phase's own: the loop calls the phase directly.
+ */
+struct phase {
+	loop_cb on_client;                  /* NULL: events on c->client are ignored */
+	loop_cb on_target;                  /* NULL: events on c->target are ignored */
+	void (*on_timeout)(struct conn *c); /* c->deadline_ms passed; required */
 };
 
 enum { CONN_HS_BUF = 1024, CONN_MAX_ADDRS = 16 };
@@ -73,7 +47,14 @@ struct udp_assoc;
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next; /* in srv->live, or srv->dead once closed */
-	enum conn_state state;
+	const struct phase *phase;
+	/* Releases what a phase acquired besides the watches (a lookup, the relay's
+	 * buffers, a UDP association); conn_close() calls it. It is not part of the
+	 * phase: a phase that fails into DRAINING may still hold what it acquired. */
+	void (*on_close)(struct conn *c);
+	/* The traffic part of the log line; NULL: the relay's byte counts. */
+	void (*describe)(const struct conn *c, char *buf, size_t cap);
+	bool closed;       /* conn_close() ran; freed after this batch */
 	bool refused;      /* over the connection limit */
 	bool have_request; /* req holds the client's request */
 	struct loop_watch client, target;
@@ -92,34 +73,29 @@ struct conn {
 	const char *result;           /* for the log line */
 	int rep;                      /* the failure reply sent, or -1 */
 	struct relay relay;
-	struct udp_assoc *udp; /* CONN_UDP */
+	struct udp_assoc *udp; /* UDP ASSOCIATE */
 };
 
-struct server {
-	struct server_config cfg;
-	struct loop loop;
-	struct listener listeners[SERVER_MAX_LISTEN];
-	size_t nlisteners;
-	bool listeners_paused; /* after EMFILE, until the next sweep */
-	struct conn *live;     /* every connection not yet closed */
-	struct conn *dead;     /* closed in this batch, freed after it */
-	unsigned nconns;       /* live connections being served */
-	unsigned nrefusing;    /* live connections being refused */
-	uint64_t next_sweep_ms;
-};
+/* conn.c: what the phases share; it calls none of them. */
+static inline struct conn *conn_of_client(struct loop_watch *w)
+{
+	return container_of(w, struct conn, client);
+}
 
-/* conn.c: lifecycle. */
-/* Accepts every pending client on a listener (the listener's watch callback). */
-void conn_accept(struct loop_watch *w, uint32_t revents);
-/* Closes timed-out connections and resumes paused listeners; call often. */
-void conn_sweep(struct server *srv);
-/* Frees the connections closed during the last batch of events. */
-void conn_reap(struct server *srv);
+static inline struct conn *conn_of_target(struct loop_watch *w)
+{
+	return container_of(w, struct conn, target);
+}
 
-/* How long the loop may sleep: -1 when nothing has a deadline. */
-int conn_poll_timeout(const struct server *srv);
+/* A new connection on fd, counted as served or refused and in no phase yet:
+ * the caller enters its first. NULL (fd closed) when out of memory. */
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage *peer,
+                      bool refused);
+/* Makes p the connection's phase: its callbacks get the watches' events. */
+void conn_enter(struct conn *c, const struct phase *p);
 void conn_close(struct conn *c, const char *result);
-/* The CONNECT succeeded and its reply was sent: relay (with the early data). */
+/* A CONNECT or BIND succeeded and its last reply was sent: relay (with the
+ * early data). */
 void conn_start_relay(struct conn *c);
 /* Answers a failed request with `rep` and drains the client (see DRAINING). */
 void conn_fail(struct conn *c, uint8_t rep, const char *result);
@@ -127,11 +103,9 @@ void conn_fail(struct conn *c, uint8_t rep, const char *result);
 void conn_drain(struct conn *c, const char *result);
 /* Sends a short handshake message; closes the connection and returns -1 on failure. */
 int conn_send(struct conn *c, const uint8_t *buf, size_t len);
-
-/* handshake.c: the SOCKS5 states up to the relay. */
-void handshake_on_client(struct conn *c);
-void handshake_on_target(struct conn *c, uint32_t revents);
-/* The deadline of a resolving or connecting connection passed. */
-void handshake_timeout(struct conn *c);
+/* A client watch callback: discards what the client sends, closes at its EOF. */
+void conn_discard(struct loop_watch *w, uint32_t revents);
+/* An on_timeout: closes the connection as idle. */
+void conn_idle_timeout(struct conn *c);
 
 #endif

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The SOCKS5 handshake of socksify-server, one handler per state:
- * greeting and method selection, RFC 1929 username/password, the request,
- * name resolution (off the loop, see resolve.c) and the outgoing connect,
- * which tries every resolved address in order before it fails.
+ * The SOCKS5 handshake of socksify-server, one phase per state (see
+ * struct phase in conn.h): GREETING and method selection, AUTH (RFC 1929
+ * username/password), REQUEST, RESOLVING (off the loop, see resolve.c) and
+ * CONNECTING, which tries every resolved address in order before it fails.
+ * A BIND or UDP ASSOCIATE request goes on in bind.c or udp.c.
  *
  * TCP does not keep message boundaries: bytes accumulate in c->hs, each
  * handler consumes one whole message and leaves the rest, so a handshake
@@ -17,14 +18,28 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "handshake.h"
+
 #include "bind.h"
-#include "conn.h"
 #include "log.h"
 #include "resolve.h"
 #include "udp.h"
 
 /* Handler results. */
 enum step { STEP_MORE = 0, STEP_NEXT = 1, STEP_STOP = -1 };
+
+/*
+ * GREETING, AUTH and REQUEST read the client into c->hs the same way and
+ * differ in the message they parse: a phase and its handler. A handler that
+ * returns STEP_NEXT has entered the next of these phases, whose handler runs
+ * on the bytes already buffered.
+ */
+struct hs_phase {
+	struct phase phase; /* first: c->phase points here */
+	enum step (*step)(struct conn *c);
+};
+
+static const struct hs_phase greeting, auth, request;
 
 static void consume(struct conn *c, size_t n)
 {
@@ -61,7 +76,7 @@ static enum step on_greeting(struct conn *c)
 		conn_drain(c, "no acceptable authentication method");
 		return STEP_STOP;
 	}
-	c->state = method == SOCKS5_METHOD_USERPASS ? CONN_AUTH : CONN_REQUEST;
+	conn_enter(c, method == SOCKS5_METHOD_USERPASS ? &auth.phase : &request.phase);
 	return STEP_NEXT;
 }
 
@@ -77,13 +92,19 @@ static bool same_secret(const char *given, size_t glen, const char *want, size_t
 
 static bool credentials_ok(const struct server *srv, const struct socks5_userpass *up)
 {
-	bool ok = false;
+	int ok = 0;
+	/*
+	 * & and |, not && and ||, on purpose: every user's name and password are
+	 * compared whether or not an earlier one matched, so the time taken does
+	 * not tell which part matched, or which user (constant time). The casts
+	 * say so to clang's -Wbitwise-instead-of-logical.
+	 */
 	for (size_t i = 0; i < srv->cfg.nusers; i++) {
 		const struct server_user *u = &srv->cfg.users[i];
-		ok |= same_secret(up->user, up->ulen, u->user, u->ulen) &
-		      same_secret(up->pass, up->plen, u->pass, u->plen);
+		ok |= (int)same_secret(up->user, up->ulen, u->user, u->ulen) &
+		      (int)same_secret(up->pass, up->plen, u->pass, u->plen);
 	}
-	return ok;
+	return ok != 0;
 }
 
 static enum step on_auth(struct conn *c)
@@ -107,16 +128,60 @@ static enum step on_auth(struct conn *c)
 		           n > 0 ? "authentication failed" : "malformed authentication");
 		return STEP_STOP;
 	}
-	c->state = CONN_REQUEST;
+	conn_enter(c, &request.phase);
 	return STEP_NEXT;
 }
 
+static const struct phase resolving, connecting;
 static void on_resolved(void *owner, struct resolve_job *job);
 static void connect_next(struct conn *c);
 
-static enum step on_request(struct conn *c)
+/* A connection's on_close while a lookup may be running. */
+static void cancel_lookup(struct conn *c)
+{
+	if (c->job)
+		resolve_cancel(c->job);
+	c->job = NULL;
+}
+
+/* CONNECT: resolve the name, if it is one, then connect. */
+static void start_connect(struct conn *c)
 {
 	struct server *srv = c->srv;
+
+	/* Early data waits in c->hs until the destination is connected. */
+	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
+		conn_close(c, "epoll failed");
+		return;
+	}
+	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
+	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
+		conn_enter(c, &resolving);
+		c->on_close = cancel_lookup;
+		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
+		                       on_resolved);
+		if (!c->job)
+			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE,
+			          "too many name lookups waiting");
+		return;
+	}
+	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
+	c->naddrs = 1;
+	conn_enter(c, &connecting);
+	connect_next(c);
+}
+
+static void start_bind(struct conn *c)
+{
+	/* Early data waits in c->hs until the peer is connected. */
+	if (loop_watch_set(&c->srv->loop, &c->client, 0) < 0)
+		conn_close(c, "epoll failed");
+	else
+		bind_start(c);
+}
+
+static enum step on_request(struct conn *c)
+{
 	ssize_t n = socks5_request_parse(c->hs, c->hs_len, &c->req);
 
 	switch (n) {
@@ -136,48 +201,24 @@ static enum step on_request(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	c->have_request = true;
-	if (c->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE) {
+	if (c->req.cmd == SOCKS5_CMD_CONNECT)
+		start_connect(c);
+	else if (c->req.cmd == SOCKS5_CMD_BIND)
+		start_bind(c);
+	else if (c->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE)
 		udp_start(c);
-		return STEP_STOP;
-	}
-	if (c->req.cmd == SOCKS5_CMD_BIND) {
-		/* Early data waits in c->hs until the peer is connected. */
-		if (loop_watch_set(&srv->loop, &c->client, 0) < 0)
-			conn_close(c, "epoll failed");
-		else
-			bind_start(c);
-		return STEP_STOP;
-	}
-	if (c->req.cmd != SOCKS5_CMD_CONNECT) {
+	else
 		conn_fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, NULL);
-		return STEP_STOP;
-	}
-	/* Early data waits in c->hs until the destination is connected. */
-	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
-		conn_close(c, "epoll failed");
-		return STEP_STOP;
-	}
-	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
-	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
-		c->state = CONN_RESOLVING;
-		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
-		                       on_resolved);
-		if (!c->job)
-			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE,
-			          "too many name lookups waiting");
-		return STEP_STOP;
-	}
-	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);
-	c->naddrs = 1;
-	c->state = CONN_CONNECTING;
-	connect_next(c);
 	return STEP_STOP;
 }
 
-void handshake_on_client(struct conn *c)
+/* The client watch's callback in GREETING, AUTH and REQUEST. */
+static void read_handshake(struct loop_watch *w, uint32_t revents)
 {
+	struct conn *c = conn_of_client(w);
 	ssize_t n;
 
+	(void)revents;
 	do
 		n = recv(c->client.fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
 	while (n < 0 && errno == EINTR);
@@ -189,32 +230,35 @@ void handshake_on_client(struct conn *c)
 		return;
 	}
 	c->hs_len += (size_t)n;
-	enum step s = STEP_NEXT;
-	while (s == STEP_NEXT) {
-		switch (c->state) {
-		case CONN_GREETING:
-			s = on_greeting(c);
-			break;
-		case CONN_AUTH:
-			s = on_auth(c);
-			break;
-		case CONN_REQUEST:
-			s = on_request(c);
-			break;
-		case CONN_RESOLVING:
-		case CONN_CONNECTING:
-		case CONN_RELAYING:
-		case CONN_BINDING:
-		case CONN_UDP:
-		case CONN_DRAINING:
-		case CONN_CLOSED:
-			s = STEP_STOP;
-			break;
-		}
-	}
+	enum step s;
+	do
+		s = ((const struct hs_phase *)c->phase)->step(c);
+	while (s == STEP_NEXT);
 	/* Every message fits the buffer, so a full buffer here is garbage. */
 	if (s == STEP_MORE && c->hs_len == sizeof(c->hs))
 		conn_close(c, "oversized handshake");
+}
+
+static void handshake_expired(struct conn *c)
+{
+	conn_close(c, "handshake timeout");
+}
+
+static const struct hs_phase greeting = {
+        {.on_client = read_handshake, .on_timeout = handshake_expired}, on_greeting};
+static const struct hs_phase auth = {
+        {.on_client = read_handshake, .on_timeout = handshake_expired}, on_auth};
+static const struct hs_phase request = {
+        {.on_client = read_handshake, .on_timeout = handshake_expired}, on_request};
+
+void handshake_start(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	conn_enter(c, &greeting.phase);
+	c->deadline_ms = srv->loop.now_ms + srv->cfg.handshake_timeout_ms;
+	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
+		conn_close(c, "epoll failed");
 }
 
 static void on_resolved(void *owner, struct resolve_job *job)
@@ -231,7 +275,7 @@ static void on_resolved(void *owner, struct resolve_job *job)
 	c->naddrs = job->naddrs < CONN_MAX_ADDRS ? job->naddrs : CONN_MAX_ADDRS;
 	memcpy(c->addrs, job->addrs, c->naddrs * sizeof(c->addrs[0]));
 	resolve_free(job);
-	c->state = CONN_CONNECTING;
+	conn_enter(c, &connecting);
 	connect_next(c);
 }
 
@@ -333,8 +377,10 @@ static void send_success(struct conn *c)
 		conn_start_relay(c);
 }
 
-void handshake_on_target(struct conn *c, uint32_t revents)
+/* The target watch's callback in CONNECTING: the connect finished. */
+static void on_connected(struct loop_watch *w, uint32_t revents)
 {
+	struct conn *c = conn_of_target(w);
 	int err = 0;
 	socklen_t len = sizeof(err);
 
@@ -370,10 +416,14 @@ void handshake_on_target(struct conn *c, uint32_t revents)
 	connect_next(c);
 }
 
-void handshake_timeout(struct conn *c)
+/* --connect-timeout passed while resolving or connecting. */
+static void connect_expired(struct conn *c)
 {
-	if (c->job)
-		resolve_cancel(c->job);
-	c->job = NULL;
+	cancel_lookup(c);
 	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
 }
+
+/* The client is not read until the destination is connected. */
+static const struct phase resolving = {.on_timeout = connect_expired};
+static const struct phase connecting = {.on_target = on_connected,
+                                        .on_timeout = connect_expired};

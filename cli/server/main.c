@@ -2,8 +2,8 @@
 /*
  * socksify-server: a small RFC 1928 SOCKS5 server for verifying socksify on
  * one machine. This file reads the command line, opens the listeners and
- * runs the event loop until SIGTERM or SIGINT; conn.c and handshake.c serve
- * the connections.
+ * runs the event loop until SIGTERM or SIGINT; server.c accepts the
+ * connections and the phases (handshake.c, bind.c, udp.c, conn.c) serve them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,9 +20,10 @@
 #include <unistd.h>
 
 #include "build_config.h"
-#include "conn.h"
 #include "log.h"
 #include "resolve.h"
+#include "server.h"
+#include "socks5.h"
 
 enum exit_status { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -196,6 +197,63 @@ static unsigned parse_count(const char *opt, const char *arg)
 	return (unsigned)n;
 }
 
+/* One option from getopt_long(); -v and -q adjust *level. */
+static void parse_option(int opt, char **argv, int *level)
+{
+	struct server_config *cfg = &srv.cfg;
+
+	switch (opt) {
+	case 'l':
+		parse_listen(optarg);
+		break;
+	case 'b':
+		parse_bind(optarg);
+		break;
+	case 'u':
+		parse_user(optarg);
+		break;
+	case OPT_ALLOW_OPEN:
+		cfg->allow_open = true;
+		break;
+	case OPT_HANDSHAKE_TIMEOUT:
+		cfg->handshake_timeout_ms =
+		        parse_seconds("--handshake-timeout", optarg, false);
+		break;
+	case OPT_CONNECT_TIMEOUT:
+		cfg->connect_timeout_ms =
+		        parse_seconds("--connect-timeout", optarg, false);
+		break;
+	case OPT_IDLE_TIMEOUT:
+		cfg->idle_timeout_ms = parse_seconds("--idle-timeout", optarg, true);
+		break;
+	case OPT_MAX_CONNS:
+		cfg->max_conns = parse_count("--max-conns", optarg);
+		break;
+	case OPT_DENY:
+		if (acl_add_deny(&cfg->acl, optarg) < 0)
+			die_usage("--deny %s: expected ADDR[/PREFIX] (at most 64 rules)",
+			          optarg);
+		break;
+	case 'v':
+		*level = *level < LOG_CONN ? LOG_CONN : *level + 1;
+		break;
+	case 'q':
+		*level = LOG_ERROR;
+		break;
+	case 'h':
+		fputs(usage, stdout);
+		exit(EXIT_OK);
+	case 'V':
+		printf("socksify-server %s\n", SOCKSIFY_VERSION);
+		exit(EXIT_OK);
+	case ':':
+		die_usage("%s needs an argument", argv[optind - 1]);
+		break;
+	default:
+		die_usage("unknown option %s", argv[optind - 1]);
+	}
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -214,71 +272,18 @@ static void parse_args(int argc, char **argv)
 	        {"version", no_argument, NULL, 'V'},
 	        {0},
 	};
-	struct server_config *cfg = &srv.cfg;
 	int level = LOG_INFO, opt;
 
-	cfg->handshake_timeout_ms = 10000;
-	cfg->connect_timeout_ms = 10000;
-	cfg->max_conns = 1024;
+	srv.cfg.handshake_timeout_ms = 10000;
+	srv.cfg.connect_timeout_ms = 10000;
+	srv.cfg.max_conns = 1024;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":l:b:u:vqhV", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'l':
-			parse_listen(optarg);
-			break;
-		case 'b':
-			parse_bind(optarg);
-			break;
-		case 'u':
-			parse_user(optarg);
-			break;
-		case OPT_ALLOW_OPEN:
-			cfg->allow_open = true;
-			break;
-		case OPT_HANDSHAKE_TIMEOUT:
-			cfg->handshake_timeout_ms =
-			        parse_seconds("--handshake-timeout", optarg, false);
-			break;
-		case OPT_CONNECT_TIMEOUT:
-			cfg->connect_timeout_ms =
-			        parse_seconds("--connect-timeout", optarg, false);
-			break;
-		case OPT_IDLE_TIMEOUT:
-			cfg->idle_timeout_ms =
-			        parse_seconds("--idle-timeout", optarg, true);
-			break;
-		case OPT_MAX_CONNS:
-			cfg->max_conns = parse_count("--max-conns", optarg);
-			break;
-		case OPT_DENY:
-			if (acl_add_deny(&cfg->acl, optarg) < 0)
-				die_usage("--deny %s: expected ADDR[/PREFIX] (at most 64 "
-				          "rules)",
-				          optarg);
-			break;
-		case 'v':
-			level = level < LOG_CONN ? LOG_CONN : level + 1;
-			break;
-		case 'q':
-			level = LOG_ERROR;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			exit(EXIT_OK);
-		case 'V':
-			printf("socksify-server %s\n", SOCKSIFY_VERSION);
-			exit(EXIT_OK);
-		case ':':
-			die_usage("%s needs an argument", argv[optind - 1]);
-			break;
-		default:
-			die_usage("unknown option %s", argv[optind - 1]);
-		}
-	}
+	while ((opt = getopt_long(argc, argv, ":l:b:u:vqhV", opts, NULL)) != -1)
+		parse_option(opt, argv, &level);
 	if (optind < argc)
 		die_usage("unexpected argument %s", argv[optind]);
 	log_set_level(level);
-	if (cfg->nlisten == 0)
+	if (srv.cfg.nlisten == 0)
 		parse_listen("127.0.0.1:1080");
 }
 
@@ -318,18 +323,26 @@ static int open_listener(const struct sockaddr_storage *ss, char *name, size_t c
 	return fd;
 }
 
+/* "127.0.0.1:1080", "[::1]:1080", or "?". */
+static void format_addr(const struct sockaddr_storage *ss, char *name, size_t cap)
+{
+	struct socks5_addr a;
+
+	if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss)) == 0)
+		socks5_addr_format(&a, name, cap);
+	else
+		snprintf(name, cap, "?");
+}
+
 /* Refuses an open proxy before any listener is opened. */
 static void check_listeners(void)
 {
 	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
 		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
-		char name[SOCKS5_ADDR_STRLEN] = "?";
-		struct socks5_addr a;
+		char name[SOCKS5_ADDR_STRLEN];
 		if (is_loopback(ss) || srv.cfg.nusers > 0 || srv.cfg.allow_open)
 			continue;
-		if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss,
-		                              sizeof(*ss)) == 0)
-			socks5_addr_format(&a, name, sizeof(name));
+		format_addr(ss, name, sizeof(name));
 		fprintf(stderr,
 		        "socksify-server: refusing to listen on %s without "
 		        "authentication: "
@@ -343,11 +356,8 @@ static void open_listeners(void)
 {
 	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
 		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
-		char name[SOCKS5_ADDR_STRLEN] = "?";
-		struct socks5_addr a;
-		if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss,
-		                              sizeof(*ss)) == 0)
-			socks5_addr_format(&a, name, sizeof(name));
+		char name[SOCKS5_ADDR_STRLEN];
+		format_addr(ss, name, sizeof(name));
 		int fd = open_listener(ss, name, sizeof(name));
 		if (fd < 0) {
 			fprintf(stderr, "socksify-server: cannot listen on %s: %s\n",
@@ -356,7 +366,7 @@ static void open_listeners(void)
 		}
 		struct listener *li = &srv.listeners[srv.nlisteners++];
 		li->srv = &srv;
-		loop_watch_init(&li->watch, fd, conn_accept);
+		loop_watch_init(&li->watch, fd, server_accept);
 		if (loop_watch_set(&srv.loop, &li->watch, EPOLLIN) < 0) {
 			perror("socksify-server: epoll");
 			exit(EXIT_RUNTIME);
@@ -418,13 +428,13 @@ int main(int argc, char **argv)
 	open_listeners();
 
 	while (!stopping) {
-		int rc = loop_run_once(&srv.loop, conn_poll_timeout(&srv));
+		int rc = loop_run_once(&srv.loop, server_poll_timeout(&srv));
 		if (rc < 0) {
 			log_msg(LOG_ERROR, "epoll_wait: %s", strerror(-rc));
 			return EXIT_RUNTIME;
 		}
-		conn_sweep(&srv);
-		conn_reap(&srv);
+		server_sweep(&srv);
+		server_reap(&srv);
 	}
 	for (size_t i = 0; i < srv.nlisteners; i++)
 		loop_watch_close(&srv.loop, &srv.listeners[i].watch);

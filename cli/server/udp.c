@@ -321,6 +321,38 @@ static int open_front(struct udp_assoc *u)
 	return loop_watch_set(&u->conn->srv->loop, &u->front, EPOLLIN);
 }
 
+/* The association ends with its control connection (the on_close). */
+static void udp_release(struct conn *c)
+{
+	struct udp_assoc *u = c->udp;
+	if (!u)
+		return;
+	loop_watch_close(&c->srv->loop, &u->front);
+	loop_watch_close(&c->srv->loop, &u->out4);
+	loop_watch_close(&c->srv->loop, &u->out6);
+	for (int i = 0; i < UDP_NAMES; i++) {
+		if (u->names[i].job)
+			resolve_cancel(u->names[i].job);
+		free(u->names[i].held);
+	}
+	free(u);
+	c->udp = NULL;
+}
+
+/* "up N datagrams (B bytes), down ..., dropped D" for the log line. */
+static void udp_describe(const struct conn *c, char *buf, size_t cap)
+{
+	const struct udp_assoc *u = c->udp;
+	snprintf(buf, cap,
+	         "up %" PRIu64 " datagrams (%" PRIu64 " bytes), down %" PRIu64
+	         " datagrams (%" PRIu64 " bytes), dropped %" PRIu64,
+	         u->up, u->up_bytes, u->down, u->down_bytes, u->dropped);
+}
+
+/* The control connection only has to be watched for its end. */
+static const struct phase associated = {.on_client = conn_discard,
+                                        .on_timeout = conn_idle_timeout};
+
 void udp_start(struct conn *c)
 {
 	struct server *srv = c->srv;
@@ -336,6 +368,8 @@ void udp_start(struct conn *c)
 	}
 	u->conn = c;
 	c->udp = u;
+	c->on_close = udp_release;
+	c->describe = udp_describe;
 	loop_watch_init(&u->front, -1, on_front);
 	loop_watch_init(&u->out4, -1, on_out4);
 	loop_watch_init(&u->out6, -1, on_out6);
@@ -357,8 +391,7 @@ void udp_start(struct conn *c)
 	size_t n = socks5_reply_encode(reply, sizeof(reply), SOCKS5_REP_SUCCEEDED, &bnd);
 	if (conn_send(c, reply, n) < 0)
 		return;
-	/* The control connection only has to be watched for its end. */
-	c->state = CONN_UDP;
+	conn_enter(c, &associated);
 	c->result = "closed";
 	c->hs_len = 0;
 	c->deadline_ms = srv->cfg.idle_timeout_ms
@@ -366,34 +399,4 @@ void udp_start(struct conn *c)
 	                         : 0;
 	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
 		conn_close(c, "epoll failed");
-}
-
-void udp_free(struct conn *c)
-{
-	struct udp_assoc *u = c->udp;
-	if (!u)
-		return;
-	loop_watch_close(&c->srv->loop, &u->front);
-	loop_watch_close(&c->srv->loop, &u->out4);
-	loop_watch_close(&c->srv->loop, &u->out6);
-	for (int i = 0; i < UDP_NAMES; i++) {
-		if (u->names[i].job)
-			resolve_cancel(u->names[i].job);
-		free(u->names[i].held);
-	}
-	free(u);
-	c->udp = NULL;
-}
-
-void udp_describe(const struct conn *c, char *buf, size_t cap)
-{
-	const struct udp_assoc *u = c->udp;
-	if (!u) {
-		snprintf(buf, cap, "no association");
-		return;
-	}
-	snprintf(buf, cap,
-	         "up %" PRIu64 " datagrams (%" PRIu64 " bytes), down %" PRIu64
-	         " datagrams (%" PRIu64 " bytes), dropped %" PRIu64,
-	         u->up, u->up_bytes, u->down, u->down_bytes, u->dropped);
 }

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What socksify-server's main loop does around the phases: accepting
+ * clients (and refusing them cleanly over the connection limit), the sweep
+ * that runs the on_timeout of every connection past its deadline, and
+ * freeing the connections closed during a batch of events.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "handshake.h"
+#include "log.h"
+
+enum {
+	SWEEP_INTERVAL_MS = 250,
+	ACCEPT_BATCH = 64,
+	REFUSING_MAX = 64, /* refused clients draining at once; more are just closed */
+};
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Over --max-conns: "no acceptable method", then the drain. */
+static void refuse(struct conn *c)
+{
+	static const uint8_t no_method[] = {SOCKS5_VERSION, SOCKS5_METHOD_UNACCEPTABLE};
+	if (conn_send(c, no_method, sizeof(no_method)) == 0)
+		conn_drain(c, "refused: connection limit reached");
+}
+
+static void accept_one(struct server *srv, int fd, const struct sockaddr_storage *peer)
+{
+	bool over = srv->nconns >= srv->cfg.max_conns;
+	if (over && srv->nrefusing >= REFUSING_MAX) {
+		close(fd);
+		return;
+	}
+	struct conn *c = conn_new(srv, fd, peer, over);
+	if (!c)
+		return;
+	set_nodelay(fd);
+	if (over)
+		refuse(c);
+	else
+		handshake_start(c);
+}
+
+static void pause_listeners(struct server *srv, bool pause)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		loop_watch_set(&srv->loop, &srv->listeners[i].watch, pause ? 0 : EPOLLIN);
+	srv->listeners_paused = pause;
+}
+
+void server_accept(struct loop_watch *w, uint32_t revents)
+{
+	struct listener *li = container_of(w, struct listener, watch);
+	struct server *srv = li->srv;
+	(void)revents;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(w->fd, (struct sockaddr *)&peer, &len,
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			accept_one(srv, fd, &peer);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* Out of descriptors: stop accepting until the next sweep. */
+			log_msg(LOG_ERROR, "accept: %s; pausing for %d ms",
+			        strerror(errno), SWEEP_INTERVAL_MS);
+			pause_listeners(srv, true);
+		}
+		return;
+	}
+}
+
+int server_poll_timeout(const struct server *srv)
+{
+	return srv->live || srv->listeners_paused ? SWEEP_INTERVAL_MS : -1;
+}
+
+void server_sweep(struct server *srv)
+{
+	uint64_t now = srv->loop.now_ms;
+
+	if (now < srv->next_sweep_ms)
+		return;
+	srv->next_sweep_ms = now + SWEEP_INTERVAL_MS;
+	if (srv->listeners_paused)
+		pause_listeners(srv, false);
+	for (struct conn *c = srv->live, *next; c; c = next) {
+		next = c->next;
+		if (c->deadline_ms == 0 || now < c->deadline_ms)
+			continue;
+		c->phase->on_timeout(c);
+	}
+}
+
+void server_reap(struct server *srv)
+{
+	while (srv->dead) {
+		struct conn *c = srv->dead;
+		srv->dead = c->next;
+		free(c);
+	}
+}

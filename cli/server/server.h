@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * socksify-server's server-wide state (configuration, listeners, the lists
+ * of connections) and what the main loop calls around each batch of events:
+ * accepting clients, the timeout sweep and freeing closed connections.
+ */
+#ifndef SOCKSIFY_SERVER_SERVER_H
+#define SOCKSIFY_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "acl.h"
+#include "loop.h"
+
+enum { SERVER_MAX_LISTEN = 16, SERVER_MAX_USERS = 64 };
+
+struct server_user {
+	char *user;
+	size_t ulen;
+	char *pass;
+	size_t plen;
+};
+
+struct server_config {
+	struct sockaddr_storage listen[SERVER_MAX_LISTEN];
+	size_t nlisten;
+	struct sockaddr_storage bind4, bind6; /* -b, per family */
+	bool have_bind4, have_bind6;
+	struct server_user users[SERVER_MAX_USERS];
+	size_t nusers;
+	bool allow_open;
+	unsigned handshake_timeout_ms;
+	unsigned connect_timeout_ms;
+	unsigned idle_timeout_ms; /* 0: none */
+	unsigned max_conns;
+	struct acl acl;
+};
+
+struct listener {
+	struct loop_watch watch;
+	struct server *srv;
+};
+
+struct conn;
+
+struct server {
+	struct server_config cfg;
+	struct loop loop;
+	struct listener listeners[SERVER_MAX_LISTEN];
+	size_t nlisteners;
+	bool listeners_paused; /* after EMFILE, until the next sweep */
+	struct conn *live;     /* every connection not yet closed */
+	struct conn *dead;     /* closed in this batch, freed after it */
+	unsigned nconns;       /* live connections being served */
+	unsigned nrefusing;    /* live connections being refused */
+	uint64_t next_sweep_ms;
+};
+
+/* Accepts every pending client on a listener (the listener's watch callback). */
+void server_accept(struct loop_watch *w, uint32_t revents);
+/* Runs the on_timeout of connections past their deadline and resumes paused
+ * listeners; call after every batch of events. */
+void server_sweep(struct server *srv);
+/* Frees the connections closed during the last batch of events. */
+void server_reap(struct server *srv);
+/* How long the loop may sleep: -1 when nothing has a deadline. */
+int server_poll_timeout(const struct server *srv);
+
+#endif
