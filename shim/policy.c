@@ -101,15 +101,19 @@ static uint16_t port_of(const struct sockaddr *sa)
 	                     : ((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-static bool same_host_port(const struct sockaddr *a, const struct sockaddr *b)
+/* The same host: an IPv4 address equals its v4-mapped form. */
+static bool same_host(const struct sockaddr *a, const struct sockaddr *b)
 {
-	if (port_of(a) != port_of(b))
-		return false;
 	const uint8_t *a4 = ipv4_of(a), *b4 = ipv4_of(b);
 	if (a4 || b4)
 		return a4 && b4 && memcmp(a4, b4, 4) == 0;
 	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
 	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static bool same_host_port(const struct sockaddr *a, const struct sockaddr *b)
+{
+	return port_of(a) == port_of(b) && same_host(a, b);
 }
 
 static bool is_proxy(const struct sockaddr *dst)
@@ -128,18 +132,9 @@ bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
 	    (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))
 		return false;
 	pthread_once(&proxy.once, resolve_proxy);
-	for (size_t i = 0; i < proxy.n; i++) {
-		const struct sockaddr *p = (const struct sockaddr *)&proxy.addrs[i];
-		const uint8_t *a4 = ipv4_of(sa), *p4 = ipv4_of(p);
-		if (a4 || p4) {
-			if (a4 && p4 && memcmp(a4, p4, 4) == 0)
-				return true;
-		} else if (memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
-		                  &((const struct sockaddr_in6 *)p)->sin6_addr,
-		                  16) == 0) {
+	for (size_t i = 0; i < proxy.n; i++)
+		if (same_host(sa, (const struct sockaddr *)&proxy.addrs[i]))
 			return true;
-		}
-	}
 	return false;
 }
 
