@@ -19,12 +19,14 @@
 
 enum { PROXY_MAX_ADDRS = 4 };
 
-static struct {
+struct proxy_addrs {
 	pthread_once_t once;
 	int err; /* 0, or why the proxy has no address */
 	size_t n;
 	struct sockaddr_storage addrs[PROXY_MAX_ADDRS];
-} proxy = {.once = PTHREAD_ONCE_INIT};
+};
+
+static struct proxy_addrs proxy = {.once = PTHREAD_ONCE_INIT};
 
 static void resolve_proxy(void)
 {
@@ -136,6 +138,11 @@ bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
 		if (same_host(sa, (const struct sockaddr *)&proxy.addrs[i]))
 			return true;
 	return false;
+}
+
+void policy_forget_proxy_for_tests(void)
+{
+	proxy = (struct proxy_addrs){.once = PTHREAD_ONCE_INIT};
 }
 
 /* Loopback, or the unspecified address (which Linux connects to locally). */
