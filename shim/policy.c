@@ -172,6 +172,23 @@ static void set_deny(struct policy *out, int err, const char *reason)
  * still accepts. */
 enum { SIN6_LEN_RFC2133 = 24 };
 
+/* An address of the fake-DNS pool: its name, or refused when it has none. */
+static void classify_fake(const struct sockaddr *dst, struct policy *out)
+{
+	int n = fakedns_name_for(dst, out->target.host.domain,
+	                         sizeof(out->target.host.domain));
+	if (n < 0) {
+		set_deny(out, EHOSTUNREACH, "unknown fake address");
+		return;
+	}
+	out->target.atyp = SOCKS5_ATYP_DOMAIN;
+	out->target.domain_len = (uint8_t)n;
+	out->target.port = port_of(dst);
+	out->verdict = shim_config_broken ? POLICY_DENY : POLICY_PROXY;
+	out->err = ECONNREFUSED;
+	out->reason = "configuration error";
+}
+
 void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -191,18 +208,7 @@ void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *o
 		return;
 	}
 	if (fakedns_in_pool(dst)) {
-		int n = fakedns_name_for(dst, out->target.host.domain,
-		                         sizeof(out->target.host.domain));
-		if (n < 0) {
-			set_deny(out, EHOSTUNREACH, "unknown fake address");
-			return;
-		}
-		out->target.atyp = SOCKS5_ATYP_DOMAIN;
-		out->target.domain_len = (uint8_t)n;
-		out->target.port = port_of(dst);
-		out->verdict = shim_config_broken ? POLICY_DENY : POLICY_PROXY;
-		out->err = ECONNREFUSED;
-		out->reason = "configuration error";
+		classify_fake(dst, out);
 		return;
 	}
 	if (is_proxy(dst)) {
