@@ -19,12 +19,14 @@
 
 enum { PROXY_MAX_ADDRS = 4 };
 
-static struct {
+struct proxy_addrs {
 	pthread_once_t once;
 	int err; /* 0, or why the proxy has no address */
 	size_t n;
 	struct sockaddr_storage addrs[PROXY_MAX_ADDRS];
-} proxy = {.once = PTHREAD_ONCE_INIT};
+};
+
+static struct proxy_addrs proxy = {.once = PTHREAD_ONCE_INIT};
 
 static void resolve_proxy(void)
 {
@@ -101,15 +103,19 @@ static uint16_t port_of(const struct sockaddr *sa)
 	                     : ((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-static bool same_host_port(const struct sockaddr *a, const struct sockaddr *b)
+/* The same host: an IPv4 address equals its v4-mapped form. */
+static bool same_host(const struct sockaddr *a, const struct sockaddr *b)
 {
-	if (port_of(a) != port_of(b))
-		return false;
 	const uint8_t *a4 = ipv4_of(a), *b4 = ipv4_of(b);
 	if (a4 || b4)
 		return a4 && b4 && memcmp(a4, b4, 4) == 0;
 	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
 	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static bool same_host_port(const struct sockaddr *a, const struct sockaddr *b)
+{
+	return port_of(a) == port_of(b) && same_host(a, b);
 }
 
 static bool is_proxy(const struct sockaddr *dst)
@@ -128,19 +134,15 @@ bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
 	    (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))
 		return false;
 	pthread_once(&proxy.once, resolve_proxy);
-	for (size_t i = 0; i < proxy.n; i++) {
-		const struct sockaddr *p = (const struct sockaddr *)&proxy.addrs[i];
-		const uint8_t *a4 = ipv4_of(sa), *p4 = ipv4_of(p);
-		if (a4 || p4) {
-			if (a4 && p4 && memcmp(a4, p4, 4) == 0)
-				return true;
-		} else if (memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
-		                  &((const struct sockaddr_in6 *)p)->sin6_addr,
-		                  16) == 0) {
+	for (size_t i = 0; i < proxy.n; i++)
+		if (same_host(sa, (const struct sockaddr *)&proxy.addrs[i]))
 			return true;
-		}
-	}
 	return false;
+}
+
+void policy_forget_proxy_for_tests(void)
+{
+	proxy = (struct proxy_addrs){.once = PTHREAD_ONCE_INIT};
 }
 
 /* Loopback, or the unspecified address (which Linux connects to locally). */
@@ -170,6 +172,23 @@ static void set_deny(struct policy *out, int err, const char *reason)
  * still accepts. */
 enum { SIN6_LEN_RFC2133 = 24 };
 
+/* An address of the fake-DNS pool: its name, or refused when it has none. */
+static void classify_fake(const struct sockaddr *dst, struct policy *out)
+{
+	int n = fakedns_name_for(dst, out->target.host.domain,
+	                         sizeof(out->target.host.domain));
+	if (n < 0) {
+		set_deny(out, EHOSTUNREACH, "unknown fake address");
+		return;
+	}
+	out->target.atyp = SOCKS5_ATYP_DOMAIN;
+	out->target.domain_len = (uint8_t)n;
+	out->target.port = port_of(dst);
+	out->verdict = shim_config_broken ? POLICY_DENY : POLICY_PROXY;
+	out->err = ECONNREFUSED;
+	out->reason = "configuration error";
+}
+
 void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -189,18 +208,7 @@ void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *o
 		return;
 	}
 	if (fakedns_in_pool(dst)) {
-		int n = fakedns_name_for(dst, out->target.host.domain,
-		                         sizeof(out->target.host.domain));
-		if (n < 0) {
-			set_deny(out, EHOSTUNREACH, "unknown fake address");
-			return;
-		}
-		out->target.atyp = SOCKS5_ATYP_DOMAIN;
-		out->target.domain_len = (uint8_t)n;
-		out->target.port = port_of(dst);
-		out->verdict = shim_config_broken ? POLICY_DENY : POLICY_PROXY;
-		out->err = ECONNREFUSED;
-		out->reason = "configuration error";
+		classify_fake(dst, out);
 		return;
 	}
 	if (is_proxy(dst)) {

@@ -25,6 +25,11 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long tcp_deadline(void)
+{
+	return now_ms() + shim_config.connect_timeout_ms;
+}
+
 /* Waits for `events` until the deadline: 0, or -ETIMEDOUT / -errno. */
 static int wait_for(int fd, short events, long long deadline)
 {
@@ -181,16 +186,17 @@ static int read_reply(int fd, struct socks5_addr *bound, long long deadline)
 }
 
 /*
- * The whole handshake. We offer no authentication, and username/password
+ * The whole handshake (see tcp.h). We offer no authentication, and username/password
  * when the URL has credentials (only that one when pipelining). Pipelined (pipeline =
  * yes), greeting, RFC 1929 message and request go out in one write and the answers are
  * read after; otherwise each message waits for its answer, which every server handles
  * (microsocks, for one, takes each read() for one message).
  */
-static int handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
-                     struct socks5_addr *bound, bool pipeline, long long deadline)
+int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
+                  struct socks5_addr *bound, long long deadline)
 {
 	const struct config_proxy *p = &shim_config.proxies[0];
+	bool pipeline = shim_config.pipeline == CONFIG_PIPELINE_ON;
 	uint8_t buf[SOCKS5_GREETING_MAX + SOCKS5_USERPASS_MAX + SOCKS5_REQUEST_MAX];
 	/* Unpipelined, credentials the proxy does not need are simply not sent. */
 	static const uint8_t both[] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
@@ -240,7 +246,7 @@ int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
 int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
                       struct socks5_addr *bound)
 {
-	long long deadline = now_ms() + shim_config.connect_timeout_ms;
+	long long deadline = tcp_deadline();
 	int flags = real_fcntl(fd, F_GETFL);
 	int rc;
 
@@ -250,8 +256,7 @@ int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr 
 		return -errno;
 	rc = connect_proxy(fd, family, deadline);
 	if (rc == 0)
-		rc = handshake(fd, cmd, target, bound,
-		               shim_config.pipeline == CONFIG_PIPELINE_ON, deadline);
+		rc = tcp_handshake(fd, cmd, target, bound, deadline);
 	if (!(flags & O_NONBLOCK))
 		real_fcntl(fd, F_SETFL, flags);
 	return rc;

@@ -23,4 +23,20 @@ int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target);
 int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
                       struct socks5_addr *bound);
 
+/* The deadline of an exchange that starts now: connect_timeout_ms ahead, in
+ * milliseconds of the monotonic clock. */
+long long tcp_deadline(void);
+
+/*
+ * The SOCKS5 exchange alone, which tcp_proxy_request runs once it has
+ * connected fd to the proxy and made it non-blocking: greeting, RFC 1929
+ * when the proxy URL has credentials, request cmd for target and its reply
+ * (BND into bound when not NULL), pipelined when the configuration says so,
+ * all before deadline (from tcp_deadline). fd must be connected and
+ * non-blocking; its flags are left alone. Returns as tcp_proxy_request; no
+ * byte past the reply is read.
+ */
+int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
+                  struct socks5_addr *bound, long long deadline);
+
 #endif

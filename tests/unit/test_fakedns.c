@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the fake-DNS pool (shim/fakedns.c), printed as TAP.
+ * Unit tests for the fake-DNS pool (shim/fakedns*.c), printed as TAP.
  *
  * They prove that names get stable fake addresses in both families and map
  * back, that invalid names and foreign addresses are refused, that a full
