@@ -14,7 +14,6 @@
  * mapped error, with the socket shut down so that poll() wakes up.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 
 #include "fdtab.h"
@@ -72,8 +71,8 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
                            const struct policy *pol)
 {
 	long long t0 = monotime_us();
-	int nonblocking = real_fcntl(fd, F_GETFL) & O_NONBLOCK;
-	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target);
+	bool nonblocking;
+	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, &nonblocking);
 	log_result(pol, rc, t0);
 	if (rc == 0) {
 		fdtab_set_proxied(fd, addr, len);

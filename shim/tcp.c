@@ -238,18 +238,16 @@ int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
 	return rc < 0 ? rc : read_reply(fd, bound, deadline);
 }
 
-int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target)
-{
-	return tcp_proxy_request(fd, family, SOCKS5_CMD_CONNECT, target, NULL);
-}
-
-int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
-                      struct socks5_addr *bound)
+/* The request on fd connected to the proxy for it; *nonblocking says
+ * whether the program's socket was non-blocking (one F_GETFL for both). */
+static int request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
+                   struct socks5_addr *bound, bool *nonblocking)
 {
 	long long deadline = tcp_deadline();
 	int flags = real_fcntl(fd, F_GETFL);
 	int rc;
 
+	*nonblocking = flags >= 0 && (flags & O_NONBLOCK);
 	if (flags < 0)
 		return -errno;
 	if (!(flags & O_NONBLOCK) && real_fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
@@ -260,4 +258,19 @@ int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr 
 	if (!(flags & O_NONBLOCK))
 		real_fcntl(fd, F_SETFL, flags);
 	return rc;
+}
+
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target,
+                          bool *nonblocking)
+{
+	bool nb;
+	return request(fd, family, SOCKS5_CMD_CONNECT, target, NULL,
+	               nonblocking ? nonblocking : &nb);
+}
+
+int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
+                      struct socks5_addr *bound)
+{
+	bool nb;
+	return request(fd, family, cmd, target, bound, &nb);
 }

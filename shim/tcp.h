@@ -9,13 +9,17 @@
 #ifndef SOCKSIFY_SHIM_TCP_H
 #define SOCKSIFY_SHIM_TCP_H
 
+#include <stdbool.h>
+
 #include "socks5.h"
 
 /* 0 once the proxy reports success, or -errno (a failure reply is mapped
  * with socks5_rep_to_errno; an unreachable or silent proxy gives the
  * connect error or ETIMEDOUT). The caller restores nothing: the socket's
- * file status flags are as they were. */
-int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target);
+ * file status flags are as they were. *nonblocking (may be NULL) says whether
+ * the socket was non-blocking. */
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target,
+                          bool *nonblocking);
 
 /* The same for any command on a stream socket `fd` of `family` (the UDP
  * control connection sends UDP ASSOCIATE); the reply's BND address goes
