@@ -47,7 +47,7 @@ static long long elapsed_us(const struct timespec *t0)
 static void log_result(const struct policy *pol, int rc, const struct timespec *t0)
 {
 	char dst[SOCKS5_ADDR_STRLEN];
-	const struct config_proxy *p = &shim_config.proxies[0];
+	const struct config_proxy *p = &shim_config.proxy;
 
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;

@@ -203,7 +203,7 @@ static long long now_us(void)
 
 static const char *proxy_str(char *buf, size_t cap)
 {
-	const struct config_proxy *p = &shim_config.proxies[0];
+	const struct config_proxy *p = &shim_config.proxy;
 	bool v6 = strchr(p->host, ':') != NULL;
 	snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", p->host, v6 ? "]" : "", p->port);
 	return buf;
