@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * socksify: runs a program with libsocksify.so preloaded, so that its TCP
- * connections and name lookups go through a SOCKS5 proxy.
+ * connections, UDP datagrams and name lookups go through a SOCKS5 proxy.
  *
  *   socksify [-p URL] [-c FILE] [-v] [--] PROGRAM [ARGS...]
  *   eval "$(socksify [-p URL] [-c FILE] [-v] --env)"
@@ -34,14 +34,15 @@ static const char usage[] =
         "usage: socksify [-p URL] [-c FILE] [-v] [--] PROGRAM [ARGS...]\n"
         "       socksify [-p URL] [-c FILE] [-v] --env\n"
         "\n"
-        "Runs PROGRAM with its TCP connections and DNS lookups sent through a SOCKS5 "
-        "proxy.\n"
+        "Runs PROGRAM with its TCP connections, UDP datagrams and DNS lookups sent\n"
+        "through a SOCKS5 proxy.\n"
         "\n"
         "  -p, --proxy URL   socks5://[user:pass@]host:port (names resolved here) or\n"
         "                    socks5h://... (names resolved by the proxy); default\n"
         "                    socks5h://127.0.0.1:1080, or what the configuration says\n"
         "  -c, --config FILE read this configuration file (see socksify.conf)\n"
-        "  -v, --verbose     log one line per proxied connection to stderr\n"
+        "  -v, --verbose     log one line per proxied connection and UDP association\n"
+        "                    (to stderr, or the configuration's log_file)\n"
         "  --env             print the export lines that socksify a whole shell:\n"
         "                    eval \"$(socksify --env)\"\n"
         "  -h, --help        this help;  -V, --version  the version\n";
@@ -82,7 +83,9 @@ static void find_shim(char *out, size_t cap)
 		    SOCKSIFY_SHIM_PATH);
 }
 
-/* Finds PROGRAM like execvp() does; false when nothing matches. */
+/* Finds PROGRAM as execvp() would: a path as it is, a name in $PATH (with a
+ * default path of our own when $PATH is unset or empty); false when nothing
+ * matches. */
 static bool find_program(const char *prog, char *out, size_t cap)
 {
 	if (strchr(prog, '/')) {
@@ -104,7 +107,8 @@ static bool find_program(const char *prog, char *out, size_t cap)
 	}
 }
 
-/* True for an ELF executable without a PT_INTERP header (statically linked). */
+/* True for a 64-bit ELF executable without a PT_INTERP header (statically
+ * linked). */
 static bool is_static_elf(const char *path)
 {
 	Elf64_Ehdr eh;

@@ -19,10 +19,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* One source being applied: its first proxy or exclude line replaces. */
+/* One source being applied: its proxy line or first exclude line replaces. */
 struct parse {
 	struct config *cfg;
 	struct where w;
+	unsigned proxy_line; /* the line of the source's proxy, 0 when none yet */
 	bool proxy_seen, exclude_seen;
 };
 
@@ -69,25 +70,25 @@ static int bad_value(struct parse *p, const char *key, const char *value,
 	return config_fail(&p->w, "bad value '%s' for '%s' (%s)", buf, key, expected);
 }
 
+/* socksify uses one proxy: a second proxy line in the same source is an error
+ * (a later source replaces the proxy instead). */
 static int set_proxy(struct parse *p, const char *key, const char *value)
 {
-	struct config *cfg = p->cfg;
 	char why[WHY_LEN], buf[SHOW_MAX + 4];
 
 	(void)key;
-	if (!p->proxy_seen) {
-		/* a new source replaces the list; cleared, so structs compare */
-		memset(cfg->proxies, 0, sizeof(cfg->proxies));
-		cfg->nproxies = 0;
-		p->proxy_seen = true;
-	}
-	if (cfg->nproxies == CONFIG_MAX_PROXIES)
-		return config_fail(&p->w, "too many proxies (at most %d)",
-		                   CONFIG_MAX_PROXIES);
-	if (config_url_parse(&cfg->proxies[cfg->nproxies], value, why, sizeof(why)) < 0)
+	if (p->proxy_seen && p->proxy_line)
+		return config_fail(&p->w,
+		                   "a second 'proxy' line (socksify uses one proxy; the "
+		                   "first is on line %u)",
+		                   p->proxy_line);
+	if (p->proxy_seen)
+		return config_fail(&p->w, "a second 'proxy' (socksify uses one proxy)");
+	p->proxy_seen = true;
+	p->proxy_line = p->w.line;
+	if (config_url_parse(&p->cfg->proxy, value, why, sizeof(why)) < 0)
 		return config_fail(&p->w, "bad proxy URL '%s': %s",
 		                   config_show_url(buf, value), why);
-	cfg->nproxies++;
 	return 0;
 }
 
@@ -98,7 +99,8 @@ static int set_exclude(struct parse *p, const char *key, const char *value)
 
 	(void)key;
 	if (!p->exclude_seen) {
-		memset(cfg->rules, 0, sizeof(cfg->rules)); /* as for proxies */
+		/* a new source replaces the list; cleared, so structs compare */
+		memset(cfg->rules, 0, sizeof(cfg->rules));
 		cfg->nrules = 0;
 		p->exclude_seen = true;
 	}
@@ -215,21 +217,6 @@ static int set_fake_pool_v6(struct parse *p, const char *key, const char *value)
 	return 0;
 }
 
-static int set_nameserver(struct parse *p, const char *key, const char *value)
-{
-	struct hostspec h;
-	char why[WHY_LEN];
-	size_t n = strlen(value);
-
-	if (n >= sizeof(p->cfg->nameserver))
-		return bad_value(p, key, value, NULL, "too long");
-	if (config_hostspec_parse(&h, value, false, why, sizeof(why)) < 0)
-		return bad_value(p, key, value, NULL, why);
-	memset(p->cfg->nameserver, 0, sizeof(p->cfg->nameserver));
-	memcpy(p->cfg->nameserver, value, n);
-	return 0;
-}
-
 /* Every option of the file syntax, in the order socksify.conf documents them. */
 static const struct option {
 	const char *name;
@@ -245,7 +232,6 @@ static const struct option {
         {"pipeline", set_pipeline},
         {"fake_pool_v4", set_fake_pool_v4},
         {"fake_pool_v6", set_fake_pool_v6},
-        {"nameserver", set_nameserver},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -266,12 +252,11 @@ static int option_set(struct parse *p, const char *key, const char *value)
 	                   config_show(buf, key, strlen(key)));
 }
 
-/* Without an explicit dns setting, DNS follows the first proxy's scheme. */
+/* Without an explicit dns setting, DNS follows the proxy's scheme. */
 static void dns_derive(struct config *cfg)
 {
-	if (!cfg->dns_set && cfg->nproxies > 0)
-		cfg->dns =
-		        cfg->proxies[0].remote_dns ? CONFIG_DNS_REMOTE : CONFIG_DNS_LOCAL;
+	if (!cfg->dns_set)
+		cfg->dns = cfg->proxy.remote_dns ? CONFIG_DNS_REMOTE : CONFIG_DNS_LOCAL;
 }
 
 /* --- configuration text ------------------------------------------------------------ */
@@ -364,7 +349,7 @@ static int text_end(struct parse *p, struct line *l)
 int config_parse_text(struct config *cfg, const char *text, size_t len,
                       const char *source, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {source, 1, err, errlen}, false, false};
+	struct parse p = {cfg, {source, 1, err, errlen}, 0, false, false};
 	struct line l;
 
 	l.len = 0;
@@ -388,7 +373,7 @@ static int cannot_read(struct where *w, int e)
 static int file_apply(struct config *cfg, const char *path, bool missing_ok, char *err,
                       size_t errlen)
 {
-	struct parse p = {cfg, {path ? path : "(null)", 1, err, errlen}, false, false};
+	struct parse p = {cfg, {path ? path : "(null)", 1, err, errlen}, 0, false, false};
 	struct line l;
 	char chunk[2048];
 	size_t n;
@@ -425,13 +410,12 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
 
 void config_defaults(struct config *cfg)
 {
-	struct config_proxy *px = &cfg->proxies[0];
+	struct config_proxy *px = &cfg->proxy;
 
 	memset(cfg, 0, sizeof(*cfg));
 	px->remote_dns = true;
 	memcpy(px->host, "127.0.0.1", sizeof("127.0.0.1"));
 	px->port = 1080;
-	cfg->nproxies = 1;
 	cfg->dns = CONFIG_DNS_REMOTE;
 	cfg->connect_timeout_ms = 10000;
 	cfg->log_level = CONFIG_LOG_ERROR;
@@ -458,7 +442,7 @@ static const struct {
 static int env_apply(struct config *cfg, const char *var, const char *key,
                      const char *value, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {var, 0, err, errlen}, false, false};
+	struct parse p = {cfg, {var, 0, err, errlen}, 0, false, false};
 	char buf[CONFIG_LINE_MAX + 1];
 	bool list = strcmp(key, "exclude") == 0;
 

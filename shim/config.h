@@ -39,7 +39,7 @@
 
 enum config_dns_mode { CONFIG_DNS_REMOTE, CONFIG_DNS_LOCAL };
 enum config_pipeline { CONFIG_PIPELINE_AUTO, CONFIG_PIPELINE_ON, CONFIG_PIPELINE_OFF };
-enum { CONFIG_MAX_PROXIES = 8, CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512 };
+enum { CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512 };
 /* Values of struct config.log_level. */
 enum { CONFIG_LOG_ERROR = 0, CONFIG_LOG_INFO = 1, CONFIG_LOG_DEBUG = 2 };
 /* The longest line of a configuration text, without its newline. */
@@ -73,10 +73,9 @@ struct config_rule {
 };
 
 struct config {
-	/* the first is used; later ones are reserved for chains or failover */
-	struct config_proxy proxies[CONFIG_MAX_PROXIES];
-	size_t nproxies;
-	/* without dns_set, dns follows the first proxy: remote for socks5h */
+	/* the one proxy: a source's proxy line replaces an earlier source's */
+	struct config_proxy proxy;
+	/* without dns_set, dns follows the proxy: remote for socks5h */
 	enum config_dns_mode dns;
 	bool dns_set;
 	struct config_rule rules[CONFIG_MAX_RULES];
@@ -90,15 +89,14 @@ struct config {
 	unsigned fake_v4_prefix;
 	uint8_t fake_v6[16]; /* default 100::/64 (RFC 6666 discard prefix) */
 	unsigned fake_v6_prefix;
-	char nameserver[64]; /* "" or IP, IP:port, [IPv6]:port, for res_query() */
 };
 
 /*
- * Fills cfg with the defaults: one proxy socks5h://127.0.0.1:1080, dns remote
+ * Fills cfg with the defaults: the proxy socks5h://127.0.0.1:1080, dns remote
  * (not set explicitly), no exclusions, loopback direct, 10 s connect timeout,
  * log level error to stderr, pipeline auto, fake pools 240.0.0.0/4 and
- * 100::/64, no nameserver. The struct is zeroed first, so two defaulted
- * structs compare equal with memcmp.
+ * 100::/64. The struct is zeroed first, so two defaulted structs compare
+ * equal with memcmp.
  */
 void config_defaults(struct config *cfg);
 
@@ -111,9 +109,11 @@ int config_parse_proxy_url(struct config_proxy *out, const char *url, const char
 
 /*
  * Applies the settings of one configuration text (len bytes, need not be
- * NUL-terminated) on top of cfg. The text is one source: its first `proxy`
- * line replaces the proxies set so far and later ones append; `exclude` works
- * the same way. source names the text in messages ("/etc/socksify.conf").
+ * NUL-terminated) on top of cfg. The text is one source: its `proxy` line
+ * replaces the proxy set so far, and a second `proxy` line in it is an error
+ * (socksify uses one proxy); its first `exclude` line replaces the exclusions
+ * set so far and later ones append. source names the text in messages
+ * ("/etc/socksify.conf").
  */
 int config_parse_text(struct config *cfg, const char *text, size_t len,
                       const char *source, char *err, size_t errlen);
@@ -130,7 +130,7 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
  *   - the defaults;
  *   - sysconf_path (NULL for none; skipped silently if it does not exist);
  *   - when getenv_fn != NULL: the file named by $SOCKSIFY_CONF (missing is an
- *     error), $SOCKSIFY_PROXY (one URL, replaces the proxy list),
+ *     error), $SOCKSIFY_PROXY (one URL, replaces the proxy),
  *     $SOCKSIFY_DNS (remote|local), $SOCKSIFY_LOG_LEVEL, $SOCKSIFY_LOG_FILE,
  *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false) and
  *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions).
@@ -153,12 +153,6 @@ int config_load(struct config *cfg, const char *sysconf_path,
 bool config_excluded_addr(const struct config *cfg, const struct sockaddr *sa);
 bool config_excluded_name(const struct config *cfg, const char *name);
 bool config_is_fake_addr(const struct config *cfg, const struct sockaddr *sa);
-
-/*
- * The nameserver setting as a socket address (port 53 when it names none).
- * Returns the address length, or 0 when no nameserver is set.
- */
-socklen_t config_nameserver_addr(const struct config *cfg, struct sockaddr_storage *ss);
 
 /* The i-th option name of the file syntax, or NULL past the last one. */
 const char *config_option_name(size_t i);

@@ -34,7 +34,7 @@ struct where {
 	size_t errlen;
 };
 
-/* A numeric address with an optional prefix and port, as in rules and nameserver. */
+/* A numeric address with an optional prefix and port, as in exclusion rules. */
 struct hostspec {
 	int family;
 	uint8_t addr[16];

@@ -2,8 +2,8 @@
 /*
  * The value parsers of socksify's configuration, and the messages every part
  * of it reports through: locale-independent numbers, numeric addresses with
- * an optional prefix and port (exclusion rules, fake pools, the nameserver),
- * and proxy URLs with percent-decoded credentials.
+ * an optional prefix and port (exclusion rules, fake pools), and proxy URLs
+ * with percent-decoded credentials.
  *
  * A value parser works on the caller's bytes and fixed-size buffers on the
  * stack, never malloc: it returns 0, or -1 with what is wrong in `why`, which
@@ -374,6 +374,24 @@ static int hostport_parse(struct config_proxy *out, const char *s, char *why,
 	return 0;
 }
 
+/* "URL,URL" or "URL, URL": a list, where one URL is expected. */
+static bool is_url_list(const char *s)
+{
+	for (const char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
+		const char *next = c + 1;
+		size_t n = 0;
+
+		while (*next == ' ' || *next == '\t')
+			next++;
+		while (is_alnum(next[n]) || next[n] == '+' || next[n] == '-' ||
+		       next[n] == '.')
+			n++;
+		if (n > 0 && strncmp(next + n, "://", 3) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* socks5[h]://[user[:pass]@]host:port[/] */
 int config_url_parse(struct config_proxy *out, const char *url, char *why, size_t whylen)
 {
@@ -381,6 +399,9 @@ int config_url_parse(struct config_proxy *out, const char *url, char *why, size_
 	char buf[SHOW_MAX + 4];
 
 	memset(out, 0, sizeof(*out));
+	if (is_url_list(url))
+		return config_why(why, whylen,
+		                  "a list of URLs (socksify uses one proxy)");
 	if (!sep)
 		return config_why(why, whylen,
 		                  "missing scheme (socks5:// or socks5h://)");
@@ -410,28 +431,4 @@ int config_parse_proxy_url(struct config_proxy *out, const char *url, const char
 		return config_fail(&w, "bad proxy URL '%s': %s",
 		                   config_show_url(buf, url), why);
 	return 0;
-}
-
-/* --- the nameserver ---------------------------------------------------------------- */
-
-socklen_t config_nameserver_addr(const struct config *cfg, struct sockaddr_storage *ss)
-{
-	struct hostspec h;
-	char why[WHY_LEN];
-
-	memset(ss, 0, sizeof(*ss));
-	if (!cfg->nameserver[0] || !memchr(cfg->nameserver, 0, sizeof(cfg->nameserver)) ||
-	    config_hostspec_parse(&h, cfg->nameserver, false, why, sizeof(why)) < 0)
-		return 0;
-	uint16_t port = h.port ? h.port : 53;
-	if (h.family == AF_INET) {
-		struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-		memcpy(&sin.sin_addr, h.addr, 4);
-		memcpy(ss, &sin, sizeof(sin));
-		return sizeof(sin);
-	}
-	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
-	memcpy(&sin6.sin6_addr, h.addr, 16);
-	memcpy(ss, &sin6, sizeof(sin6));
-	return sizeof(sin6);
 }

@@ -28,7 +28,7 @@
 static bool remote_dns(void)
 {
 	return shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
-	                           : shim_config.proxies[0].remote_dns;
+	                           : shim_config.proxy.remote_dns;
 }
 
 static bool is_numeric(const char *name)

@@ -55,7 +55,7 @@ static int not_udp(const char *what)
 static void log_result(const struct policy *pol, int rc, long long t0)
 {
 	char dst[SOCKS5_ADDR_STRLEN], via[300];
-	const struct config_proxy *p = &shim_config.proxies[0];
+	const struct config_proxy *p = &shim_config.proxy;
 
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;

@@ -42,7 +42,7 @@ static void *next_symbol(const char *name, void *self)
 static void attach_fakedns(void)
 {
 	const struct config *c = &shim_config;
-	bool remote = c->dns_set ? c->dns == CONFIG_DNS_REMOTE : c->proxies[0].remote_dns;
+	bool remote = c->dns_set ? c->dns == CONFIG_DNS_REMOTE : c->proxy.remote_dns;
 	struct fakedns_params p = {
 	        .v4 = c->fake_v4,
 	        .v4_prefix = c->fake_v4_prefix,

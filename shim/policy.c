@@ -30,7 +30,7 @@ static struct proxy_addrs proxy = {.once = PTHREAD_ONCE_INIT};
 
 static void resolve_proxy(void)
 {
-	const struct config_proxy *p = &shim_config.proxies[0];
+	const struct config_proxy *p = &shim_config.proxy;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	char port[8];

@@ -33,7 +33,7 @@ bool policy_is_proxy(const struct sockaddr *sa, socklen_t len);
 int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
 
 /* Tests only, not thread-safe: forgets the proxy's addresses, so that the
- * next call resolves shim_config.proxies[0] again. */
+ * next call resolves shim_config.proxy again. */
 void policy_forget_proxy_for_tests(void);
 
 #endif

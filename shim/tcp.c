@@ -103,7 +103,7 @@ static int connect_proxy(int fd, int family, long long deadline)
 		         "socksify "
 		         "does not swap the program's socket, give the proxy an IPv4 "
 		         "address",
-		         shim_config.proxies[0].host);
+		         shim_config.proxy.host);
 	if (rc < 0)
 		return rc;
 	if (real_connect(fd, (struct sockaddr *)&pa, plen) == 0)
@@ -195,7 +195,7 @@ static int read_reply(int fd, struct socks5_addr *bound, long long deadline)
 int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
                   struct socks5_addr *bound, long long deadline)
 {
-	const struct config_proxy *p = &shim_config.proxies[0];
+	const struct config_proxy *p = &shim_config.proxy;
 	bool pipeline = shim_config.pipeline == CONFIG_PIPELINE_ON;
 	uint8_t buf[SOCKS5_GREETING_MAX + SOCKS5_USERPASS_MAX + SOCKS5_REQUEST_MAX];
 	/* Unpipelined, credentials the proxy does not need are simply not sent. */

@@ -200,7 +200,7 @@ static int bind_if_unbound(int fd, int family, uint16_t *port)
 static void log_associate_error(int err)
 {
 	char p[300];
-	const struct config_proxy *px = &shim_config.proxies[0];
+	const struct config_proxy *px = &shim_config.proxy;
 	sa_format_hostport(px->host, px->port, p, sizeof(p));
 	if (err == EOPNOTSUPP)
 		shim_log(SHIM_LOG_ERROR,
@@ -216,7 +216,7 @@ static void log_associated(const struct socks5_addr *bound, long long t0)
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;
 	char p[300], r[SOCKS5_ADDR_STRLEN];
-	const struct config_proxy *px = &shim_config.proxies[0];
+	const struct config_proxy *px = &shim_config.proxy;
 	sa_format_hostport(px->host, px->port, p, sizeof(p));
 	socks5_addr_format(bound, r, sizeof(r));
 	shim_log(SHIM_LOG_INFO, "udp associate via %s: relay %s, %lld us", p, r,

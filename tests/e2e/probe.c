@@ -21,6 +21,10 @@
  *   probe tfo        HOST PORT PATH EXPECT         (sendto/sendmsg MSG_FASTOPEN)
  *   probe resquery   NAME                          (res_query, res_search)
  *   probe hostent    NAME PORT PATH EXPECT NONFAKE (remote DNS)
+ *   probe threads    PORT PATH EXPECT NAME...      4 threads at once, 4 rounds
+ *                      each: getaddrinfo (thread i takes the (i mod n)th NAME),
+ *                      connect (blocking, then non-blocking), getpeername, GET
+ *                      (for ThreadSanitizer, shim_tsan.bats)
  *
  * HOST is resolved with getaddrinfo (numeric or a name); PATH is fetched with
  * an HTTP/1.0 GET, which must answer 200 with EXPECT somewhere in the body.
@@ -38,6 +42,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <resolv.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -59,27 +64,32 @@ static int failures;
 static void ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One whole line each, also from threads (flockfile). */
 static void ok(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	flockfile(stdout);
 	fputs("ok ", stdout);
 	vprintf(fmt, ap);
 	putchar('\n');
-	va_end(ap);
 	fflush(stdout);
+	funlockfile(stdout);
+	va_end(ap);
 }
 
 static void fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	flockfile(stdout);
 	fputs("FAIL ", stdout);
 	vprintf(fmt, ap);
 	putchar('\n');
-	va_end(ap);
 	fflush(stdout);
-	failures++;
+	funlockfile(stdout);
+	va_end(ap);
+	__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED); /* threads fail too */
 }
 
 static const struct {
@@ -1317,6 +1327,96 @@ static int cmd_hostent(char **argv)
 	return failures ? 1 : 0;
 }
 
+/* --- threads -------------------------------------------------------------------- */
+
+enum { NTHREADS = 4, THREAD_ROUNDS = 4 };
+
+struct tcp_job {
+	const char *name, *port, *path, *expect;
+	int index;
+	pthread_barrier_t *start;
+	int rounds; /* rounds that passed */
+};
+
+/* getaddrinfo, connect (blocking, or non-blocking and polled), getpeername,
+ * GET; true when all of it worked (a failure is reported). */
+static bool thread_round(const struct tcp_job *job, int round)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	char what[64];
+	bool nonblock = round % 2 == 1;
+
+	snprintf(what, sizeof(what), "thread %d round %d (%s)", job->index, round,
+	         job->name);
+	int rc = getaddrinfo(job->name, job->port, &hints, &res);
+	if (rc != 0 || !res) {
+		fail("%s: getaddrinfo: %s", what, rc ? gai_strerror(rc) : "no result");
+		return false;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	rc = fd < 0 ? -1 : connect(fd, res->ai_addr, res->ai_addrlen);
+	if (rc < 0 && fd >= 0 && nonblock && errno == EINPROGRESS) {
+		int err = wait_fd(fd, POLLOUT) ? getint(fd, SOL_SOCKET, SO_ERROR)
+		                               : ETIMEDOUT;
+		rc = err == 0 ? 0 : -1;
+		errno = err;
+	}
+	bool good = rc == 0;
+	if (!good) {
+		fail("%s: connect: %s", what, strerror(errno));
+	} else {
+		int failed = __atomic_load_n(&failures, __ATOMIC_RELAXED);
+		check_peer(fd, res->ai_addr, what);
+		good = http_check(fd, job->path, job->expect, what) &&
+		       failed == __atomic_load_n(&failures, __ATOMIC_RELAXED);
+	}
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return good;
+}
+
+static void *tcp_worker(void *arg)
+{
+	struct tcp_job *job = arg;
+
+	pthread_barrier_wait(job->start);
+	for (int r = 0; r < THREAD_ROUNDS; r++)
+		job->rounds += thread_round(job, r);
+	return NULL;
+}
+
+static int cmd_threads(char **argv, int nnames)
+{
+	struct tcp_job jobs[NTHREADS];
+	pthread_t t[NTHREADS];
+	pthread_barrier_t start;
+
+	pthread_barrier_init(&start, NULL, NTHREADS);
+	for (int i = 0; i < NTHREADS; i++) {
+		jobs[i] = (struct tcp_job){.name = argv[3 + i % nnames],
+		                           .port = argv[0],
+		                           .path = argv[1],
+		                           .expect = argv[2],
+		                           .index = i,
+		                           .start = &start};
+		pthread_create(&t[i], NULL, tcp_worker, &jobs[i]);
+	}
+	int rounds = 0;
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		rounds += jobs[i].rounds;
+	}
+	pthread_barrier_destroy(&start);
+	if (rounds == NTHREADS * THREAD_ROUNDS)
+		ok("%d threads: all %d rounds passed", NTHREADS, rounds);
+	else
+		fail("%d threads: %d of %d rounds passed", NTHREADS, rounds,
+		     NTHREADS * THREAD_ROUNDS);
+	return failures ? 1 : 0;
+}
+
 /* --- main ----------------------------------------------------------------------- */
 
 static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPORT\n"
@@ -1329,7 +1429,8 @@ static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPOR
                             "       probe longjmp-connect HOST PORT\n"
                             "       probe tfo HOST PORT PATH EXPECT\n"
                             "       probe resquery NAME\n"
-                            "       probe hostent NAME PORT PATH EXPECT NONFAKE\n";
+                            "       probe hostent NAME PORT PATH EXPECT NONFAKE\n"
+                            "       probe threads PORT PATH EXPECT NAME...\n";
 
 int main(int argc, char **argv)
 {
@@ -1373,6 +1474,8 @@ int main(int argc, char **argv)
 		return cmd_resquery(args);
 	if (strcmp(cmd, "hostent") == 0 && nargs == 5)
 		return cmd_hostent(args);
+	if (strcmp(cmd, "threads") == 0 && nargs >= 4)
+		return cmd_threads(args, nargs - 3);
 bad:
 	fputs(usage, stderr);
 	return 2;

@@ -29,6 +29,10 @@
  *   udp_probe fortify  HOST PORT       recv/recvfrom/read with lengths known only at
  *                                       run time (built with _FORTIFY_SOURCE, they
  *                                       are __recv_chk, __recvfrom_chk, __read_chk)
+ *   udp_probe threads  HOST PORT       4 threads at once: their first datagrams
+ *                                       on one shared socket, then sockets of
+ *                                       their own with dup and close (for
+ *                                       ThreadSanitizer, shim_tsan.bats)
  *
  * HOST is numeric. Every check prints "ok ..." or "FAIL ..."; the exit status
  * is 0 when every check passed, 1 otherwise, 2 for bad usage.
@@ -752,6 +756,98 @@ static int cmd_hardening(const union sa *v6, socklen_t len6, const union sa *v4)
 	return failures ? 1 : 0;
 }
 
+/* --- threads ------------------------------------------------------------------------ */
+
+enum { NTHREADS = 4, THREAD_ROUNDS = 8 };
+
+struct thread_job {
+	const union sa *dst;
+	socklen_t len;
+	int shared; /* the socket every thread sends its first datagram on */
+	int index;
+	pthread_barrier_t *start;
+	bool sent;  /* its datagram on the shared socket went out */
+	int rounds; /* round trips on its own sockets that came back */
+};
+
+static void *udp_worker(void *arg)
+{
+	struct thread_job *job = arg;
+	char msg[32];
+	int n = snprintf(msg, sizeof(msg), "thread %d", job->index);
+
+	pthread_barrier_wait(job->start);
+	job->sent = sendto(job->shared, msg, (size_t)n, 0, &job->dst->sa, job->len) == n;
+	for (int r = 0; r < THREAD_ROUNDS; r++) {
+		unsigned seed = (unsigned)(job->index * 100 + r);
+		int fd = udp_socket(job->dst->sa.sa_family);
+		bool good = echo_once(fd, job->dst, job->len, 16 + (size_t)r, seed);
+		int d = dup(fd);
+		good = good && echo_once(d, job->dst, job->len, 48, seed + 1);
+		close(fd);
+		good = good && echo_once(d, job->dst, job->len, 64, seed + 2);
+		close(d);
+		job->rounds += good;
+	}
+	return NULL;
+}
+
+static int cmd_threads(const union sa *dst, socklen_t len)
+{
+	struct thread_job jobs[NTHREADS];
+	pthread_t t[NTHREADS];
+	pthread_barrier_t start;
+	int before = count_sockets();
+	int shared = udp_socket(dst->sa.sa_family);
+
+	pthread_barrier_init(&start, NULL, NTHREADS);
+	for (int i = 0; i < NTHREADS; i++) {
+		jobs[i] = (struct thread_job){.dst = dst,
+		                              .len = len,
+		                              .shared = shared,
+		                              .index = i,
+		                              .start = &start};
+		pthread_create(&t[i], NULL, udp_worker, &jobs[i]);
+	}
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start);
+
+	int sent = 0, echoed = 0;
+	bool seen[NTHREADS] = {false};
+	for (int i = 0; i < NTHREADS; i++) {
+		sent += jobs[i].sent;
+		report(jobs[i].rounds == THREAD_ROUNDS,
+		       "thread %d: %d of %d round trips on sockets of its own (with dup, "
+		       "close)",
+		       i, jobs[i].rounds, THREAD_ROUNDS);
+	}
+	report(sent == NTHREADS,
+	       "%d threads sent their first datagram on one socket at once", sent);
+	while (echoed < sent && wait_readable(shared)) {
+		char in[64];
+		union sa from;
+		socklen_t flen = sizeof(from);
+		int i;
+		ssize_t n = recvfrom(shared, in, sizeof(in) - 1, 0, &from.sa, &flen);
+		if (n <= 0)
+			break;
+		in[n] = '\0';
+		if (sscanf(in, "thread %d", &i) == 1 && i >= 0 && i < NTHREADS &&
+		    !seen[i] && same_addr(&from, flen, dst)) {
+			seen[i] = true;
+			echoed++;
+		}
+	}
+	report(echoed == NTHREADS, "the shared socket got %d of %d echoes back", echoed,
+	       NTHREADS);
+	close(shared);
+	int after = count_sockets();
+	report(after == before, "no socket left behind: %d sockets (%d before)", after,
+	       before);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	union sa dst, dst4;
@@ -785,11 +881,13 @@ int main(int argc, char **argv)
 		return cmd_fortify(&dst, len);
 	if (!strcmp(cmd, "forkhandshake") && argc == 4)
 		return cmd_forkhandshake(&dst, len);
+	if (!strcmp(cmd, "threads") && argc == 4)
+		return cmd_threads(&dst, len);
 	if (!strcmp(cmd, "refused") && argc == 5)
 		return cmd_refused(&dst, len, argv[4]);
 usage:
-	fprintf(stderr, "usage: udp_probe mmsg|peek|nonblock|connected|dupfork|control "
-	                "HOST PORT\n"
+	fprintf(stderr, "usage: udp_probe mmsg|peek|nonblock|connected|dupfork|control|"
+	                "fortify|forkhandshake|threads HOST PORT\n"
 	                "       udp_probe mixed HOST6 HOST4 PORT\n"
 	                "       udp_probe refused HOST PORT ERRNO-NAME\n");
 	return 2;

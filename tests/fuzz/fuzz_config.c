@@ -93,17 +93,13 @@ static void check_rule(const struct config_rule *r)
 
 static void check_config(const struct config *c)
 {
-	struct sockaddr_storage ss;
-
-	CHECK(c->nproxies >= 1 && c->nproxies <= CONFIG_MAX_PROXIES);
-	for (size_t i = 0; i < c->nproxies; i++)
-		check_proxy(&c->proxies[i]);
+	check_proxy(&c->proxy);
 	CHECK(c->nrules <= CONFIG_MAX_RULES);
 	for (size_t i = 0; i < c->nrules; i++)
 		check_rule(&c->rules[i]);
 	if (!c->dns_set)
 		CHECK(c->dns ==
-		      (c->proxies[0].remote_dns ? CONFIG_DNS_REMOTE : CONFIG_DNS_LOCAL));
+		      (c->proxy.remote_dns ? CONFIG_DNS_REMOTE : CONFIG_DNS_LOCAL));
 	CHECK(c->connect_timeout_ms > 0 && c->connect_timeout_ms <= 3600000);
 	CHECK(c->log_level >= CONFIG_LOG_ERROR && c->log_level <= CONFIG_LOG_DEBUG);
 	CHECK(terminated(c->log_file, sizeof(c->log_file)));
@@ -114,8 +110,6 @@ static void check_config(const struct config *c)
 	CHECK(c->fake_v4[0] != 0 && c->fake_v4[0] != 127 &&
 	      (c->fake_v4[0] < 224 || c->fake_v4[0] >= 240));
 	CHECK(c->fake_v6[0] != 0 && c->fake_v6[0] != 0xff);
-	CHECK(terminated(c->nameserver, sizeof(c->nameserver)));
-	CHECK((config_nameserver_addr(c, &ss) > 0) == (c->nameserver[0] != '\0'));
 }
 
 /* --- writing a struct back out ----------------------------------------------------- */
@@ -158,6 +152,42 @@ static void append_encoded(char *buf, size_t cap, size_t *len, const char *s, bo
 	}
 }
 
+/* Does s start with ",SCHEME://" (optional blanks after the ','), which the
+ * URL parser takes for a list of URLs? */
+static bool list_comma(const char *s)
+{
+	size_t n = 0;
+
+	if (*s++ != ',')
+		return false;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+	       (s[n] >= '0' && s[n] <= '9') || s[n] == '+' || s[n] == '-' || s[n] == '.')
+		n++;
+	return n > 0 && strncmp(s + n, "://", 3) == 0;
+}
+
+/*
+ * A ',' in the user name or password that the parser would take for the start
+ * of a second URL is written as %2C. (The input had one of those characters
+ * percent-encoded, or it would have been refused as a list: the URL is still no
+ * longer than its line was.)
+ */
+static void encode_list_commas(char *buf, size_t cap)
+{
+	char copy[2048];
+	size_t len = 0;
+
+	CHECK(strlen(buf) < sizeof(copy));
+	memcpy(copy, buf, strlen(buf) + 1);
+	buf[0] = '\0';
+	for (const char *s = copy; *s; s++) {
+		char c[2] = {*s, '\0'};
+		append(buf, cap, &len, list_comma(s) ? "%2C" : c);
+	}
+}
+
 static void format_url(char *buf, size_t cap, const struct config_proxy *p, bool all)
 {
 	size_t len = 0;
@@ -176,6 +206,7 @@ static void format_url(char *buf, size_t cap, const struct config_proxy *p, bool
 	append(buf, cap, &len, p->host);
 	snprintf(port, sizeof(port), "%s:%u", v6 ? "]" : "", (unsigned)p->port);
 	append(buf, cap, &len, port);
+	encode_list_commas(buf, cap);
 }
 
 static void format_rule(char *buf, size_t cap, const struct config_rule *r)
@@ -205,12 +236,10 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	size_t len = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < c->nproxies; i++) {
-		append(buf, cap, &len, "proxy = ");
-		format_url(line, sizeof(line), &c->proxies[i], false);
-		append(buf, cap, &len, line);
-		append(buf, cap, &len, "\n");
-	}
+	append(buf, cap, &len, "proxy = ");
+	format_url(line, sizeof(line), &c->proxy, false);
+	append(buf, cap, &len, line);
+	append(buf, cap, &len, "\n");
 	for (size_t i = 0; i < c->nrules; i++) {
 		append(buf, cap, &len, "exclude = ");
 		format_rule(line, sizeof(line), &c->rules[i]);
@@ -230,11 +259,6 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	if (c->log_file[0]) {
 		append(buf, cap, &len, "log_file = ");
 		append(buf, cap, &len, c->log_file);
-		append(buf, cap, &len, "\n");
-	}
-	if (c->nameserver[0]) {
-		append(buf, cap, &len, "nameserver = ");
-		append(buf, cap, &len, c->nameserver);
 		append(buf, cap, &len, "\n");
 	}
 	return len;
@@ -375,7 +399,6 @@ static const char *const tokens[] = {
         ".example.com",
         "fake_pool_v4 = ",
         "fake_pool_v6 = ",
-        "nameserver = ",
         "connect_timeout = ",
         "log_level = ",
         "pipeline = ",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # TAP: libsocksify.so exports exactly the hooks listed in shim/hooks.def, and
-# shim/libsocksify.map lists the same names.
-#   exports.sh LIBSOCKSIFY.SO HOOKS.DEF LIBSOCKSIFY.MAP
+# the version script generated from it (shim/mkmap.sh) lists the same names.
+#   exports.sh LIBSOCKSIFY.SO HOOKS.DEF BUILD/shim/libsocksify.map
 set -euo pipefail
 lib=$1 def=$2 map=$3
 n=0 failed=0
@@ -22,6 +22,6 @@ exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TWiV]$/ { sub(/@.*/, "", $
 mapped=$(sed -n 's/^\t\([A-Za-z_0-9]*\);$/\1/p' "$map" | LC_ALL=C sort)
 check "hooks.def names at least 30 hooks" yes "$( (($(wc -l <<<"$hooks") >= 30)) && echo yes || echo no)"
 check "the library exports exactly the hooks of hooks.def" "$hooks" "$exported"
-check "libsocksify.map lists exactly the hooks of hooks.def" "$hooks" "$mapped"
+check "the generated libsocksify.map lists exactly the hooks of hooks.def" "$hooks" "$mapped"
 echo "1..$n"
 exit $failed

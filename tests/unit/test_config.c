@@ -111,10 +111,8 @@ static void test_defaults(void)
 	struct config a, b;
 
 	config_defaults(&cfg);
-	tap_is((long long)cfg.nproxies, 1, "defaults: one proxy");
-	tap_ok(cfg.proxies[0].remote_dns &&
-	               strcmp(cfg.proxies[0].host, "127.0.0.1") == 0 &&
-	               cfg.proxies[0].port == 1080 && !cfg.proxies[0].has_auth,
+	tap_ok(cfg.proxy.remote_dns && strcmp(cfg.proxy.host, "127.0.0.1") == 0 &&
+	               cfg.proxy.port == 1080 && !cfg.proxy.has_auth,
 	       "defaults: proxy socks5h://127.0.0.1:1080");
 	tap_ok(cfg.dns == CONFIG_DNS_REMOTE && !cfg.dns_set,
 	       "defaults: dns remote, not set");
@@ -128,7 +126,6 @@ static void test_defaults(void)
 	       "defaults: fake pool 240.0.0.0/4");
 	tap_ok(bytes_are(cfg.fake_v6, AF_INET6, "100::") && cfg.fake_v6_prefix == 64,
 	       "defaults: fake pool 100::/64");
-	tap_ok(cfg.nameserver[0] == '\0', "defaults: no nameserver");
 	memset(&a, 0x55, sizeof(a));
 	memset(&b, 0xaa, sizeof(b));
 	config_defaults(&a);
@@ -139,7 +136,7 @@ static void test_defaults(void)
 static void test_syntax(void)
 {
 	parse_ok("", "empty text");
-	tap_ok(cfg.nproxies == 1 && cfg.proxies[0].port == 1080, "empty text: defaults");
+	tap_ok(cfg.proxy.port == 1080, "empty text: defaults");
 	parse_ok("\n\n# comment\n   # indented comment\n\t\n",
 	         "comments and blank lines");
 	parse_ok("log_level=debug", "no spaces, no final newline");
@@ -208,33 +205,46 @@ static void test_line_limits(void)
 static void test_proxy_option(void)
 {
 	parse_ok("proxy = socks5://10.0.0.1:1081", "one proxy");
-	tap_ok(cfg.nproxies == 1 && strcmp(cfg.proxies[0].host, "10.0.0.1") == 0 &&
-	               cfg.proxies[0].port == 1081 && !cfg.proxies[0].remote_dns,
+	tap_ok(strcmp(cfg.proxy.host, "10.0.0.1") == 0 && cfg.proxy.port == 1081 &&
+	               !cfg.proxy.remote_dns,
 	       "one proxy: replaces the default");
 	tap_ok(cfg.dns == CONFIG_DNS_LOCAL && !cfg.dns_set, "socks5:// proxy: dns local");
-	parse_ok("proxy = socks5h://a:1\nproxy = socks5://b:2\nproxy = socks5://c:3",
-	         "three proxies");
-	tap_ok(cfg.nproxies == 3 && strcmp(cfg.proxies[0].host, "a") == 0 &&
-	               strcmp(cfg.proxies[2].host, "c") == 0 && cfg.proxies[1].port == 2,
-	       "three proxies: appended in order");
-	tap_is(cfg.dns, CONFIG_DNS_REMOTE, "dns follows the first proxy (socks5h)");
+	parse_ok("proxy = socks5h://a:1", "a socks5h:// proxy");
+	tap_is(cfg.dns, CONFIG_DNS_REMOTE, "dns follows the proxy (socks5h)");
 	config_parse_text(&cfg, "proxy = socks5://d:4", 20, "second", err, sizeof(err));
-	tap_ok(cfg.nproxies == 1 && strcmp(cfg.proxies[0].host, "d") == 0,
-	       "a proxy line in a new source replaces the list");
-	tap_is(cfg.dns, CONFIG_DNS_LOCAL, "dns re-derived from the new first proxy");
+	tap_ok(strcmp(cfg.proxy.host, "d") == 0 && cfg.proxy.port == 4,
+	       "a proxy line in a new source replaces the proxy");
+	tap_is(cfg.dns, CONFIG_DNS_LOCAL, "dns re-derived from the new proxy");
 	parse_ok("dns = remote\nproxy = socks5://e:5", "explicit dns with socks5://");
 	tap_ok(cfg.dns == CONFIG_DNS_REMOTE && cfg.dns_set, "explicit dns wins");
 	config_parse_text(&cfg, "log_level = info", 16, "third", err, sizeof(err));
-	tap_is((long long)cfg.nproxies, 1, "a source without proxy keeps the list");
+	tap_ok(strcmp(cfg.proxy.host, "e") == 0,
+	       "a source without proxy keeps the proxy");
 
-	char text[1024] = "";
-	for (int i = 0; i < CONFIG_MAX_PROXIES; i++)
-		snprintf(text + strlen(text), sizeof(text) - strlen(text),
-		         "proxy = socks5://h%d:1\n", i);
-	parse_ok(text, "8 proxies");
-	tap_is((long long)cfg.nproxies, 8, "8 proxies kept");
-	strcat(text, "proxy = socks5://h8:1\n");
-	parse_fails(text, "test.conf:9: too many proxies (at most 8)");
+	/* one proxy: a second line in one source, or a list, is an error */
+	parse_fails("proxy = socks5h://a:1\nproxy = socks5://b:2",
+	            "test.conf:2: a second 'proxy' line (socksify uses one proxy; the "
+	            "first is on line 1)");
+	parse_fails(
+	        "# x\nproxy = socks5h://a:1\nlog_level = info\n\nproxy = socks5://a:1",
+	        "test.conf:5: a second 'proxy' line (socksify uses one proxy; the "
+	        "first is on line 2)");
+	parse_fails("proxy = socks5://a:1\nproxy = bad",
+	            "test.conf:2: a second 'proxy' line (socksify uses one proxy; the "
+	            "first is on line 1)");
+	parse_fails("proxy = socks5://a:1,socks5://b:2",
+	            "test.conf:1: bad proxy URL 'socks5://a:1,socks5://b:2': a list of "
+	            "URLs (socksify uses one proxy)");
+	parse_fails(
+	        "proxy = socks5://a:1 , socks5h://b:2",
+	        "test.conf:1: bad proxy URL 'socks5://a:1 , socks5h://b:2': a list of "
+	        "URLs (socksify uses one proxy)");
+	parse_fails("proxy = socks5://u:pw@a:1, socks5://v:pw2@b:2",
+	            "test.conf:1: bad proxy URL 'socks5://u:***@b:2': a list of URLs "
+	            "(socksify uses one proxy)");
+	parse_ok("proxy = socks5://u:p,q@a:1", "a ',' in a password is no list");
+	tap_ok(strcmp(cfg.proxy.pass, "p,q") == 0 && strcmp(cfg.proxy.host, "a") == 0,
+	       "a ',' in a password: kept");
 	parse_fails(
 	        "proxy = http://h:8080",
 	        "test.conf:1: bad proxy URL 'http://h:8080': unsupported scheme 'http' "
@@ -540,69 +550,13 @@ static void test_fake_pools(void)
 	}
 }
 
+/* nameserver was documented once but never used: it is an unknown option now */
 static void test_nameserver(void)
 {
-	static const struct {
-		const char *value;
-		int family;
-		const char *ip;
-		uint16_t port;
-	} good[] = {
-	        {"192.0.2.53", AF_INET, "192.0.2.53", 53},
-	        {"192.0.2.53:5353", AF_INET, "192.0.2.53", 5353},
-	        {"2001:db8::53", AF_INET6, "2001:db8::53", 53},
-	        {"[2001:db8::53]", AF_INET6, "2001:db8::53", 53},
-	        {"[2001:db8::53]:54", AF_INET6, "2001:db8::53", 54},
-	};
-	struct sockaddr_storage addr;
-	char text[128];
-
-	config_defaults(&cfg);
-	tap_is(config_nameserver_addr(&cfg, &addr), 0, "no nameserver: no address");
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		snprintf(text, sizeof(text), "nameserver = %s", good[i].value);
-		int r = parse(text);
-		socklen_t len = config_nameserver_addr(&cfg, &addr);
-		bool same = false;
-		if (good[i].family == AF_INET && len == sizeof(struct sockaddr_in)) {
-			struct sockaddr_in sin;
-			memcpy(&sin, &addr, sizeof(sin));
-			same = sin.sin_family == AF_INET &&
-			       ntohs(sin.sin_port) == good[i].port &&
-			       bytes_are((uint8_t *)&sin.sin_addr, AF_INET, good[i].ip);
-		} else if (good[i].family == AF_INET6 &&
-		           len == sizeof(struct sockaddr_in6)) {
-			struct sockaddr_in6 sin6;
-			memcpy(&sin6, &addr, sizeof(sin6));
-			same = sin6.sin6_family == AF_INET6 &&
-			       ntohs(sin6.sin6_port) == good[i].port &&
-			       bytes_are((uint8_t *)&sin6.sin6_addr, AF_INET6,
-			                 good[i].ip);
-		}
-		tap_ok(r == 0 && strcmp(cfg.nameserver, good[i].value) == 0 && same,
-		       "nameserver = %s: stored, address and port %u", good[i].value,
-		       good[i].port);
-	}
-	static const struct {
-		const char *value, *why;
-	} bad[] = {
-	        {"dns.example", "bad IPv4 address"},
-	        {"192.0.2.53:0", "bad port (1-65535)"},
-	        {"192.0.2.53:70000", "bad port (1-65535)"},
-	        {"192.0.2.0/24", "a prefix length is not allowed here"},
-	        {"[2001:db8::53", "missing ']'"},
-	        {"[2001:db8::53]x", "unexpected text after ']'"},
-	        {"1.1.1.1:000000000000000000000000000000000000000000000000000000053",
-	         "too long"},
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char want[256];
-		snprintf(text, sizeof(text), "nameserver = %s", bad[i].value);
-		snprintf(want, sizeof(want),
-		         "test.conf:1: bad value '%s' for 'nameserver': %s", bad[i].value,
-		         bad[i].why);
-		parse_fails(text, want);
-	}
+	parse_fails("nameserver = 192.0.2.53",
+	            "test.conf:1: unknown option 'nameserver'");
+	parse_fails("log_level = info\nnameserver = [2001:db8::53]:53",
+	            "test.conf:2: unknown option 'nameserver'");
 }
 
 /* --- exclusions -------------------------------------------------------------------- */
@@ -977,7 +931,7 @@ static void test_load(void)
 	       "load: a missing system file is skipped silently");
 
 	tap_ok(config_load(&cfg, sys, NULL, err, sizeof(err)) == 0 &&
-	               strcmp(cfg.proxies[0].host, "sys") == 0 &&
+	               strcmp(cfg.proxy.host, "sys") == 0 &&
 	               cfg.log_level == CONFIG_LOG_INFO && cfg.dns == CONFIG_DNS_LOCAL &&
 	               cfg.pipeline == CONFIG_PIPELINE_OFF,
 	       "load: system file applied, dns follows its socks5:// proxy");
@@ -985,7 +939,7 @@ static void test_load(void)
 	env_clear();
 	env_set("SOCKSIFY_CONF", user);
 	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) == 0 &&
-	               cfg.nproxies == 1 && strcmp(cfg.proxies[0].host, "user") == 0 &&
+	               strcmp(cfg.proxy.host, "user") == 0 &&
 	               cfg.log_level == CONFIG_LOG_DEBUG &&
 	               cfg.dns == CONFIG_DNS_REMOTE &&
 	               cfg.pipeline == CONFIG_PIPELINE_OFF && cfg.nrules == 1,
@@ -1000,9 +954,9 @@ static void test_load(void)
 	int r = config_load(&cfg, sys, fake_getenv, err, sizeof(err));
 	if (!tap_ok(r == 0, "load: every variable"))
 		tap_diag("%s", err);
-	tap_ok(cfg.nproxies == 1 && strcmp(cfg.proxies[0].host, "envproxy") == 0 &&
-	               cfg.proxies[0].port == 3 && strcmp(cfg.proxies[0].pass, "p@") == 0,
-	       "load: $SOCKSIFY_PROXY replaces the proxy list");
+	tap_ok(strcmp(cfg.proxy.host, "envproxy") == 0 && cfg.proxy.port == 3 &&
+	               strcmp(cfg.proxy.pass, "p@") == 0,
+	       "load: $SOCKSIFY_PROXY replaces the proxy");
 	tap_ok(cfg.dns == CONFIG_DNS_REMOTE && cfg.dns_set,
 	       "load: $SOCKSIFY_DNS=remote beats the socks5:// default");
 	tap_is(cfg.log_level, CONFIG_LOG_ERROR, "load: $SOCKSIFY_LOG_LEVEL, trimmed");
@@ -1016,12 +970,12 @@ static void test_load(void)
 	env_set("SOCKSIFY_EXCLUDE", "");
 	env_set("SOCKSIFY_LOG_LEVEL", "");
 	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) == 0 &&
-	               strcmp(cfg.proxies[0].host, "user") == 0 && cfg.nrules == 1 &&
+	               strcmp(cfg.proxy.host, "user") == 0 && cfg.nrules == 1 &&
 	               cfg.log_level == CONFIG_LOG_DEBUG,
 	       "load: empty variables count as unset");
 
 	tap_ok(config_load(&cfg, sys, setuid_getenv, err, sizeof(err)) == 0 &&
-	               strcmp(cfg.proxies[0].host, "sys") == 0 && !cfg.proxy_loopback,
+	               strcmp(cfg.proxy.host, "sys") == 0 && !cfg.proxy_loopback,
 	       "load: a getenv that answers NULL (secure_getenv when setuid) = file "
 	       "only");
 
@@ -1030,6 +984,9 @@ static void test_load(void)
 	} bad[] = {
 	        {"SOCKSIFY_PROXY", "socks5://host",
 	         "SOCKSIFY_PROXY: bad proxy URL 'socks5://host': missing port"},
+	        {"SOCKSIFY_PROXY", "socks5://a:1,socks5://b:2",
+	         "SOCKSIFY_PROXY: bad proxy URL 'socks5://a:1,socks5://b:2': a list of "
+	         "URLs (socksify uses one proxy)"},
 	        {"SOCKSIFY_PROXY", "http://u:secret@h:1",
 	         "SOCKSIFY_PROXY: bad proxy URL 'http://u:***@h:1': unsupported scheme "
 	         "'http' (socks5:// or socks5h://)"},
@@ -1136,15 +1093,14 @@ static void test_messages(void)
 static void test_option_names(void)
 {
 	static const char *const want[] = {
-	        "proxy",           "dns",          "exclude",    "proxy_loopback",
-	        "connect_timeout", "log_level",    "log_file",   "pipeline",
-	        "fake_pool_v4",    "fake_pool_v6", "nameserver",
+	        "proxy",     "dns",      "exclude",  "proxy_loopback", "connect_timeout",
+	        "log_level", "log_file", "pipeline", "fake_pool_v4",   "fake_pool_v6",
 	};
 	size_t n = 0;
 
 	while (config_option_name(n))
 		n++;
-	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "eleven options");
+	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "ten options");
 	for (size_t i = 0; i < n && i < sizeof(want) / sizeof(want[0]); i++)
 		tap_ok(strcmp(config_option_name(i), want[i]) == 0, "option %zu is %s", i,
 		       want[i]);
@@ -1242,7 +1198,7 @@ static void *parse_many(void *arg)
 		config_defaults(&c);
 		if (config_parse_text(&c, thread_text, sizeof(thread_text) - 1, "t", e,
 		                      sizeof(e)) != 0 ||
-		    c.nrules != 2 || strcmp(c.proxies[0].pass, "p") != 0)
+		    c.nrules != 2 || strcmp(c.proxy.pass, "p") != 0)
 			bad++;
 		config_defaults(&c);
 		if (config_parse_text(&c, "exclude = 10.0.0.0/33", 21, "t", e,

@@ -276,7 +276,7 @@ static struct outcome ends(const struct script *script, int rc, const char *what
 
 static void set_auth(bool on)
 {
-	struct config_proxy *p = &shim_config.proxies[0];
+	struct config_proxy *p = &shim_config.proxy;
 
 	p->has_auth = on;
 	strcpy(p->user, on ? "user" : "");
@@ -563,8 +563,8 @@ static void test_proxy_request(void)
 	pthread_t thread;
 	char rest[64];
 
-	peer.listen_fd = listen_loopback(&shim_config.proxies[0].port);
-	strcpy(shim_config.proxies[0].host, "127.0.0.1");
+	peer.listen_fd = listen_loopback(&shim_config.proxy.port);
+	strcpy(shim_config.proxy.host, "127.0.0.1");
 	policy_forget_proxy_for_tests();
 	socks5_addr_set_domain(&target, "example.com", 11, 443);
 	if (pthread_create(&thread, NULL, peer_run, &peer) != 0)
