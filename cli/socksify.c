@@ -163,7 +163,9 @@ static void print_export(const char *name, const char *value)
 	puts("'");
 }
 
-int main(int argc, char **argv)
+/* The options: they become SOCKSIFY_* variables for the shim. Returns true
+ * for --env; exits for --help, --version and bad usage. */
+static bool parse_options(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"proxy", required_argument, NULL, 'p'},
@@ -193,15 +195,44 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage, stdout);
-			return 0;
+			exit(0);
 		case 'V':
 			printf("socksify %s\n", SOCKSIFY_VERSION);
-			return 0;
+			exit(0);
 		default:
 			fprintf(stderr, "socksify: see --help\n");
-			return EXIT_USAGE;
+			exit(EXIT_USAGE);
 		}
 	}
+	return env_only;
+}
+
+/* LD_PRELOAD with the shim first, whatever was preloaded after it. */
+static void preload_value(char *preload, size_t cap)
+{
+	char found[PATH_MAX], shim[PATH_MAX];
+	find_shim(found, sizeof(found));
+	if (!realpath(found, shim))
+		snprintf(shim, sizeof(shim), "%s", found);
+	const char *old = getenv("LD_PRELOAD");
+	snprintf(preload, cap, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "");
+}
+
+/* --env: the export lines for a shell. */
+static int print_env(const char *preload)
+{
+	static const char *const vars[] = {"SOCKSIFY_PROXY", "SOCKSIFY_CONF",
+	                                   "SOCKSIFY_LOG_LEVEL"};
+	print_export("LD_PRELOAD", preload);
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (getenv(vars[i]))
+			print_export(vars[i], getenv(vars[i]));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	bool env_only = parse_options(argc, argv);
 	if (!env_only && optind >= argc)
 		die(EXIT_USAGE, "%s", "no program to run (see --help)");
 
@@ -210,22 +241,10 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err)) < 0)
 		die(EXIT_USAGE, "%s", err);
 
-	char found[PATH_MAX], shim[PATH_MAX], preload[PATH_MAX * 2];
-	find_shim(found, sizeof(found));
-	if (!realpath(found, shim))
-		snprintf(shim, sizeof(shim), "%s", found);
-	const char *old = getenv("LD_PRELOAD");
-	snprintf(preload, sizeof(preload), "%s%s%s", shim, old && *old ? ":" : "",
-	         old ? old : "");
-	if (env_only) {
-		print_export("LD_PRELOAD", preload);
-		static const char *const vars[] = {"SOCKSIFY_PROXY", "SOCKSIFY_CONF",
-		                                   "SOCKSIFY_LOG_LEVEL"};
-		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-			if (getenv(vars[i]))
-				print_export(vars[i], getenv(vars[i]));
-		return 0;
-	}
+	char preload[PATH_MAX * 2];
+	preload_value(preload, sizeof(preload));
+	if (env_only)
+		return print_env(preload);
 	setenv("LD_PRELOAD", preload, 1);
 
 	char path[PATH_MAX];

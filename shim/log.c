@@ -5,6 +5,7 @@
  * not interleave. errno is preserved: hooks log on their way out.
  */
 #include "log.h"
+#include "logline.h"
 #include "shim.h"
 
 #include <errno.h>
@@ -44,21 +45,13 @@ int shim_log_enabled(int level)
 
 void shim_log(int level, const char *fmt, ...)
 {
-	char line[1024];
-	int saved = errno;
+	char prefix[32];
 
 	if (!shim_log_enabled(level))
 		return;
-	int n = snprintf(line, sizeof(line), "socksify[%d]: ", (int)getpid());
+	snprintf(prefix, sizeof(prefix), "socksify[%d]: ", (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	logline_write(log_fd, real_write, prefix, fmt, ap);
 	va_end(ap);
-	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	line[len++] = '\n';
-	ssize_t r = real_write ? real_write(log_fd, line, len) : write(log_fd, line, len);
-	(void)r;
-	errno = saved;
 }

@@ -16,6 +16,7 @@
 #include "fakedns.h"
 #include "log.h"
 #include "shim.h"
+#include "sockaddr.h"
 
 enum { PROXY_MAX_ADDRS = 4 };
 
@@ -61,68 +62,29 @@ int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
 	pthread_once(&proxy.once, resolve_proxy);
 	if (proxy.err)
 		return -proxy.err;
-	for (size_t i = 0; i < proxy.n; i++) {
-		const struct sockaddr_storage *ss = &proxy.addrs[i];
-		if (ss->ss_family == family) {
-			*out = *ss;
-			*len = family == AF_INET ? sizeof(struct sockaddr_in)
-			                         : sizeof(struct sockaddr_in6);
-			return 0;
+	/* the proxy's own family first, else an IPv4 proxy v4-mapped */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < proxy.n; i++) {
+			const struct sockaddr *sa =
+			        (const struct sockaddr *)&proxy.addrs[i];
+			if (pass == 0 && sa->sa_family != family)
+				continue;
+			union sa_any conv;
+			socklen_t n = sa_to_family(sa, sa_len(sa), family, &conv);
+			if (n) {
+				memcpy(out, &conv, n);
+				*len = n;
+				return 0;
+			}
 		}
-	}
-	for (size_t i = 0; i < proxy.n && family == AF_INET6; i++) {
-		const struct sockaddr_in *v4 =
-		        (const struct sockaddr_in *)&proxy.addrs[i];
-		if (v4->sin_family != AF_INET)
-			continue;
-		struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
-		memset(out, 0, sizeof(*out));
-		m->sin6_family = AF_INET6;
-		m->sin6_port = v4->sin_port;
-		m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&m->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-		*len = sizeof(*m);
-		return 0;
-	}
 	return -EAFNOSUPPORT;
-}
-
-/* IPv4 view of an address: itself, or the IPv4 inside a v4-mapped IPv6. */
-static const uint8_t *ipv4_of(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	return IN6_IS_ADDR_V4MAPPED(a) ? a->s6_addr + 12 : NULL;
-}
-
-static uint16_t port_of(const struct sockaddr *sa)
-{
-	return ntohs(sa->sa_family == AF_INET
-	                     ? ((const struct sockaddr_in *)sa)->sin_port
-	                     : ((const struct sockaddr_in6 *)sa)->sin6_port);
-}
-
-/* The same host: an IPv4 address equals its v4-mapped form. */
-static bool same_host(const struct sockaddr *a, const struct sockaddr *b)
-{
-	const uint8_t *a4 = ipv4_of(a), *b4 = ipv4_of(b);
-	if (a4 || b4)
-		return a4 && b4 && memcmp(a4, b4, 4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-static bool same_host_port(const struct sockaddr *a, const struct sockaddr *b)
-{
-	return port_of(a) == port_of(b) && same_host(a, b);
 }
 
 static bool is_proxy(const struct sockaddr *dst)
 {
 	pthread_once(&proxy.once, resolve_proxy);
 	for (size_t i = 0; i < proxy.n; i++)
-		if (same_host_port(dst, (const struct sockaddr *)&proxy.addrs[i]))
+		if (sa_same(dst, (const struct sockaddr *)&proxy.addrs[i]))
 			return true;
 	return false;
 }
@@ -135,7 +97,7 @@ bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
 		return false;
 	pthread_once(&proxy.once, resolve_proxy);
 	for (size_t i = 0; i < proxy.n; i++)
-		if (same_host(sa, (const struct sockaddr *)&proxy.addrs[i]))
+		if (sa_same_host(sa, (const struct sockaddr *)&proxy.addrs[i]))
 			return true;
 	return false;
 }
@@ -148,11 +110,7 @@ void policy_forget_proxy_for_tests(void)
 /* Loopback, or the unspecified address (which Linux connects to locally). */
 static bool is_local(const struct sockaddr *dst)
 {
-	const uint8_t *v4 = ipv4_of(dst);
-	if (v4)
-		return v4[0] == 127 || (v4[0] | v4[1] | v4[2] | v4[3]) == 0;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)dst)->sin6_addr;
-	return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a);
+	return sa_loopback(dst) || sa_unspecified(dst);
 }
 
 static void set_pass(struct policy *out, const char *reason)
@@ -183,7 +141,7 @@ static void classify_fake(const struct sockaddr *dst, struct policy *out)
 	}
 	out->target.atyp = SOCKS5_ATYP_DOMAIN;
 	out->target.domain_len = (uint8_t)n;
-	out->target.port = port_of(dst);
+	out->target.port = sa_port(dst);
 	out->verdict = shim_config_broken ? POLICY_DENY : POLICY_PROXY;
 	out->err = ECONNREFUSED;
 	out->reason = "configuration error";
@@ -227,11 +185,11 @@ void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *o
 		set_deny(out, ECONNREFUSED, "configuration error");
 		return;
 	}
-	const uint8_t *v4 = ipv4_of(dst);
+	const uint8_t *v4 = sa_ipv4(dst);
 	if (v4) {
 		out->target.atyp = SOCKS5_ATYP_IPV4;
 		memcpy(out->target.host.ipv4, v4, 4);
-		out->target.port = port_of(dst);
+		out->target.port = sa_port(dst);
 	} else {
 		socks5_addr_from_sockaddr(&out->target, dst, len);
 	}

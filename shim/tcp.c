@@ -120,14 +120,24 @@ static int connect_proxy(int fd, int family, long long deadline)
 	return -err;
 }
 
-static int read_method(int fd, const struct config_proxy *p, long long deadline)
+/* A two-byte answer (method selection, RFC 1929 status): its second byte
+ * into *value. 0, or -errno / -EPROTO. */
+static int read_pair(int fd, ssize_t (*parse)(const uint8_t *, size_t, uint8_t *),
+                     uint8_t *value, long long deadline)
 {
-	uint8_t buf[SOCKS5_METHOD_REPLY_LEN], method;
+	uint8_t buf[2];
 	int rc = recv_exact(fd, buf, sizeof(buf), true, deadline);
 	if (rc < 0)
 		return rc;
-	if (socks5_method_reply_parse(buf, sizeof(buf), &method) != 2)
-		return -EPROTO;
+	return parse(buf, sizeof(buf), value) == 2 ? 0 : -EPROTO;
+}
+
+static int read_method(int fd, const struct config_proxy *p, long long deadline)
+{
+	uint8_t method;
+	int rc = read_pair(fd, socks5_method_reply_parse, &method, deadline);
+	if (rc < 0)
+		return rc;
 	if (method == (p->has_auth ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NONE))
 		return 0;
 	if (method == SOCKS5_METHOD_NONE)
@@ -140,12 +150,10 @@ static int read_method(int fd, const struct config_proxy *p, long long deadline)
 
 static int read_auth_reply(int fd, const struct config_proxy *p, long long deadline)
 {
-	uint8_t buf[SOCKS5_AUTH_REPLY_LEN], status;
-	int rc = recv_exact(fd, buf, sizeof(buf), true, deadline);
+	uint8_t status;
+	int rc = read_pair(fd, socks5_auth_reply_parse, &status, deadline);
 	if (rc < 0)
 		return rc;
-	if (socks5_auth_reply_parse(buf, sizeof(buf), &status) != 2)
-		return -EPROTO;
 	if (status != SOCKS5_AUTH_SUCCESS) {
 		shim_log(SHIM_LOG_ERROR, "proxy %s:%u rejected the user name or password",
 		         p->host, p->port);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sockaddr.h"
 
 enum { DRAIN_TIMEOUT_MS = 2000 }; /* how long a refused client may take to hang up */
 
@@ -78,15 +79,6 @@ void conn_enter(struct conn *c, const struct phase *p)
 	c->target.cb = p->on_target ? p->on_target : ignore;
 }
 
-static void format_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t cap)
-{
-	struct socks5_addr a;
-	if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss)) < 0)
-		snprintf(buf, cap, "?");
-	else
-		socks5_addr_format(&a, buf, cap);
-}
-
 /* One line per connection: who, what, the outcome and the bytes each way. */
 static void log_conn(const struct conn *c)
 {
@@ -97,7 +89,7 @@ static void log_conn(const struct conn *c)
 
 	if (!log_enabled(LOG_CONN))
 		return;
-	format_sockaddr(&c->peer, peer, sizeof(peer));
+	sa_format((const struct sockaddr *)&c->peer, peer, sizeof(peer));
 	if (c->rep >= 0)
 		snprintf(outcome, sizeof(outcome), "reply %d, %s%s%s%s", c->rep,
 		         socks5_rep_name((uint8_t)c->rep), c->result ? " (" : "",
@@ -112,7 +104,7 @@ static void log_conn(const struct conn *c)
 	via[0] = '\0';
 	if (c->dest.ss_family != AF_UNSPEC && c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
 		strcpy(via, " (");
-		format_sockaddr(&c->dest, via + 2, sizeof(via) - 3);
+		sa_format((const struct sockaddr *)&c->dest, via + 2, sizeof(via) - 3);
 		strcat(via, ")");
 	}
 	char traffic[160];

@@ -5,6 +5,7 @@
  * processes do not interleave.
  */
 #include "log.h"
+#include "logline.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,21 +26,10 @@ int log_enabled(int level)
 
 void log_msg(int level, const char *fmt, ...)
 {
-	char line[1024];
-	int saved_errno = errno;
-
 	if (!log_enabled(level))
 		return;
-	int n = snprintf(line, sizeof(line), "socksify-server: ");
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	logline_write(STDERR_FILENO, NULL, "socksify-server: ", fmt, ap);
 	va_end(ap);
-	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	line[len++] = '\n';
-	ssize_t r = write(STDERR_FILENO, line, len);
-	(void)r;
-	errno = saved_errno;
 }

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "server.h"
+#include "sockaddr.h"
 #include "socks5.h"
 
 enum exit_status { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -287,21 +288,9 @@ static void parse_args(int argc, char **argv)
 		parse_listen("127.0.0.1:1080");
 }
 
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
-		return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-	}
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	return IN6_IS_ADDR_LOOPBACK(a) ||
-	       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-}
-
 static int open_listener(const struct sockaddr_storage *ss, char *name, size_t cap)
 {
-	socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-	                                         : sizeof(struct sockaddr_in6);
+	socklen_t len = sa_len((const struct sockaddr *)ss);
 	int one = 1;
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -323,26 +312,16 @@ static int open_listener(const struct sockaddr_storage *ss, char *name, size_t c
 	return fd;
 }
 
-/* "127.0.0.1:1080", "[::1]:1080", or "?". */
-static void format_addr(const struct sockaddr_storage *ss, char *name, size_t cap)
-{
-	struct socks5_addr a;
-
-	if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss)) == 0)
-		socks5_addr_format(&a, name, cap);
-	else
-		snprintf(name, cap, "?");
-}
-
 /* Refuses an open proxy before any listener is opened. */
 static void check_listeners(void)
 {
 	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
 		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
 		char name[SOCKS5_ADDR_STRLEN];
-		if (is_loopback(ss) || srv.cfg.nusers > 0 || srv.cfg.allow_open)
+		if (sa_loopback((const struct sockaddr *)ss) || srv.cfg.nusers > 0 ||
+		    srv.cfg.allow_open)
 			continue;
-		format_addr(ss, name, sizeof(name));
+		sa_format((const struct sockaddr *)ss, name, sizeof(name));
 		fprintf(stderr,
 		        "socksify-server: refusing to listen on %s without "
 		        "authentication: "
@@ -357,7 +336,7 @@ static void open_listeners(void)
 	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
 		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
 		char name[SOCKS5_ADDR_STRLEN];
-		format_addr(ss, name, sizeof(name));
+		sa_format((const struct sockaddr *)ss, name, sizeof(name));
 		int fd = open_listener(ss, name, sizeof(name));
 		if (fd < 0) {
 			fprintf(stderr, "socksify-server: cannot listen on %s: %s\n",

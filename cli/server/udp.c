@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "resolve.h"
+#include "sockaddr.h"
 
 enum {
 	UDP_NAMES = 8,   /* names an association resolves or remembers */
@@ -56,37 +57,6 @@ struct udp_assoc {
 /* One buffer for the whole loop: datagrams are handled one at a time. */
 static uint8_t dgram[SOCKS5_UDP_HEADER_MAX + UDP_MAX];
 
-static socklen_t sa_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-	                                : sizeof(struct sockaddr_in6);
-}
-
-/* The IPv4 address inside an AF_INET or v4-mapped AF_INET6 sockaddr, or NULL. */
-static const uint8_t *ipv4_of(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	return IN6_IS_ADDR_V4MAPPED(a) ? a->s6_addr + 12 : NULL;
-}
-
-static uint16_t port_of(const struct sockaddr_storage *ss)
-{
-	return ntohs(ss->ss_family == AF_INET
-	                     ? ((const struct sockaddr_in *)ss)->sin_port
-	                     : ((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
-static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	const uint8_t *a4 = ipv4_of(a), *b4 = ipv4_of(b);
-	if (a4 || b4)
-		return a4 && b4 && memcmp(a4, b4, 4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
 static void on_out4(struct loop_watch *w, uint32_t revents);
 static void on_out6(struct loop_watch *w, uint32_t revents);
 
@@ -112,7 +82,8 @@ static int out_socket(struct udp_assoc *u, int family)
 		return -errno;
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)src, sa_len(src)) < 0) {
+	if (bind(fd, (const struct sockaddr *)src, sa_len((const struct sockaddr *)src)) <
+	    0) {
 		int err = errno;
 		close(fd);
 		return -err;
@@ -133,7 +104,8 @@ static bool send_out(struct udp_assoc *u, struct sockaddr_storage *dst,
 	if (acl_denies(&u->conn->srv->cfg.acl, (struct sockaddr *)dst))
 		return false;
 	int fd = out_socket(u, dst->ss_family);
-	if (fd < 0 || sendto(fd, data, len, 0, (struct sockaddr *)dst, sa_len(dst)) < 0)
+	if (fd < 0 || sendto(fd, data, len, 0, (struct sockaddr *)dst,
+	                     sa_len((const struct sockaddr *)dst)) < 0)
 		return false;
 	u->up++;
 	u->up_bytes += len;
@@ -205,8 +177,10 @@ static void from_client(struct udp_assoc *u, size_t n, const struct sockaddr_sto
 {
 	struct socks5_udp_header h;
 
-	if (!same_ip(src, &u->conn->peer) ||
-	    (u->client_known && port_of(src) != port_of(&u->client))) {
+	if (!sa_same_host((const struct sockaddr *)src,
+	                  (const struct sockaddr *)&u->conn->peer) ||
+	    (u->client_known && sa_port((const struct sockaddr *)src) !=
+	                                sa_port((const struct sockaddr *)&u->client))) {
 		u->dropped++;
 		return;
 	}
@@ -261,10 +235,11 @@ static void from_out(struct udp_assoc *u, int fd)
 		if (n < 0)
 			return;
 		struct socks5_addr a;
-		const uint8_t *v4 = ipv4_of(&src);
+		const uint8_t *v4 = sa_ipv4((const struct sockaddr *)&src);
 		if (v4) {
-			a = (struct socks5_addr){.atyp = SOCKS5_ATYP_IPV4,
-			                         .port = port_of(&src)};
+			a = (struct socks5_addr){
+			        .atyp = SOCKS5_ATYP_IPV4,
+			        .port = sa_port((const struct sockaddr *)&src)};
 			memcpy(a.host.ipv4, v4, 4);
 		} else if (socks5_addr_from_sockaddr(&a, (struct sockaddr *)&src, slen) <
 		           0) {
@@ -274,7 +249,8 @@ static void from_out(struct udp_assoc *u, int fd)
 		size_t hl = socks5_udp_header_encode(hdr, sizeof(hdr), 0, &a);
 		struct iovec iov[2] = {{hdr, hl}, {dgram, (size_t)n}};
 		struct msghdr msg = {.msg_name = &u->client,
-		                     .msg_namelen = sa_len(&u->client),
+		                     .msg_namelen =
+		                             sa_len((const struct sockaddr *)&u->client),
 		                     .msg_iov = iov,
 		                     .msg_iovlen = 2};
 		if (!u->client_known || hl == 0 ||

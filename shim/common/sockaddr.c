@@ -77,6 +77,8 @@ socklen_t sa_to_family(const struct sockaddr *src, socklen_t len, int family,
                        union sa_any *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
 	if (src->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const void *)src;
 		if (family == AF_INET) {
@@ -114,15 +116,15 @@ void sa_format_hostport(const char *host, unsigned port, char *buf, size_t cap)
 
 void sa_format(const struct sockaddr *sa, char *buf, size_t cap)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host,
-		          sizeof(host));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
-		          sizeof(host));
-	sa_format_hostport(
-	        host,
-	        sa->sa_family == AF_INET || sa->sa_family == AF_INET6 ? sa_port(sa) : 0,
-	        buf, cap);
+	char host[INET6_ADDRSTRLEN];
+	const void *addr =
+	        sa->sa_family == AF_INET
+	                ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+	                : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    !inet_ntop(sa->sa_family, addr, host, sizeof(host))) {
+		snprintf(buf, cap, "?");
+		return;
+	}
+	sa_format_hostport(host, sa_port(sa), buf, cap);
 }

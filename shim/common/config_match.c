@@ -10,6 +10,7 @@
  * program's locale.
  */
 #include "config_int.h"
+#include "sockaddr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -141,32 +142,25 @@ struct ip {
 
 static bool ip_from_sockaddr(const struct sockaddr *sa, struct ip *ip)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	union sa_any u;
 	sa_family_t family;
 
 	if (!sa)
 		return false;
 	memcpy(&family, (const uint8_t *)sa + offsetof(struct sockaddr, sa_family),
 	       sizeof(family));
-	if (family == AF_INET) {
-		struct sockaddr_in sin;
-		memcpy(&sin, sa, sizeof(sin));
-		ip->family = AF_INET;
-		memcpy(ip->addr, &sin.sin_addr, 4);
-		ip->port = ntohs(sin.sin_port);
-		ip->v4 = ip->addr;
-		return true;
-	}
-	if (family == AF_INET6) {
-		struct sockaddr_in6 sin6;
-		memcpy(&sin6, sa, sizeof(sin6));
-		ip->family = AF_INET6;
-		memcpy(ip->addr, &sin6.sin6_addr, 16);
-		ip->port = ntohs(sin6.sin6_port);
-		ip->v4 = memcmp(ip->addr, mapped, 12) == 0 ? ip->addr + 12 : NULL;
-		return true;
-	}
-	return false;
+	u.sa.sa_family = family;
+	if (sa_len(&u.sa) == 0)
+		return false;
+	memcpy(&u, sa, sa_len(&u.sa));
+	ip->family = family;
+	ip->port = sa_port(&u.sa);
+	if (family == AF_INET)
+		memcpy(ip->addr, &u.v4.sin_addr, 4);
+	else
+		memcpy(ip->addr, &u.v6.sin6_addr, 16);
+	ip->v4 = sa_ipv4(&u.sa) ? (family == AF_INET ? ip->addr : ip->addr + 12) : NULL;
+	return true;
 }
 
 static bool rule_covers(const struct config_rule *r, const struct ip *ip)

@@ -40,8 +40,8 @@ bool sa_loopback(const struct sockaddr *sa);
  * IPv6; the new length, or 0 when it cannot be expressed in that family. */
 socklen_t sa_to_family(const struct sockaddr *src, socklen_t len, int family,
                        union sa_any *out);
-/* "a.b.c.d:port" or "[v6]:port" (host and port given apart: "[host]:port"
- * when host holds a ':'). */
+/* "a.b.c.d:port", "[v6]:port", or "?" for another family; host and port
+ * given apart: "[host]:port" when host holds a ':', else "host:port". */
 void sa_format(const struct sockaddr *sa, char *buf, size_t cap);
 void sa_format_hostport(const char *host, unsigned port, char *buf, size_t cap);
 

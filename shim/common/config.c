@@ -193,28 +193,28 @@ static int set_pipeline(struct parse *p, const char *key, const char *value)
 	return 0;
 }
 
-static int set_fake_pool_v4(struct parse *p, const char *key, const char *value)
+static int set_fake_pool(struct parse *p, const char *key, const char *value, int family)
 {
 	struct hostspec h;
 	char why[WHY_LEN];
+	bool v4 = family == AF_INET;
 
-	if (config_pool_parse(&h, AF_INET, value, why, sizeof(why)) < 0)
+	if (config_pool_parse(&h, family, value, why, sizeof(why)) < 0)
 		return bad_value(p, key, value, NULL, why);
-	memcpy(p->cfg->fake_v4, h.addr, sizeof(p->cfg->fake_v4));
-	p->cfg->fake_v4_prefix = h.prefix;
+	memcpy(v4 ? p->cfg->fake_v4 : p->cfg->fake_v6, h.addr,
+	       v4 ? sizeof(p->cfg->fake_v4) : sizeof(p->cfg->fake_v6));
+	*(v4 ? &p->cfg->fake_v4_prefix : &p->cfg->fake_v6_prefix) = h.prefix;
 	return 0;
+}
+
+static int set_fake_pool_v4(struct parse *p, const char *key, const char *value)
+{
+	return set_fake_pool(p, key, value, AF_INET);
 }
 
 static int set_fake_pool_v6(struct parse *p, const char *key, const char *value)
 {
-	struct hostspec h;
-	char why[WHY_LEN];
-
-	if (config_pool_parse(&h, AF_INET6, value, why, sizeof(why)) < 0)
-		return bad_value(p, key, value, NULL, why);
-	memcpy(p->cfg->fake_v6, h.addr, sizeof(p->cfg->fake_v6));
-	p->cfg->fake_v6_prefix = h.prefix;
-	return 0;
+	return set_fake_pool(p, key, value, AF_INET6);
 }
 
 /* Every option of the file syntax, in the order socksify.conf documents them. */
