@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to shim/config*.c: what the three parts of socksify's configuration
+ * Private to shim/common/config*.c shim/common/sockaddr.c: what the three parts of socksify's configuration
  * share. config.c holds the defaults, the key = value parser and config_load()
  * with its sources; config_url.c the value parsers (numbers, addresses, proxy
  * URLs) and the message helpers every part reports through; config_match.c the

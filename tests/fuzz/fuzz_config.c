@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target for the configuration parser (shim/config.c).
+ * Fuzz target for the configuration parser (shim/common/config.c).
  *
  * LLVMFuzzerTestOneInput() places the input at the very end of an mmap'd span
  * followed by a PROT_NONE page (so reading one byte too far faults) and parses
@@ -18,8 +18,9 @@
  * corpus files and directories and runs deterministic random mutations of
  * them (see there; tests/fuzz/meson.build builds it so). With clang, build it
  * without replay_main.c as a real libFuzzer target instead:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishim \
- *       tests/fuzz/fuzz_config.c shim/config*.c -o fuzz_config
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishim/common \
+ *       tests/fuzz/fuzz_config.c shim/common/config*.c shim/common/sockaddr.c -o
+ * fuzz_config
  *   ./fuzz_config tests/fuzz/corpus/config
  */
 #include <arpa/inet.h>

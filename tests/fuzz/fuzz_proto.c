@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target for the SOCKS5 wire codec (shim/proto/socks5.c).
+ * Fuzz target for the SOCKS5 wire codec (shim/common/socks5.c).
  *
  * LLVMFuzzerTestOneInput() copies the input to the very end of an mmap'd span
  * followed by a PROT_NONE page (so an over-read faults) and hands it to every
@@ -15,8 +15,8 @@
  * corpus files and directories and runs deterministic random mutations of
  * them (see there; tests/fuzz/meson.build builds it so). With clang, build it
  * without replay_main.c as a real libFuzzer target instead:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishim/proto \
- *       tests/fuzz/fuzz_proto.c shim/proto/socks5.c -o fuzz_proto
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishim/common \
+ *       tests/fuzz/fuzz_proto.c shim/common/socks5.c -o fuzz_proto
  *   ./fuzz_proto tests/fuzz/corpus/proto
  */
 #include <arpa/inet.h>

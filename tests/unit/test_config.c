@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the configuration module (shim/config.c), printed as TAP.
+ * Unit tests for the configuration module (shim/common/config.c), printed as TAP.
  *
  * Every option is set and checked, every error message is compared as exact
  * text (that text is what users see), proxy URLs are tried at their edges,
@@ -23,7 +23,7 @@
 #include "tap.h"
 
 #ifndef SOCKSIFY_SHIM_CONFIG_H
-#error "config.h is not shim/config.h: fix the include path order"
+#error "config.h is not shim/common/config.h: fix the include path order"
 #endif
 
 static char err[CONFIG_ERR_LEN];

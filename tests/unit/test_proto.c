@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the SOCKS5 wire codec (shim/proto/socks5.c), printed as TAP.
+ * Unit tests for the SOCKS5 wire codec (shim/common/socks5.c), printed as TAP.
  *
  * Every decoder input is copied to the very end of an mmap'd page that is
  * followed by a PROT_NONE page, and every encoder writes into a buffer that
