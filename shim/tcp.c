@@ -12,29 +12,22 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "policy.h"
 #include "shim.h"
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 long long tcp_deadline(void)
 {
-	return now_ms() + shim_config.connect_timeout_ms;
+	return monotime_ms() + shim_config.connect_timeout_ms;
 }
 
 /* Waits for `events` until the deadline: 0, or -ETIMEDOUT / -errno. */
 static int wait_for(int fd, short events, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - monotime_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = {.fd = fd, .events = events};

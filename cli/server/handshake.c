@@ -23,6 +23,7 @@
 #include "bind.h"
 #include "log.h"
 #include "resolve.h"
+#include "sockaddr.h"
 #include "udp.h"
 
 /* Handler results. */
@@ -283,18 +284,14 @@ static void on_resolved(void *owner, struct resolve_job *job)
  * one. */
 static int bind_source(const struct server_config *cfg, int fd, int family)
 {
-	const struct sockaddr_storage *src = NULL;
-	if (family == AF_INET && cfg->have_bind4)
-		src = &cfg->bind4;
-	else if (family == AF_INET6 && cfg->have_bind6)
-		src = &cfg->bind6;
-	else if (cfg->have_bind4 || cfg->have_bind6)
-		return -ENETUNREACH;
+	int err;
+	const struct sockaddr_storage *src = server_source(cfg, family, &err);
 	if (!src)
-		return 0;
-	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in)
-	                                  : sizeof(struct sockaddr_in6);
-	return bind(fd, (const struct sockaddr *)src, len) < 0 ? -errno : 0;
+		return err;
+	return bind(fd, (const struct sockaddr *)src,
+	            sa_len((const struct sockaddr *)src)) < 0
+	               ? -errno
+	               : 0;
 }
 
 /* Starts a non-blocking connect to one address: 0 (in progress or done) or -errno. */

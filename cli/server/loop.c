@@ -3,6 +3,7 @@
  * The epoll loop behind socksify-server (see loop.h for the contract).
  */
 #include "loop.h"
+#include "monotime.h"
 
 #include <errno.h>
 #include <sys/epoll.h>
@@ -13,9 +14,7 @@ enum { LOOP_BATCH = 128 };
 
 uint64_t loop_clock_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)monotime_ms();
 }
 
 int loop_init(struct loop *l)

@@ -121,3 +121,16 @@ void server_reap(struct server *srv)
 		free(c);
 	}
 }
+
+const struct sockaddr_storage *server_source(const struct server_config *cfg, int family,
+                                             int *err)
+{
+	*err = 0;
+	if (family == AF_INET && cfg->have_bind4)
+		return &cfg->bind4;
+	if (family == AF_INET6 && cfg->have_bind6)
+		return &cfg->bind6;
+	if (cfg->have_bind4 || cfg->have_bind6)
+		*err = -ENETUNREACH;
+	return NULL;
+}

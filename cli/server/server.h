@@ -69,4 +69,10 @@ void server_reap(struct server *srv);
 /* How long the loop may sleep: -1 when nothing has a deadline. */
 int server_poll_timeout(const struct server *srv);
 
+/* The -b source address for an outgoing socket of `family`: the one given,
+ * NULL when -b gave none at all (any source), or -ENETUNREACH in *err when
+ * -b names only the other family. */
+const struct sockaddr_storage *server_source(const struct server_config *cfg, int family,
+                                             int *err);
+
 #endif

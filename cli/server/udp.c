@@ -66,17 +66,15 @@ static int out_socket(struct udp_assoc *u, int family)
 	const struct server_config *cfg = &u->conn->srv->cfg;
 	struct loop_watch *w = family == AF_INET ? &u->out4 : &u->out6;
 	struct sockaddr_storage any = {.ss_family = (sa_family_t)family};
-	const struct sockaddr_storage *src = &any;
-	int one = 1;
+	int one = 1, err;
 
 	if (w->fd >= 0)
 		return w->fd;
-	if (family == AF_INET && cfg->have_bind4)
-		src = &cfg->bind4;
-	else if (family == AF_INET6 && cfg->have_bind6)
-		src = &cfg->bind6;
-	else if (cfg->have_bind4 || cfg->have_bind6)
-		return -ENETUNREACH; /* -b names only the other family */
+	const struct sockaddr_storage *src = server_source(cfg, family, &err);
+	if (err < 0)
+		return err; /* -b names only the other family */
+	if (!src)
+		src = &any;
 	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -84,7 +82,7 @@ static int out_socket(struct udp_assoc *u, int family)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)src, sa_len((const struct sockaddr *)src)) <
 	    0) {
-		int err = errno;
+		err = errno;
 		close(fd);
 		return -err;
 	}
