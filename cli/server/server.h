@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * socksify-server's server-wide state (configuration, listeners, the lists
- * of connections) and what the main loop calls around each batch of events:
- * accepting clients, the timeout sweep and freeing closed connections.
+ * of connections) and the work that belongs to no connection's phase:
+ * accepting clients (the listeners' watch callback) and, after each batch
+ * of events, the timeout sweep and freeing the connections closed in it.
  */
 #ifndef SOCKSIFY_SERVER_SERVER_H
 #define SOCKSIFY_SERVER_SERVER_H
