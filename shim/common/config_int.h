@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to shim/common/config*.c shim/common/sockaddr.c: what the three parts of socksify's configuration
- * share. config.c holds the defaults, the key = value parser and config_load()
- * with its sources; config_url.c the value parsers (numbers, addresses, proxy
- * URLs) and the message helpers every part reports through; config_match.c the
+ * Private to shim/common/config*.c shim/common/sockaddr.c: what the three parts of
+ * socksify's configuration share. config.c holds the defaults, the key = value parser and
+ * config_load() with its sources; config_url.c the value parsers (numbers, addresses,
+ * proxy URLs) and the message helpers every part reports through; config_match.c the
  * exclusion rules and fake pools, parsed and matched. Nothing outside those
  * files includes this header: the public interface is config.h.
  *

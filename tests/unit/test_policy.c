@@ -72,8 +72,7 @@ static void set_proxy(const char *url)
 {
 	char err[CONFIG_ERR_LEN];
 
-	if (config_parse_proxy_url(&shim_config.proxy, url, NULL, err, sizeof(err)) <
-	    0) {
+	if (config_parse_proxy_url(&shim_config.proxy, url, NULL, err, sizeof(err)) < 0) {
 		tap_diag("%s", err);
 		abort();
 	}
