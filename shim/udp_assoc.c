@@ -62,8 +62,11 @@ struct udp_assoc *udp_assoc_hold(int fd)
 
 struct udp_assoc *udp_assoc_adopt(int fd, int family)
 {
-	pthread_mutex_lock(&adopt_lock);
 	struct udp_assoc *a = udp_assoc_hold(fd);
+	if (a)
+		return a; /* the usual case: every datagram after the first */
+	pthread_mutex_lock(&adopt_lock);
+	a = udp_assoc_hold(fd);
 	if (!a && (a = calloc(1, sizeof(*a)))) {
 		pthread_mutex_init(&a->lock, NULL);
 		a->refs = 2; /* the table's and the caller's */
