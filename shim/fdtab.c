@@ -66,9 +66,10 @@ static void drop(int fd, struct fd_entry *e)
 /* Empties the state of an entry but keeps the socket's class. */
 static void reset_state(int fd, struct fd_entry *e)
 {
-	uint8_t cls = e->cls, family = e->family;
+	uint8_t cls = e->cls, family = e->family, born = e->born;
 	drop(fd, e);
 	e->family = family;
+	e->born = born;
 	__atomic_store_n(&e->cls, cls, __ATOMIC_RELEASE);
 }
 
@@ -142,9 +143,19 @@ void fdtab_new_socket(int fd, int domain, int type, int protocol)
 	__atomic_store_n(&e->cls, (uint8_t)c, __ATOMIC_RELEASE);
 }
 
-void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len)
+/* The entry of fd for new TCP state: a payload it held (a background
+ * handshake's) is given back first. */
+static struct fd_entry *claim_tcp(int fd)
 {
 	struct fd_entry *e = claim(fd);
+	if (e && e->payload)
+		reset_state(fd, e);
+	return e;
+}
+
+void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct fd_entry *e = claim_tcp(fd);
 	if (!e)
 		return;
 	e->peer_len = len < sizeof(e->peer) ? len : sizeof(e->peer);
@@ -154,7 +165,7 @@ void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len)
 
 void fdtab_set_failed(int fd, int err, bool pending)
 {
-	struct fd_entry *e = claim(fd);
+	struct fd_entry *e = claim_tcp(fd);
 	if (!e)
 		return;
 	e->failed = err;
@@ -278,6 +289,7 @@ void fdtab_copy(int fd, int fd2)
 	} else {
 		/* a payload that is not copied: the copy is a plain descriptor */
 		dst->family = src->family;
+		dst->born = src->born;
 		__atomic_store_n(&dst->cls, src->cls, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&payload_lock);

@@ -38,6 +38,8 @@ enum fd_kind {
 	FD_TCP_FAILED,  /* a proxied connect failed; error is pending */
 	FD_UDP,         /* a datagram socket with a UDP association (payload) */
 	FD_UDP_CONTROL, /* the shim's own control connection of an association */
+	FD_TCP_PENDING, /* a non-blocking proxied connect whose handshake runs in
+	                   the background (payload: tcp_bg.c's connection) */
 	FD_KINDS
 };
 
@@ -61,6 +63,8 @@ struct fd_entry {
 	uint8_t kind;       /* enum fd_kind */
 	uint8_t cls;        /* enum fd_class */
 	uint8_t family;     /* AF_INET or AF_INET6 for the IP classes */
+	uint8_t born;       /* the class is known since socket(): every epoll
+	                       registration of the descriptor was seen */
 	socklen_t peer_len; /* FD_TCP_PROXIED: the program's destination */
 	union fd_peer peer;
 	int error;     /* FD_TCP_FAILED: what SO_ERROR reports next, 0 once read */

@@ -22,12 +22,22 @@
 
 #include "fdtab.h"
 #include "shim.h"
+#include "tcp_bg.h"
 #include "udp.h"
 
 /* Calls the next definition of fn (resolved first if the shim has not
  * initialised yet), or gives `otherwise` when there is none. */
 #define NEXT(fn, args, otherwise)                                                        \
 	((real_##fn || (shim_init(), real_##fn)) ? real_##fn args : (otherwise))
+
+/* A socket whose handshake runs in the background (tcp_bg.h): true when
+ * the call must fail (EAGAIN); a blocking socket waits for the end first. */
+static inline bool held_back(int fd)
+{
+	const struct fd_entry *e = fdtab_lookup(fd);
+	return __builtin_expect(e != NULL, 0) && e->kind == FD_TCP_PENDING &&
+	       tcp_bg_gate(fd) < 0;
+}
 
 /* Is fd an associated UDP socket? The fast path: one table load. */
 static inline bool assoc_of(int fd)
@@ -82,6 +92,8 @@ static ssize_t recv_buf(int fd, void *buf, size_t n, int flags, struct sockaddr 
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+	if (held_back(fd))
+		return -1;
 	if (connected_assoc(fd)) {
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 		return dgram_send(fd, &iov, 1, flags);
@@ -91,6 +103,8 @@ SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	if (held_back(fd))
+		return -1;
 	if (connected_assoc(fd)) {
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 		ssize_t rc = dgram_send(fd, &iov, 1, 0);
@@ -102,6 +116,8 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
+	if (held_back(fd))
+		return -1;
 	if (iovcnt >= 0 && connected_assoc(fd)) {
 		ssize_t rc = dgram_send(fd, iov, (size_t)iovcnt, 0);
 		if (!stale(fd, rc))
@@ -112,6 +128,8 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
@@ -121,6 +139,8 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                              struct sockaddr *addr, socklen_t *len)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc)
 		return recv_buf(fd, buf, n, flags, addr, len);
@@ -129,6 +149,8 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc && msg)
 		return udp_recv(fd, msg, flags);
@@ -144,6 +166,8 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
                          struct timespec *timeout)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (!assoc || !vec) {
 		return NEXT(recvmmsg, (fd, vec, n, flags, timeout), (errno = ENOSYS, -1));
@@ -163,6 +187,8 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	/* read() of 0 bytes returns at once, without touching the queue */
 	if (assoc && n > 0) {
@@ -175,6 +201,8 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc && iovcnt >= 0) {
 		struct msghdr msg = {.msg_iov = (struct iovec *)iov,
@@ -189,6 +217,8 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
  * the real function too, with nothing to read (n > buflen aborts first). */
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc && n > 0 && n <= buflen) {
 		ssize_t rc = recv_buf(fd, buf, n, 0, NULL, NULL);
@@ -200,6 +230,8 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc && n <= buflen)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
@@ -209,6 +241,8 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                                    struct sockaddr *addr, socklen_t *len)
 {
+	if (held_back(fd))
+		return -1;
 	bool assoc = assoc_of(fd);
 	if (assoc && n <= buflen)
 		return recv_buf(fd, buf, n, flags, addr, len);

@@ -14,6 +14,7 @@
 
 #include "fdtab.h"
 #include "shim.h"
+#include "tcp_bg.h"
 #include "udp.h"
 
 SHIM_EXPORT int close(int fd)
@@ -130,8 +131,10 @@ SHIM_EXPORT void closefrom(int lowfd)
  * kernel when it matters). */
 static int fresh(int fd, int domain, int type, int protocol)
 {
-	if (fd >= 0)
+	if (fd >= 0) {
 		fdtab_new_socket(fd, domain, type, protocol);
+		tcp_bg_forget(fd);
+	}
 	return fd;
 }
 

@@ -14,6 +14,7 @@
  * mapped error, with the socket shut down so that poll() wakes up.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "fdtab.h"
@@ -23,6 +24,7 @@
 #include "shim.h"
 #include "sockaddr.h"
 #include "tcp.h"
+#include "tcp_bg.h"
 #include "udp.h"
 
 /* An IPv4 or IPv6 destination (the only ones the policy looks at). */
@@ -52,28 +54,20 @@ static int not_udp(const char *what)
 
 /* --- TCP --------------------------------------------------------------------------- */
 
-static void log_result(const struct policy *pol, int rc, long long t0)
-{
-	char dst[SOCKS5_ADDR_STRLEN], via[300];
-	const struct config_proxy *p = &shim_config.proxy;
-
-	if (!shim_log_enabled(SHIM_LOG_INFO))
-		return;
-	socks5_addr_format(&pol->target, dst, sizeof(dst));
-	sa_format_hostport(p->host, p->port, via, sizeof(via));
-	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
-	         "connect %s via %s: %s, %lld us", dst, via,
-	         rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0);
-}
-
 /* Connects through the proxy and records the outcome; the hook's return value. */
 static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
                            const struct policy *pol)
 {
 	long long t0 = monotime_us();
 	bool nonblocking;
+	int fl = real_fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK) && tcp_bg_eligible(fd) &&
+	    tcp_bg_connect(fd, addr, len, pol) == 0) {
+		errno = EINPROGRESS; /* the handshake runs in the background */
+		return -1;
+	}
 	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, &nonblocking);
-	log_result(pol, rc, t0);
+	tcp_log_connect(&pol->target, rc, t0);
 	if (rc == 0) {
 		fdtab_set_proxied(fd, addr, len);
 		if (!nonblocking)
@@ -127,7 +121,10 @@ static int dgram_connect(int fd, enum fd_class cls, int family,
 /* A second connect() on a socket the shim connected, as the kernel answers it. */
 static int connect_again(int fd, const struct fd_entry *e)
 {
-	errno = e->kind == FD_UDP_CONTROL ? EBADF : fdtab_connect_again(fd);
+	if (e->kind == FD_TCP_PENDING && tcp_bg_running(fd))
+		errno = EALREADY;
+	else
+		errno = e->kind == FD_UDP_CONTROL ? EBADF : fdtab_connect_again(fd);
 	return -1;
 }
 
@@ -160,6 +157,11 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
+	if (e && e->kind == FD_TCP_PENDING && tcp_bg_running(fd)) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	e = fdtab_lookup(fd);
 	int kind = e ? e->kind : FD_NONE;
 	if (!real_getpeername) {
 		errno = ENOSYS;
@@ -185,6 +187,13 @@ SHIM_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	const struct fd_entry *e;
+	if (level == SOL_SOCKET && name == SO_ERROR && (e = fdtab_lookup(fd)) &&
+	    e->kind == FD_TCP_PENDING && tcp_bg_running(fd) && val && len &&
+	    *len >= sizeof(int)) {
+		memset(val, 0, sizeof(int)); /* still in progress */
+		*len = sizeof(int);
+		return 0;
+	}
 	if (level != SOL_SOCKET || name != SO_ERROR || !(e = fdtab_lookup(fd)) ||
 	    e->kind != FD_TCP_FAILED || !val || !len || *len < sizeof(int))
 		return real_getsockopt ? real_getsockopt(fd, level, name, val, len)
@@ -270,6 +279,9 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 		errno = ENOSYS;
 		return -1;
 	}
+	e = fdtab_lookup(fd);
+	if (e && e->kind == FD_TCP_PENDING && shim_depth == 0 && tcp_bg_gate(fd) < 0)
+		return -1;
 	if (shim_depth > 0 || (!addr && (!(e = fdtab_lookup(fd)) || e->kind != FD_UDP)))
 		return real_sendto(fd, buf, n, flags, addr, len);
 	return send_one(fd, &msg, flags, NULL);
@@ -284,6 +296,9 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	}
 	if (shim_depth > 0 || !msg)
 		return real_sendmsg(fd, msg, flags);
+	const struct fd_entry *e = fdtab_lookup(fd);
+	if (e && e->kind == FD_TCP_PENDING && tcp_bg_gate(fd) < 0)
+		return -1;
 	return send_one(fd, msg, flags, NULL);
 }
 

@@ -18,6 +18,7 @@
 #include "fdtab.h"
 #include "log.h"
 #include "shim.h"
+#include "tcp_bg.h"
 #include "udp.h"
 
 #define HOOK(ret, name, params) ret(*real_##name) params;
@@ -89,6 +90,7 @@ static void init_once_fn(void)
 	}
 	pthread_atfork(NULL, NULL, fdtab_atfork_child);
 	udp_init();
+	tcp_bg_init();
 	shim_depth--;
 }
 

@@ -17,8 +17,12 @@
 #define SOCKSIFY_SHIM_H
 
 #include <netdb.h>
+#include <poll.h>
 #include <resolv.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 

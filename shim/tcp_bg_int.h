@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the background handshakes (tcp_bg.c: a connection's life and the
+ * driver thread; tcp_bg_wait.c: what waiters see).
+ */
+#ifndef SOCKSIFY_SHIM_TCP_BG_INT_H
+#define SOCKSIFY_SHIM_TCP_BG_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "sockaddr.h"
+#include "socks5.h"
+#include "tcp.h"
+
+enum bg_state { BG_RUNNING, BG_OK, BG_FAILED, BG_CANCELLED };
+
+struct bg_conn {
+	pthread_mutex_t lock; /* serialises the steps of the exchange */
+	int refs;             /* memory: fd entries, the driver, callers (atomic) */
+	int fdrefs;           /* fd table entries (atomic); the last one gone cancels */
+	int state;            /* enum bg_state; changes under bg_wait_lock */
+	int err;              /* BG_FAILED: the errno SO_ERROR reports */
+	bool foreign;         /* inherited through fork(): the parent drives it */
+	int fd;               /* the program's descriptor at connect() */
+	int own;              /* the shim's duplicate, which the driver works on */
+	int efd;              /* eventfd, readable once the handshake has ended */
+	unsigned slot;        /* in the driver's table */
+	long long t0_us, deadline_ms;
+	union sa_any peer; /* the program's destination (getpeername) */
+	socklen_t peer_len;
+	struct socks5_addr target;
+	struct tcp_hs hs;
+};
+
+/* Drops a reference taken with fdtab_hold. */
+void bg_conn_put(struct bg_conn *c);
+
+/* Guards every state change and the followed epoll registrations. */
+void bg_wait_lock(void);
+void bg_wait_unlock(void);
+
+/* The program's epoll registrations of fd (bg_wait_lock held): made to wait
+ * for nothing, or put back as the program made them. */
+void bg_regs_mask(int fd);
+void bg_regs_restore(int fd);
+/* Can every registration of fd be rewritten (none untracked, none
+ * EPOLLEXCLUSIVE)? (bg_wait_lock held) */
+bool bg_regs_followed(int fd);
+
+#endif
