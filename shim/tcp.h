@@ -5,11 +5,16 @@
  * proxy URL has credentials, CONNECT) on it, within the configured timeout.
  * The program's socket keeps its options, flags, prior bind() and epoll
  * registrations: nothing is swapped in over its descriptor.
+ *
+ * The exchange itself is a state machine that never blocks (tcp_hs_*, in
+ * tcp_hs.c); the functions before it are its blocking driver, which polls
+ * for what each step asks against one deadline.
  */
 #ifndef SOCKSIFY_SHIM_TCP_H
 #define SOCKSIFY_SHIM_TCP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "socks5.h"
 
@@ -32,8 +37,8 @@ int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr 
 long long tcp_deadline(void);
 
 /*
- * The SOCKS5 exchange alone, which tcp_proxy_request runs once it has
- * connected fd to the proxy and made it non-blocking: greeting, RFC 1929
+ * The SOCKS5 exchange alone on fd already connected to the proxy (the
+ * machine from tcp_hs_start_connected, driven to its end): greeting, RFC 1929
  * when the proxy URL has credentials, request cmd for target and its reply
  * (BND into bound when not NULL), pipelined when the configuration says so,
  * all before deadline (from tcp_deadline). fd must be connected and
@@ -42,5 +47,70 @@ long long tcp_deadline(void);
  */
 int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
                   struct socks5_addr *bound, long long deadline);
+
+/* --- the exchange as a state machine that never blocks ---------------------------- */
+
+enum tcp_hs_state {
+	TCP_HS_CONNECT, /* the connect to the proxy is under way */
+	TCP_HS_SEND,    /* out[sent, end) goes out, then the state `next` */
+	TCP_HS_METHOD,  /* reading the method selection */
+	TCP_HS_AUTH,    /* reading the RFC 1929 status */
+	TCP_HS_REPLY,   /* reading the reply to the request */
+	TCP_HS_DONE,    /* over: `result` says how */
+};
+
+enum {
+	/* greeting (two methods at most), RFC 1929 message, request */
+	TCP_HS_OUT_MAX = 2 + 2 + SOCKS5_USERPASS_MAX + SOCKS5_REQUEST_MAX,
+};
+
+/*
+ * One exchange in progress; the caller owns the memory (it may be embedded
+ * anywhere) and reads only `state`, `result` and `bound`. The messages are
+ * encoded at the start into out; the credentials in it are wiped once sent
+ * and by tcp_hs_end.
+ */
+struct tcp_hs {
+	int fd;
+	uint8_t state; /* enum tcp_hs_state */
+	uint8_t next;  /* the state after TCP_HS_SEND */
+	bool pipeline; /* the messages go out in one write */
+	short wait;    /* POLLIN / POLLOUT to ask for before the next I/O, or 0 */
+	int result;    /* TCP_HS_DONE: 0 or -errno */
+	uint16_t greet_len, auth_len, req_len;
+	uint16_t sent, end; /* TCP_HS_SEND: out[sent, end) is still to go */
+	uint16_t in_len;    /* bytes of the current answer in in[] */
+	uint8_t out[TCP_HS_OUT_MAX];
+	uint8_t in[SOCKS5_REPLY_MAX];
+	struct socks5_addr bound; /* the success reply's BND */
+};
+
+/* Starts the exchange on fd (an AF_INET/AF_INET6 stream socket of `family`,
+ * already non-blocking): connects it to the proxy (non-blocking connect). 0 on
+ * success so far, or -errno (and the machine is over with it: tcp_hs_step
+ * says the same). */
+int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                 const struct socks5_addr *target);
+
+/* The same on a stream socket fd already connected to the proxy (and
+ * non-blocking): the first step sends the greeting. */
+int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
+                           const struct socks5_addr *target);
+
+/*
+ * Advances as far as the socket allows without blocking. Returns 0 once the
+ * proxy's success reply has been read to its last byte (h->bound holds BND), a
+ * negative -errno on failure (a failure reply mapped with socks5_rep_to_errno,
+ * -EPROTO for a malformed answer, -EACCES when no method is acceptable or the
+ * credentials are refused, the connect error, -ECONNRESET when the proxy
+ * hangs up), or POLLIN / POLLOUT: what to wait for before calling again. An
+ * answer is not looked for the moment its message has gone out: that step
+ * asks for POLLIN at once. Once over, every call returns the same result.
+ */
+int tcp_hs_step(struct tcp_hs *h);
+
+/* Wipes the credentials still in the machine's buffers (call once done or
+ * abandoned). The socket is the caller's: it is neither closed nor changed. */
+void tcp_hs_end(struct tcp_hs *h);
 
 #endif

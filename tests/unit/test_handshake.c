@@ -17,10 +17,8 @@
  * itself against a loopback listener: it connects, and gives a blocking
  * socket back blocking.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +28,7 @@
 
 #include "policy.h"
 #include "shim_support.h"
+#include "socks5_script.h"
 #include "tap.h"
 #include "tcp.h"
 
@@ -240,49 +239,6 @@ static struct outcome ends(const struct script *script, int rc, const char *what
 	return o;
 }
 
-/* --- the messages ------------------------------------------------------------------ */
-
-#define GREET_NONE     "\x05\x01\x00"
-#define GREET_BOTH     "\x05\x02\x00\x02"
-#define GREET_USERPASS "\x05\x01\x02"
-#define METHOD_NONE    "\x05\x00"
-#define METHOD_USER    "\x05\x02"
-#define METHOD_REFUSED "\x05\xff"
-#define AUTH                                                                             \
-	"\x01\x04"                                                                       \
-	"user"                                                                           \
-	"\x06"                                                                           \
-	"secret"
-#define AUTH_OK  "\x01\x00"
-#define AUTH_BAD "\x01\x01"
-/* CONNECT example.com:443 */
-#define REQUEST                                                                          \
-	"\x05\x01\x00\x03\x0b"                                                           \
-	"example.com"                                                                    \
-	"\x01\xbb"
-/* succeeded, BND 192.0.2.9:12345 */
-#define REPLY_V4 "\x05\x00\x00\x01\xc0\x00\x02\x09\x30\x39"
-/* succeeded, BND [2001:db8::9]:1234 */
-#define REPLY_V6                                                                         \
-	"\x05\x00\x00\x04\x20\x01\x0d\xb8"                                               \
-	"\0\0\0\0\0\0\0\0\0\0\0\x09"                                                     \
-	"\x04\xd2"
-/* succeeded, BND relay.example:1081 */
-#define REPLY_DOMAIN                                                                     \
-	"\x05\x00\x00\x03\x0d"                                                           \
-	"relay.example"                                                                  \
-	"\x04\x39"
-#define BANNER "SSH-2.0-OpenSSH_9.6\r\n"
-
-static void set_auth(bool on)
-{
-	struct config_proxy *p = &shim_config.proxy;
-
-	p->has_auth = on;
-	strcpy(p->user, on ? "user" : "");
-	strcpy(p->pass, on ? "secret" : "");
-}
-
 static bool bound_v4(const struct outcome *o)
 {
 	return o->bound.atyp == SOCKS5_ATYP_IPV4 &&
@@ -316,14 +272,14 @@ static void test_auth(void)
 	struct script bad_version = {
 	        {EXPECT(GREET_BOTH), SEND(METHOD_USER), EXPECT(AUTH), SEND("\x05\x00")}};
 
-	set_auth(true);
+	script_set_auth(true);
 	struct outcome o = ends(&ok, 0, "RFC 1929 accepted");
 	tap_ok(bound_v4(&o), "RFC 1929 accepted: BND 192.0.2.9:12345");
 	ends(&bad, -EACCES, "RFC 1929 refused");
 	ends(&unasked, 0, "RFC 1929 offered, not asked for");
 	ends(&refused, -EACCES, "RFC 1929 offered, no method acceptable");
 	ends(&bad_version, -EPROTO, "RFC 1929 reply of version 5");
-	set_auth(false);
+	script_set_auth(false);
 }
 
 static void test_methods(void)
@@ -472,9 +428,9 @@ static void test_hang_up(void)
 	ends(&mid_method, -ECONNRESET, "hang-up mid method reply");
 	ends(&mid_reply, -ECONNRESET, "hang-up mid reply");
 	ends(&mid_name, -ECONNRESET, "hang-up mid BND name");
-	set_auth(true);
+	script_set_auth(true);
 	ends(&mid_auth, -ECONNRESET, "hang-up mid RFC 1929 reply");
-	set_auth(false);
+	script_set_auth(false);
 }
 
 static void test_silent(void)
@@ -526,7 +482,7 @@ static void test_pipeline(void)
 	shim_config.pipeline = CONFIG_PIPELINE_ON;
 	struct outcome o = ends(&plain, 0, "pipelined");
 	tap_ok(bound_v4(&o), "pipelined: BND 192.0.2.9:12345");
-	set_auth(true);
+	script_set_auth(true);
 	o = ends(&auth, 0, "pipelined with RFC 1929");
 	tap_ok(bound_v4(&o), "pipelined with RFC 1929: BND 192.0.2.9:12345");
 	tap_ok(o.rest_len == sizeof(BANNER) - 1 &&
@@ -534,25 +490,11 @@ static void test_pipeline(void)
 	       "pipelined with RFC 1929: the banner stays in the socket");
 	ends(&auth_bad, -EACCES, "pipelined, RFC 1929 refused");
 	ends(&unasked, -EPROTO, "pipelined, RFC 1929 not asked for");
-	set_auth(false);
+	script_set_auth(false);
 	shim_config.pipeline = CONFIG_PIPELINE_AUTO;
 }
 
 /* --- tcp_proxy_request: connecting ------------------------------------------------- */
-
-static int listen_loopback(uint16_t *port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    listen(fd, 4) < 0 || getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
-		abort();
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
 
 static void test_proxy_request(void)
 {
@@ -563,7 +505,7 @@ static void test_proxy_request(void)
 	pthread_t thread;
 	char rest[64];
 
-	peer.listen_fd = listen_loopback(&shim_config.proxy.port);
+	peer.listen_fd = script_listen_loopback(&shim_config.proxy.port);
 	strcpy(shim_config.proxy.host, "127.0.0.1");
 	policy_forget_proxy_for_tests();
 	socks5_addr_set_domain(&target, "example.com", 11, 443);

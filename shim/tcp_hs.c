@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SOCKS5 client's exchange as a state machine (see tcp.h): each step does
+ * the I/O that the socket allows at that moment, through the real libc
+ * functions, and says what to wait for. Each read asks for no more than the
+ * rest of the answer under way, so bytes the destination sends right after
+ * the reply (an SSH or SMTP banner) stay in the socket for the program.
+ */
+#include "tcp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy.h"
+#include "shim.h"
+
+/* Queues out[from, from + len) to go out, then the state next. What comes
+ * before it in out is done with (sent, or credentials the proxy did not ask
+ * for): wiped. */
+static void hs_queue(struct tcp_hs *h, size_t from, size_t len, uint8_t next)
+{
+	explicit_bzero(h->out, from);
+	h->state = TCP_HS_SEND;
+	h->sent = (uint16_t)from;
+	h->end = (uint16_t)(from + len);
+	h->next = next;
+}
+
+/* Reads the answer of state next from its first byte. */
+static void hs_expect(struct tcp_hs *h, uint8_t next)
+{
+	h->state = next;
+	h->in_len = 0;
+}
+
+static void hs_finish(struct tcp_hs *h, int result)
+{
+	h->state = TCP_HS_DONE;
+	h->result = result;
+}
+
+/*
+ * Encodes every message into out and queues the first write. We offer no
+ * authentication, and username/password when the URL has credentials (only
+ * that one when pipelining). Pipelined (pipeline = yes), greeting, RFC 1929
+ * message and request go out in one write and the answers are read after;
+ * otherwise each message waits for its answer, which every server handles
+ * (microsocks, for one, takes each read() for one message).
+ */
+int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
+                           const struct socks5_addr *target)
+{
+	const struct config_proxy *p = &shim_config.proxy;
+	static const uint8_t both[] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
+	bool pipeline = shim_config.pipeline == CONFIG_PIPELINE_ON;
+	/* Unpipelined, credentials the proxy does not need are simply not sent. */
+	const uint8_t *methods = p->has_auth ? both + (pipeline ? 1 : 0) : both;
+	size_t nmethods = p->has_auth && !pipeline ? 2 : 1;
+	size_t cap = sizeof(h->out), n, auth = 0, req;
+
+	memset(h, 0, sizeof(*h));
+	h->fd = fd;
+	h->pipeline = pipeline;
+	n = socks5_greeting_encode(h->out, cap, methods, nmethods);
+	if (p->has_auth)
+		auth = socks5_userpass_encode(h->out + n, cap - n, p->user,
+		                              strlen(p->user), p->pass, strlen(p->pass));
+	req = socks5_request_encode(h->out + n + auth, cap - n - auth, cmd, target);
+	if (req == 0 || (p->has_auth && auth == 0)) {
+		explicit_bzero(h->out, cap);
+		hs_finish(h, -EINVAL);
+		return -EINVAL;
+	}
+	h->greet_len = (uint16_t)n;
+	h->auth_len = (uint16_t)auth;
+	h->req_len = (uint16_t)req;
+	hs_queue(h, 0, pipeline ? n + auth + req : n, TCP_HS_METHOD);
+	return 0;
+}
+
+int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                 const struct socks5_addr *target)
+{
+	struct sockaddr_storage pa;
+	socklen_t plen;
+	int rc = tcp_hs_start_connected(h, fd, cmd, target);
+
+	if (rc == 0)
+		rc = policy_proxy_addr(family, &pa, &plen);
+	if (rc == -EAFNOSUPPORT)
+		shim_log(SHIM_LOG_ERROR,
+		         "the proxy %s has only IPv6 addresses and this socket is IPv4: "
+		         "socksify "
+		         "does not swap the program's socket, give the proxy an IPv4 "
+		         "address",
+		         shim_config.proxy.host);
+	if (rc == 0 && real_connect(fd, (struct sockaddr *)&pa, plen) < 0) {
+		if (errno != EINPROGRESS && errno != EINTR)
+			rc = -errno;
+		else {
+			h->state = TCP_HS_CONNECT;
+			h->wait = POLLOUT;
+		}
+	}
+	if (rc < 0) {
+		tcp_hs_end(h);
+		hs_finish(h, rc);
+	}
+	return rc;
+}
+
+/* TCP_HS_CONNECT, once the socket is writable: the connect's outcome. */
+static int hs_connected(struct tcp_hs *h)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (real_getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	if (err)
+		return -err;
+	h->state = TCP_HS_SEND;
+	return 0;
+}
+
+/* TCP_HS_SEND: 0 once all has gone out (what went is wiped), POLLOUT, or -errno. */
+static int hs_send(struct tcp_hs *h)
+{
+	while (h->sent < h->end) {
+		ssize_t n = real_send(h->fd, h->out + h->sent, (size_t)(h->end - h->sent),
+		                      MSG_NOSIGNAL);
+		if (n > 0) {
+			h->sent += (uint16_t)n;
+			continue;
+		}
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+			return POLLOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+	explicit_bzero(h->out, h->end);
+	hs_expect(h, h->next);
+	h->wait = POLLIN; /* an answer is never there the moment its message went out */
+	return 0;
+}
+
+/* Reads the current answer up to want bytes in all: 0 once in[] holds them,
+ * POLLIN when the socket has no more for now, or -errno. */
+static int hs_fill(struct tcp_hs *h, size_t want)
+{
+	while (h->in_len < want) {
+		ssize_t n = real_recv(h->fd, h->in + h->in_len, want - h->in_len, 0);
+		if (n > 0) {
+			h->in_len += (uint16_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET; /* the proxy hung up mid-handshake */
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return POLLIN;
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/* After the method selection or RFC 1929: the request (out already when
+ * pipelined), then its reply. */
+static void hs_request(struct tcp_hs *h)
+{
+	if (h->pipeline)
+		hs_expect(h, TCP_HS_REPLY);
+	else
+		hs_queue(h, (size_t)h->greet_len + h->auth_len, h->req_len, TCP_HS_REPLY);
+}
+
+/* The method the proxy chose, and what follows from it. */
+static int hs_method(struct tcp_hs *h, uint8_t method)
+{
+	const struct config_proxy *p = &shim_config.proxy;
+
+	if (method == SOCKS5_METHOD_USERPASS && h->auth_len) {
+		if (h->pipeline)
+			hs_expect(h, TCP_HS_AUTH);
+		else
+			hs_queue(h, h->greet_len, h->auth_len, TCP_HS_AUTH);
+		return 0;
+	}
+	/* fine, but then the pipelined RFC 1929 message was one too many */
+	if (method == SOCKS5_METHOD_NONE && h->pipeline && h->auth_len)
+		return -EPROTO;
+	if (method == SOCKS5_METHOD_NONE) {
+		hs_request(h);
+		return 0;
+	}
+	shim_log(SHIM_LOG_ERROR,
+	         "proxy %s:%u accepts none of our authentication methods%s", p->host,
+	         p->port, p->has_auth ? "" : " (does it want a user:password@?)");
+	return -EACCES;
+}
+
+/* The RFC 1929 status, and the request after a success. */
+static int hs_auth(struct tcp_hs *h, uint8_t status)
+{
+	const struct config_proxy *p = &shim_config.proxy;
+
+	if (status != SOCKS5_AUTH_SUCCESS) {
+		shim_log(SHIM_LOG_ERROR, "proxy %s:%u rejected the user name or password",
+		         p->host, p->port);
+		return -EACCES;
+	}
+	hs_request(h);
+	return 0;
+}
+
+/* TCP_HS_METHOD and TCP_HS_AUTH: a two-byte answer (VER and the method or
+ * status), then what follows from it. */
+static int hs_pair(struct tcp_hs *h)
+{
+	bool method = h->state == TCP_HS_METHOD;
+	ssize_t (*parse)(const uint8_t *, size_t, uint8_t *) =
+	        method ? socks5_method_reply_parse : socks5_auth_reply_parse;
+	uint8_t value;
+	int rc = hs_fill(h, 2);
+
+	if (rc != 0)
+		return rc;
+	if (parse(h->in, 2, &value) != 2)
+		return -EPROTO;
+	return method ? hs_method(h, value) : hs_auth(h, value);
+}
+
+/* The length of the reply whose first 5 bytes are in (VER REP RSV ATYP and the
+ * first address byte tell it). */
+static size_t reply_len(const uint8_t *in)
+{
+	return in[3] == SOCKS5_ATYP_IPV4   ? 10
+	       : in[3] == SOCKS5_ATYP_IPV6 ? 22
+	                                   : 7 + (size_t)in[4];
+}
+
+/* TCP_HS_REPLY: the reply to the request, to its last byte; BND into bound. */
+static int hs_reply(struct tcp_hs *h)
+{
+	struct socks5_request rep;
+	ssize_t len = SOCKS5_PARTIAL;
+	int rc = hs_fill(h, 5);
+
+	while (rc == 0 &&
+	       (len = socks5_reply_parse(h->in, h->in_len, &rep)) == SOCKS5_PARTIAL) {
+		size_t want = reply_len(h->in);
+		if (want <= h->in_len || want > sizeof(h->in))
+			return -EPROTO;
+		rc = hs_fill(h, want);
+	}
+	if (rc != 0)
+		return rc;
+	if (len < 0)
+		return -EPROTO;
+	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
+		return -socks5_rep_to_errno(rep.cmd);
+	h->bound = rep.addr;
+	hs_finish(h, 0);
+	return 0;
+}
+
+int tcp_hs_step(struct tcp_hs *h)
+{
+	int rc = 0;
+
+	while (rc == 0 && h->state != TCP_HS_DONE) {
+		if (h->wait) {
+			rc = h->wait;
+			h->wait = 0;
+		} else if (h->state == TCP_HS_CONNECT) {
+			rc = hs_connected(h);
+		} else if (h->state == TCP_HS_SEND) {
+			rc = hs_send(h);
+		} else if (h->state == TCP_HS_METHOD || h->state == TCP_HS_AUTH) {
+			rc = hs_pair(h);
+		} else {
+			rc = hs_reply(h);
+		}
+	}
+	if (rc < 0)
+		hs_finish(h, rc);
+	return h->state == TCP_HS_DONE ? h->result : rc;
+}
+
+void tcp_hs_end(struct tcp_hs *h)
+{
+	explicit_bzero(h->out, sizeof(h->out));
+}

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the SOCKS5 client's state machine (tcp_hs_* in shim/tcp_hs.c),
+ * printed as TAP; no root. The test calls tcp_hs_step by hand and plays the
+ * proxy itself, in the same thread, on the other end of a non-blocking
+ * socketpair: it checks what the client sent, then answers a byte at a time
+ * with a step after each byte. A step that blocked would wait for a byte that
+ * only this thread can send, so it would never return (the alarm ends the
+ * run); each case also checks that no step took more than STEP_MAX_US.
+ *
+ * Each step on a part of an answer must ask for POLLIN, the client must send
+ * each message in its turn and nothing more, the credentials must be gone
+ * from the machine once sent (and after tcp_hs_end), a step after the end
+ * must say the same again, and the bytes after a success reply must stay in
+ * the socket. Cases: success, failure replies (each to its errno), pipelined
+ * and not, with and without RFC 1929; no acceptable method, credentials
+ * refused, a malformed answer, a hang-up; the socket's buffer full (POLLOUT).
+ * Last, tcp_hs_start on TCP loopback: a port where nothing listens gives
+ * ECONNREFUSED through step, and a listener a whole exchange.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "monotime.h"
+#include "policy.h"
+#include "shim_support.h"
+#include "socks5_script.h"
+#include "tap.h"
+#include "tcp.h"
+
+enum { STEP_MAX_US = 5000 };
+
+/* The bytes of a string literal (without its NUL), and their count. */
+#define BYTES(lit) (lit), sizeof(lit) - 1
+
+/* One turn: what the client must have sent (maybe nothing), and the answer. */
+struct turn {
+	const char *want;
+	size_t want_len;
+	const char *answer;
+	size_t answer_len;
+};
+
+struct hs_case {
+	const char *what;
+	bool auth, pipeline;
+	struct turn turns[3];
+	bool hang_up;  /* after the last answer */
+	int rc;        /* what the last step returns */
+	uint16_t port; /* the BND port of a success */
+};
+
+/* A machine under test, its socket and the proxy's end. */
+struct run {
+	struct tcp_hs h;
+	int client, proxy;
+	long long slowest_us;
+	char why[200]; /* empty while all went as the case expects */
+};
+
+static int step(struct run *r)
+{
+	long long t0 = monotime_us();
+	int rc = tcp_hs_step(&r->h);
+	long long us = monotime_us() - t0;
+
+	if (us > r->slowest_us)
+		r->slowest_us = us;
+	return rc;
+}
+
+static void nonblocking_pair(int sv[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
+	    fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0)
+		abort();
+}
+
+static bool has_secret(const struct run *r)
+{
+	return memmem(&r->h, sizeof(r->h), "secret", 6) != NULL;
+}
+
+/* The client has sent want, no more and no less, by now. */
+static void check_sent(struct run *r, const struct turn *t, size_t i)
+{
+	uint8_t got[1100];
+	ssize_t n = recv(r->proxy, got, sizeof(got), 0);
+
+	if (n < 0 && errno == EAGAIN)
+		n = 0;
+	if (!r->why[0] && (n != (ssize_t)t->want_len || memcmp(got, t->want, (size_t)n)))
+		snprintf(r->why, sizeof(r->why),
+		         "turn %zu: the client sent %zd bytes, want %zu", i, n,
+		         t->want_len);
+}
+
+static void wait_readable(int fd)
+{
+	poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 1000);
+}
+
+/* The answer a byte at a time, a step after each, the last byte with tail:
+ * every step before the last must ask for POLLIN. The last step's result. */
+static int dribble(struct run *r, const struct turn *t, size_t i, const char *tail)
+{
+	int rc = POLLIN;
+
+	for (size_t k = 0; k < t->answer_len; k++) {
+		char buf[64];
+		size_t len = 1;
+		buf[0] = t->answer[k];
+		if (k + 1 == t->answer_len && tail) {
+			memcpy(buf + 1, tail, strlen(tail));
+			len += strlen(tail);
+		}
+		if (send(r->proxy, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+			abort();
+		wait_readable(r->client); /* on TCP, it may take a moment */
+		rc = step(r);
+		if (k + 1 < t->answer_len && rc != POLLIN && !r->why[0])
+			snprintf(r->why, sizeof(r->why),
+			         "turn %zu: after %zu of %zu bytes, step returns %d, "
+			         "want POLLIN",
+			         i, k + 1, t->answer_len, rc);
+	}
+	return rc;
+}
+
+/*
+ * Plays c's proxy against r's machine, whose next step sends its first
+ * message: each turn checks what the client sent and answers; the last answer
+ * comes with a banner after it (unless the proxy then hangs up). The result
+ * of the last step.
+ */
+static int play(struct run *r, const struct hs_case *c)
+{
+	static const struct turn nothing = {"", 0, NULL, 0};
+	int rc = step(r);
+	size_t n = 0;
+
+	while (n < sizeof(c->turns) / sizeof(c->turns[0]) && c->turns[n].answer)
+		n++;
+	for (size_t i = 0; i < n && rc == POLLIN; i++) {
+		if (c->turns[i].want_len > 0)
+			wait_readable(r->proxy);
+		check_sent(r, &c->turns[i], i);
+		if ((i > 0 || r->h.pipeline) && has_secret(r) && !r->why[0])
+			snprintf(r->why, sizeof(r->why),
+			         "turn %zu: the credentials are still there", i);
+		rc = dribble(r, &c->turns[i], i,
+		             i + 1 == n && !c->hang_up ? BANNER : NULL);
+		if (i + 1 < n && rc != POLLIN && !r->why[0])
+			snprintf(r->why, sizeof(r->why),
+			         "turn %zu: after the whole answer step returns %d, want "
+			         "POLLIN",
+			         i, rc);
+	}
+	if (c->hang_up) {
+		shutdown(r->proxy, SHUT_WR);
+		wait_readable(r->client);
+		rc = step(r);
+	}
+	check_sent(r, &nothing, n);
+	return rc;
+}
+
+/* The checks of a played case; closes both ends. */
+static void judge(struct run *r, const struct hs_case *c, int rc)
+{
+	char rest[64];
+	ssize_t n;
+
+	tap_is(rc, c->rc, "%s: %s", c->what, c->rc ? strerror(-c->rc) : "success");
+	tap_ok(!r->why[0],
+	       "%s: every step as the script expects (POLLIN on a part of an answer, "
+	       "each "
+	       "message in its turn, the credentials gone once sent)%s%s",
+	       c->what, r->why[0] ? ": " : "", r->why);
+	tap_is(tcp_hs_step(&r->h), c->rc, "%s: a step after the end says the same",
+	       c->what);
+	tap_ok(r->slowest_us < STEP_MAX_US,
+	       "%s: no step blocks (the slowest took %lld us)", c->what, r->slowest_us);
+	if (c->rc == 0) {
+		tap_ok(r->h.bound.port == c->port, "%s: BND port %u", c->what, c->port);
+		n = recv(r->client, rest, sizeof(rest), 0);
+		tap_ok(n == sizeof(BANNER) - 1 && memcmp(rest, BANNER, (size_t)n) == 0,
+		       "%s: the bytes after the reply stay in the socket", c->what);
+	}
+	tcp_hs_end(&r->h);
+	tap_ok(!has_secret(r), "%s: tcp_hs_end leaves no credentials", c->what);
+	close(r->client);
+	close(r->proxy);
+}
+
+static void configure(const struct hs_case *c)
+{
+	script_set_auth(c->auth);
+	shim_config.pipeline = c->pipeline ? CONFIG_PIPELINE_ON : CONFIG_PIPELINE_AUTO;
+}
+
+static void run_case(const struct hs_case *c)
+{
+	struct run r = {.slowest_us = 0};
+	struct socks5_addr target;
+	int sv[2];
+
+	configure(c);
+	nonblocking_pair(sv);
+	r.client = sv[0];
+	r.proxy = sv[1];
+	socks5_addr_set_domain(&target, "example.com", 11, 443);
+	tap_is(tcp_hs_start_connected(&r.h, r.client, SOCKS5_CMD_CONNECT, &target), 0,
+	       "%s: starts", c->what);
+	judge(&r, c, play(&r, c));
+}
+
+#define TURN(want, answer)                                                               \
+	{                                                                                \
+		BYTES(want), BYTES(answer)                                               \
+	}
+
+/* The plain exchange, without credentials. */
+static const struct hs_case plain = {
+        "no authentication",
+        false,
+        false,
+        {TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, REPLY_V4)},
+        false,
+        0,
+        12345,
+};
+
+static const struct hs_case cases[] = {
+        plain,
+        {"RFC 1929",
+         true,
+         false,
+         {TURN(GREET_BOTH, METHOD_USER), TURN(AUTH, AUTH_OK),
+          TURN(REQUEST, REPLY_DOMAIN)},
+         false,
+         0,
+         1081},
+        {"RFC 1929 offered, not asked for",
+         true,
+         false,
+         {TURN(GREET_BOTH, METHOD_NONE), TURN(REQUEST, REPLY_V6)},
+         false,
+         0,
+         1234},
+        {"pipelined",
+         false,
+         true,
+         {TURN(GREET_NONE REQUEST, METHOD_NONE), TURN("", REPLY_V6)},
+         false,
+         0,
+         1234},
+        {"pipelined with RFC 1929",
+         true,
+         true,
+         {TURN(GREET_USERPASS AUTH REQUEST, METHOD_USER), TURN("", AUTH_OK),
+          TURN("", REPLY_V4)},
+         false,
+         0,
+         12345},
+        /* failure replies, each mapped as socks5_rep_to_errno says */
+        {"reply 0x05 (connection refused)",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, "\x05\x05\x00\x01\0\0\0\0\0\0")},
+         false,
+         -ECONNREFUSED,
+         0},
+        {"RFC 1929, reply 0x04 (host unreachable)",
+         true,
+         false,
+         {TURN(GREET_BOTH, METHOD_USER), TURN(AUTH, AUTH_OK),
+          TURN(REQUEST, "\x05\x04\x00\x01\0\0\0\0\0\0")},
+         false,
+         -EHOSTUNREACH,
+         0},
+        {"pipelined, reply 0x02 (not allowed)",
+         false,
+         true,
+         {TURN(GREET_NONE REQUEST, METHOD_NONE),
+          TURN("", "\x05\x02\x00\x01\0\0\0\0\0\0")},
+         false,
+         -EACCES,
+         0},
+        {"pipelined with RFC 1929, reply 0x03 (network unreachable)",
+         true,
+         true,
+         {TURN(GREET_USERPASS AUTH REQUEST, METHOD_USER), TURN("", AUTH_OK),
+          TURN("", "\x05\x03\x00\x03\x01x\0\0")},
+         false,
+         -ENETUNREACH,
+         0},
+        /* refusals, malformed answers, hang-ups */
+        {"no acceptable method",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_REFUSED)},
+         false,
+         -EACCES,
+         0},
+        {"RFC 1929 refused",
+         true,
+         false,
+         {TURN(GREET_BOTH, METHOD_USER), TURN(AUTH, AUTH_BAD)},
+         false,
+         -EACCES,
+         0},
+        {"pipelined, RFC 1929 refused",
+         true,
+         true,
+         {TURN(GREET_USERPASS AUTH REQUEST, METHOD_USER), TURN("", AUTH_BAD)},
+         false,
+         -EACCES,
+         0},
+        {"pipelined, RFC 1929 not asked for",
+         true,
+         true,
+         {TURN(GREET_USERPASS AUTH REQUEST, METHOD_NONE)},
+         false,
+         -EPROTO,
+         0},
+        /* a reply is judged on its first 5 bytes */
+        {"reply of version 4",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, "\x04\x00\x00\x01\0")},
+         false,
+         -EPROTO,
+         0},
+        {"hang-up mid reply",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, "\x05\x00\x00\x01\xc0")},
+         true,
+         -ECONNRESET,
+         0},
+        /* the method reply and the first byte of the RFC 1929 status */
+        {"pipelined, hang-up mid RFC 1929 status",
+         true,
+         true,
+         {TURN(GREET_USERPASS AUTH REQUEST, METHOD_USER "\x01")},
+         true,
+         -ECONNRESET,
+         0},
+};
+
+/* The credentials are in the machine until they go out: what the checks
+ * that they are gone later look for is there to begin with. */
+static void test_secret_there(void)
+{
+	struct run r = {.slowest_us = 0};
+	struct socks5_addr target = {.atyp = SOCKS5_ATYP_IPV4, .port = 80};
+
+	script_set_auth(true);
+	tap_is(tcp_hs_start_connected(&r.h, -1, SOCKS5_CMD_CONNECT, &target), 0,
+	       "credentials: the machine starts");
+	tap_ok(has_secret(&r), "credentials: in the machine before they are sent");
+	tcp_hs_end(&r.h);
+	tap_ok(!has_secret(&r), "credentials: gone after tcp_hs_end");
+	script_set_auth(false);
+}
+
+/* A proxy that reads nothing yet: the greeting waits, POLLOUT. */
+static void test_full_buffer(void)
+{
+	struct run r = {.slowest_us = 0};
+	struct socks5_addr target;
+	char junk[4096] = {0};
+	int sv[2];
+
+	configure(&plain);
+	nonblocking_pair(sv);
+	r.client = sv[0];
+	r.proxy = sv[1];
+	while (send(r.client, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
+		;
+	socks5_addr_set_domain(&target, "example.com", 11, 443);
+	tcp_hs_start_connected(&r.h, r.client, SOCKS5_CMD_CONNECT, &target);
+	tap_is(step(&r), POLLOUT, "socket buffer full: step asks for POLLOUT");
+	tap_is(step(&r), POLLOUT, "socket buffer full: and again while it stays full");
+	while (recv(r.proxy, junk, sizeof(junk), 0) > 0)
+		;
+	judge(&r, &plain, play(&r, &plain));
+}
+
+/* tcp_hs_start connects the socket: the proxy's address is 127.0.0.1:port. */
+static int start_tcp(struct tcp_hs *h, uint16_t port)
+{
+	struct socks5_addr target;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	strcpy(shim_config.proxy.host, "127.0.0.1");
+	shim_config.proxy.port = port;
+	policy_forget_proxy_for_tests();
+	socks5_addr_set_domain(&target, "example.com", 11, 443);
+	tap_is(tcp_hs_start(h, fd, AF_INET, SOCKS5_CMD_CONNECT, &target), 0,
+	       "TCP, port %u: the start goes on (the connect is under way)", port);
+	tap_is(tcp_hs_step(h), POLLOUT, "TCP, port %u: the first step asks for POLLOUT",
+	       port);
+	tap_ok(poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 2000) == 1,
+	       "TCP, port %u: the socket becomes writable", port);
+	return fd;
+}
+
+static void test_tcp(void)
+{
+	struct run r = {.slowest_us = 0};
+	uint16_t port;
+	int lfd = script_listen_loopback(&port);
+
+	close(lfd); /* nobody listens there any more */
+	configure(&plain);
+	r.client = start_tcp(&r.h, port);
+	tap_is(tcp_hs_step(&r.h), -ECONNREFUSED,
+	       "TCP, nothing listens: the step after it reports ECONNREFUSED");
+	tap_is(tcp_hs_step(&r.h), -ECONNREFUSED,
+	       "TCP, nothing listens: and so does the next");
+	tcp_hs_end(&r.h);
+	close(r.client);
+
+	lfd = script_listen_loopback(&port);
+	r.client = start_tcp(&r.h, port);
+	r.proxy = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	close(lfd);
+	judge(&r, &plain, play(&r, &plain));
+}
+
+int main(void)
+{
+	tap_init();
+	shim_support_init();
+	alarm(20); /* a step that blocked would wait for this thread forever */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		run_case(&cases[i]);
+	test_secret_there();
+	test_full_buffer();
+	test_tcp();
+	return tap_done();
+}
