@@ -140,6 +140,7 @@ void fdtab_new_socket(int fd, int domain, int type, int protocol)
 	enum fd_class c =
 	        class_of(domain, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), protocol);
 	e->family = c == FD_CLASS_OTHER ? 0 : (uint8_t)domain;
+	e->born = 1;
 	__atomic_store_n(&e->cls, (uint8_t)c, __ATOMIC_RELEASE);
 }
 

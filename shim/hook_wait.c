@@ -90,7 +90,8 @@ static int select_as_poll(int nfds, fd_set *r, fd_set *w, fd_set *x,
 	}
 	for (int fd = 0; fd < nfds; fd++) {
 		short ev = (r && FD_ISSET(fd, r) ? POLLIN : 0) |
-		           (w && FD_ISSET(fd, w) ? POLLOUT : 0) | (x && FD_ISSET(fd, x) ? POLLPRI : 0);
+		           (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
+		           (x && FD_ISSET(fd, x) ? POLLPRI : 0);
 		if (ev)
 			p[n++] = (struct pollfd){.fd = fd, .events = ev};
 	}
@@ -105,7 +106,8 @@ static int select_as_poll(int nfds, fd_set *r, fd_set *w, fd_set *x,
 		for (nfds_t i = 0; i < n; i++) {
 			int fd = p[i].fd;
 			short re = p[i].revents;
-			bool rd = r && FD_ISSET(fd, r) && (re & (POLLIN | POLLHUP | POLLERR));
+			bool rd = r && FD_ISSET(fd, r) &&
+			          (re & (POLLIN | POLLHUP | POLLERR));
 			bool wr = w && FD_ISSET(fd, w) && (re & (POLLOUT | POLLERR));
 			bool ex = x && FD_ISSET(fd, x) && (re & POLLPRI);
 			if (r && !rd)
@@ -129,7 +131,8 @@ SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval
 		return NEXT(select, (nfds, r, w, x, tv));
 	struct timespec ts, *t = NULL;
 	if (tv) {
-		ts = (struct timespec){.tv_sec = tv->tv_sec, .tv_nsec = tv->tv_usec * 1000};
+		ts = (struct timespec){.tv_sec = tv->tv_sec,
+		                       .tv_nsec = tv->tv_usec * 1000};
 		t = &ts;
 	}
 	struct timespec t0, t1;

@@ -148,7 +148,8 @@ static struct bg_conn *driver_get(uint64_t key)
 	return c;
 }
 
-/* --- the end of a handshake ---------------------------------------------------------- */
+/* --- the end of a handshake ----------------------------------------------------------
+ */
 
 void tcp_log_connect(const struct socks5_addr *target, int rc, long long t0_us)
 {
@@ -159,8 +160,9 @@ void tcp_log_connect(const struct socks5_addr *target, int rc, long long t0_us)
 		return;
 	socks5_addr_format(target, dst, sizeof(dst));
 	sa_format_hostport(p->host, p->port, via, sizeof(via));
-	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR, "connect %s via %s: %s, %lld us",
-	         dst, via, rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0_us);
+	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
+	         "connect %s via %s: %s, %lld us", dst, via,
+	         rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0_us);
 }
 
 /* The handshake is over (rc: 0 or -errno): the program's registrations are
@@ -265,10 +267,12 @@ static void start_driver(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (drv.err)
-		shim_log(SHIM_LOG_ERROR, "no background handshakes: %s", strerror(drv.err));
+		shim_log(SHIM_LOG_ERROR, "no background handshakes: %s",
+		         strerror(drv.err));
 }
 
-/* --- starting -------------------------------------------------------------------------- */
+/* --- starting --------------------------------------------------------------------------
+ */
 
 bool tcp_bg_eligible(int fd)
 {
@@ -328,6 +332,10 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	__atomic_add_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
 	int rc = tcp_hs_start(&c->hs, c->own, addr->sa_family, SOCKS5_CMD_CONNECT,
 	                      &pol->target);
+	/* the machine's first answer is what to wait for (the connect): the
+	 * driver's edge-triggered registration reports that wait's end */
+	if (rc == 0)
+		rc = tcp_hs_step(&c->hs) > 0 ? 0 : -EPROTO;
 	if (rc == 0 && !driver_add(c))
 		rc = -EAGAIN;
 	if (rc < 0)
@@ -336,7 +344,8 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	return 0;
 }
 
-/* --- what the program sees ------------------------------------------------------------ */
+/* --- what the program sees ------------------------------------------------------------
+ */
 
 /* A handshake the parent process drives (fork): over once its eventfd is
  * readable; failed when the parent shut the socket down. */
@@ -351,7 +360,8 @@ static void settle_foreign(struct bg_conn *c)
 	bg_wait_lock();
 	if (c->state == BG_RUNNING) {
 		c->err = !over ? ETIMEDOUT : ECONNABORTED;
-		__atomic_store_n(&c->state, over && !hup ? BG_OK : BG_FAILED, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->state, over && !hup ? BG_OK : BG_FAILED,
+		                 __ATOMIC_RELEASE);
 		__atomic_sub_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
 	}
 	bg_wait_unlock();
@@ -393,7 +403,8 @@ int tcp_bg_gate(int fd)
 	return 0;
 }
 
-/* --- the fd table and fork -------------------------------------------------------------- */
+/* --- the fd table and fork
+ * -------------------------------------------------------------- */
 
 static void entry_ref(void *p)
 {

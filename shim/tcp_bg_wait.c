@@ -72,7 +72,9 @@ bool bg_regs_followed(int fd)
 
 void tcp_bg_forget(int fd)
 {
-	if (fd < 0 || fd >= FDTAB_SIZE)
+	/* unlocked look first: most sockets were never in an epoll set */
+	if (fd < 0 || fd >= FDTAB_SIZE ||
+	    (__atomic_load_n(&regs[fd].n, __ATOMIC_RELAXED) == 0 && !regs[fd].lost))
 		return;
 	bg_wait_lock();
 	regs[fd].n = 0;
@@ -126,7 +128,8 @@ int tcp_bg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return rc;
 }
 
-/* --- poll and select while handshakes run ------------------------------------------------ */
+/* --- poll and select while handshakes run
+ * ------------------------------------------------ */
 
 /* The eventfd standing in for fd while its handshake runs, else -1. */
 static int stand_in(int fd)

@@ -1255,6 +1255,7 @@ for host, port in ((sys.argv[1], 80), (sys.argv[2], 8080)):
 	command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/deps installs it)"
 	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url sx h)" \
 		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+		--show-possibly-lost=no \
 		"${CURL[@]}" "http://target.test/small.txt?$TAG"
 	assert_output "$SMALL_TEXT"
 	assert_via_proxy "/small.txt?$TAG " 1
