@@ -59,14 +59,14 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
                            const struct policy *pol)
 {
 	long long t0 = monotime_us();
-	bool nonblocking;
 	int fl = real_fcntl(fd, F_GETFL);
-	if (fl >= 0 && (fl & O_NONBLOCK) && tcp_bg_eligible(fd) &&
+	bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
+	if (nonblocking && tcp_bg_eligible(fd) &&
 	    tcp_bg_connect(fd, addr, len, pol) == 0) {
 		errno = EINPROGRESS; /* the handshake runs in the background */
 		return -1;
 	}
-	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, &nonblocking);
+	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, fl);
 	tcp_log_connect(&pol->target, rc, t0);
 	if (rc == 0) {
 		fdtab_set_proxied(fd, addr, len);

@@ -58,16 +58,16 @@ int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
 
 /* The request on fd connected to the proxy for it; *nonblocking says
  * whether the program's socket was non-blocking (one F_GETFL for both). */
+/* The request on fd connected to the proxy for it; flags: the socket's file
+ * status flags when the caller has them already, else -1. */
 static int request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
-                   struct socks5_addr *bound, bool *nonblocking)
+                   struct socks5_addr *bound, int flags)
 {
 	long long deadline = tcp_deadline();
-	int flags = real_fcntl(fd, F_GETFL);
 	struct tcp_hs h;
 	int rc;
 
-	*nonblocking = flags >= 0 && (flags & O_NONBLOCK);
-	if (flags < 0)
+	if (flags < 0 && (flags = real_fcntl(fd, F_GETFL)) < 0)
 		return -errno;
 	if (!(flags & O_NONBLOCK) && real_fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return -errno;
@@ -77,17 +77,13 @@ static int request(int fd, int family, uint8_t cmd, const struct socks5_addr *ta
 	return rc;
 }
 
-int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target,
-                          bool *nonblocking)
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target, int flags)
 {
-	bool nb;
-	return request(fd, family, SOCKS5_CMD_CONNECT, target, NULL,
-	               nonblocking ? nonblocking : &nb);
+	return request(fd, family, SOCKS5_CMD_CONNECT, target, NULL, flags);
 }
 
 int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,
                       struct socks5_addr *bound)
 {
-	bool nb;
-	return request(fd, family, cmd, target, bound, &nb);
+	return request(fd, family, cmd, target, bound, -1);
 }

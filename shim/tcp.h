@@ -21,10 +21,10 @@
 /* 0 once the proxy reports success, or -errno (a failure reply is mapped
  * with socks5_rep_to_errno; an unreachable or silent proxy gives the
  * connect error or ETIMEDOUT). The caller restores nothing: the socket's
- * file status flags are as they were. *nonblocking (may be NULL) says whether
- * the socket was non-blocking. */
+ * file status flags are as they were. flags: the socket's file status flags
+ * when the caller has them (one F_GETFL for both), else -1. */
 int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target,
-                          bool *nonblocking);
+                          int flags);
 
 /* The same for any command on a stream socket `fd` of `family` (the UDP
  * control connection sends UDP ASSOCIATE); the reply's BND address goes
