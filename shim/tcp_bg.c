@@ -114,6 +114,12 @@ static bool driver_add(struct bg_conn *c)
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 	                         .data.u64 = slot_key(i)};
 	bool ok = epoll_ctl(drv.epfd, EPOLL_CTL_ADD, c->own, &ev) == 0;
+	if (!ok) {
+		drv.slot[i] = NULL;
+		drv.used--;
+		c->slot = BG_SLOTS;
+		__atomic_sub_fetch(&c->refs, 1, __ATOMIC_RELAXED); /* not the last */
+	}
 	pthread_mutex_unlock(&drv.lock);
 	return ok;
 }
@@ -167,8 +173,26 @@ void tcp_log_connect(const struct socks5_addr *target, int rc, long long t0_us)
 
 /* The handshake is over (rc: 0 or -errno): the program's registrations are
  * put back (which wakes its epoll waiters), the eventfd wakes the others. */
+/* The end of an exchange of the shim's own: its owner is told. */
+static void finish_job(struct bg_conn *c, int rc)
+{
+	bg_wait_lock();
+	bool running = c->state == BG_RUNNING;
+	if (running)
+		__atomic_store_n(&c->state, rc == 0 ? BG_OK : BG_FAILED,
+		                 __ATOMIC_RELEASE);
+	bg_wait_unlock();
+	if (running)
+		c->done(c->arg, c, rc, &c->hs.bound);
+	driver_remove(c);
+}
+
 static void finish(struct bg_conn *c, int rc)
 {
+	if (c->done) {
+		finish_job(c, rc);
+		return;
+	}
 	bg_wait_lock();
 	if (c->state != BG_RUNNING) {
 		bg_wait_unlock();
@@ -342,6 +366,52 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 		finish(c, rc);
 	bg_conn_put(c);
 	return 0;
+}
+
+struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
+                           const struct socks5_addr *target,
+                           void (*done)(void *arg, struct bg_conn *job, int rc,
+                                        const struct socks5_addr *bound),
+                           void *arg)
+{
+	pthread_once(&drv.once, start_driver);
+	struct bg_conn *c = drv.err ? NULL : calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->refs = 2; /* the driver's and the caller's */
+	c->fd = c->efd = -1;
+	c->own = fd;
+	c->slot = BG_SLOTS;
+	c->deadline_ms = tcp_deadline();
+	c->done = done;
+	c->arg = arg;
+	int rc = tcp_hs_start(&c->hs, fd, family, cmd, target);
+	if (rc == 0)
+		rc = tcp_hs_step(&c->hs) > 0 ? 0 : -EPROTO;
+	c->refs--; /* driver_add takes the driver's */
+	if (rc < 0 || !driver_add(c)) {
+		c->own = -1; /* the caller's */
+		bg_conn_put(c);
+		return NULL;
+	}
+	return c;
+}
+
+void tcp_bg_cancel(struct bg_conn *c)
+{
+	if (!c)
+		return;
+	/* c->lock: a step under way on the owner's descriptor ends first */
+	pthread_mutex_lock(&c->lock);
+	bg_wait_lock();
+	if (c->state == BG_RUNNING)
+		__atomic_store_n(&c->state, BG_CANCELLED, __ATOMIC_RELEASE);
+	bg_wait_unlock();
+	pthread_mutex_unlock(&c->lock);
+	driver_remove(c);
+	c->own = -1; /* the owner's descriptor: not the job's to close */
+	bg_conn_put(c);
 }
 
 /* --- what the program sees ------------------------------------------------------------

@@ -56,6 +56,24 @@ void tcp_bg_forget(int fd);
 int tcp_bg_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
                 const sigset_t *mask);
 
+/*
+ * A SOCKS exchange of the shim's own in the background: cmd for target on
+ * the shim's stream socket fd of `family` (non-blocking; the UDP module's
+ * control connection). done(arg, job, rc, bound) is called once, from the
+ * helper thread, when it ends (rc 0 with the reply's BND, or -errno), unless
+ * the job is cancelled first. NULL when it cannot run in the background
+ * (the caller runs it in the call).
+ */
+struct bg_conn;
+struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
+                           const struct socks5_addr *target,
+                           void (*done)(void *arg, struct bg_conn *job, int rc,
+                                        const struct socks5_addr *bound),
+                           void *arg);
+/* Ends the job: done is not called for it after this (a call already under
+ * way may still finish: done must check that the job is still wanted). */
+void tcp_bg_cancel(struct bg_conn *job);
+
 /* The log line of a proxied connect (rc: 0 or -errno; t0_us: its start). */
 void tcp_log_connect(const struct socks5_addr *target, int rc, long long t0_us);
 

@@ -31,6 +31,10 @@ struct bg_conn {
 	socklen_t peer_len;
 	struct socks5_addr target;
 	struct tcp_hs hs;
+	/* an exchange of the shim's own (tcp_bg_run): called at its end */
+	void (*done)(void *arg, struct bg_conn *c, int rc,
+	             const struct socks5_addr *bound);
+	void *arg;
 };
 
 /* Drops a reference taken with fdtab_hold. */

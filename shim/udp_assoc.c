@@ -19,6 +19,7 @@
 #include "policy.h"
 #include "shim.h"
 #include "tcp.h"
+#include "tcp_bg.h"
 #include "udp.h"
 
 enum {
@@ -32,11 +33,15 @@ static pthread_mutex_t adopt_lock = PTHREAD_MUTEX_INITIALIZER;
  * asked again in this process. */
 static int proxy_refuses_udp;
 
+static void end_job(struct udp_assoc *a);
+static void fail_association(struct udp_assoc *a, int rc);
+
 /* --- references ------------------------------------------------------------------- */
 
 static void ref(void *p)
 {
 	struct udp_assoc *a = p;
+	__atomic_add_fetch(&a->fdrefs, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
 }
 
@@ -51,8 +56,15 @@ void udp_assoc_put(struct udp_assoc *a)
 
 static void entry_release(int fd, void *p)
 {
+	struct udp_assoc *a = p;
 	(void)fd;
-	udp_assoc_put(p);
+	if (__atomic_sub_fetch(&a->fdrefs, 1, __ATOMIC_ACQ_REL) == 0) {
+		/* the program has closed the socket: nothing more is sent for it */
+		pthread_mutex_lock(&a->lock);
+		end_job(a);
+		pthread_mutex_unlock(&a->lock);
+	}
+	udp_assoc_put(a);
 }
 
 struct udp_assoc *udp_assoc_hold(int fd)
@@ -70,6 +82,9 @@ struct udp_assoc *udp_assoc_adopt(int fd, int family)
 	if (!a && (a = calloc(1, sizeof(*a)))) {
 		pthread_mutex_init(&a->lock, NULL);
 		a->refs = 2; /* the table's and the caller's */
+		a->fdrefs = 1;
+		a->flush_fd = -1;
+		a->q_tail = &a->q_head;
 		a->family = family;
 		a->ctl = -1;
 		a->hdr_guess = 10;
@@ -88,6 +103,7 @@ struct udp_assoc *udp_assoc_adopt(int fd, int family)
 
 void udp_assoc_drop_control(struct udp_assoc *a)
 {
+	end_job(a);
 	if (a->ctl < 0)
 		return;
 	fdtab_unset(a->ctl, FD_UDP_CONTROL, a);
@@ -244,13 +260,12 @@ static int set_relay(struct udp_assoc *a, const struct socks5_addr *bound,
 	return 0;
 }
 
-/* UDP ASSOCIATE on a new control connection (a->lock held). 0 or -errno. */
-static int associate(int fd, struct udp_assoc *a)
+/* The proxy's address, the socket bound, a new control connection (a->lock
+ * held). 0 or -errno. */
+static int prepare(int fd, struct udp_assoc *a, union sa_any *proxy)
 {
-	long long t0 = monotime_us();
-	union sa_any proxy;
 	socklen_t plen;
-	int rc = policy_proxy_addr(a->family, &proxy.ss, &plen);
+	int rc = policy_proxy_addr(a->family, &proxy->ss, &plen);
 	if (rc < 0) {
 		log_associate_error(-rc);
 		return rc;
@@ -261,18 +276,25 @@ static int associate(int fd, struct udp_assoc *a)
 		         strerror(-rc));
 		return rc;
 	}
-	if ((rc = open_control(a)) < 0)
-		return rc;
+	return open_control(a);
+}
+
+/* UDP ASSOCIATE on a new control connection, in the call (a->lock held).
+ * 0 or -errno. */
+static int associate(int fd, struct udp_assoc *a)
+{
+	long long t0 = monotime_us();
+	union sa_any proxy;
 	struct socks5_addr req, bound;
+	int rc = prepare(fd, a, &proxy);
+	if (rc < 0)
+		return rc;
 	request_addr(fd, &proxy, &req);
 	rc = tcp_proxy_request(a->ctl, a->family, SOCKS5_CMD_UDP_ASSOCIATE, &req, &bound);
 	if (rc == 0)
 		rc = set_relay(a, &bound, &proxy);
 	if (rc < 0) {
-		if (rc == -EOPNOTSUPP)
-			__atomic_store_n(&proxy_refuses_udp, 1, __ATOMIC_RELAXED);
-		log_associate_error(-rc);
-		udp_assoc_drop_control(a);
+		fail_association(a, rc);
 		return rc;
 	}
 	if (a->connected && real_connect(fd, &a->relay.sa, a->relay_len) < 0) {
@@ -284,8 +306,158 @@ static int associate(int fd, struct udp_assoc *a)
 	return 0;
 }
 
-static int ensure(int fd, struct udp_assoc *a)
+/* --- in the background ------------------------------------------------------------ */
+
+static void free_queue(struct udp_assoc *a)
 {
+	while (a->q_head) {
+		struct udp_dgram *d = a->q_head;
+		a->q_head = d->next;
+		free(d);
+	}
+	a->q_tail = &a->q_head;
+	a->q_n = 0;
+	a->q_bytes = 0;
+}
+
+ssize_t udp_assoc_queue(struct udp_assoc *a, const uint8_t *hdr, size_t hlen,
+                        const struct msghdr *msg)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		len += msg->msg_iov[i].iov_len;
+	if (a->q_n >= UDP_QUEUE_MAX || a->q_bytes + len > UDP_QUEUE_BYTES)
+		return -EAGAIN;
+	struct udp_dgram *d = malloc(sizeof(*d) + hlen + len);
+	if (!d)
+		return -ENOBUFS;
+	memcpy(d->data, hdr, hlen);
+	d->len = hlen;
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		memcpy(d->data + d->len, msg->msg_iov[i].iov_base,
+		       msg->msg_iov[i].iov_len);
+		d->len += msg->msg_iov[i].iov_len;
+	}
+	d->next = NULL;
+	*a->q_tail = d;
+	a->q_tail = &d->next;
+	a->q_n++;
+	a->q_bytes += len;
+	return (ssize_t)len;
+}
+
+/* A failed UDP ASSOCIATE (a->lock held): one line, no control connection,
+ * and the datagrams queued meanwhile dropped with one more. */
+static void fail_association(struct udp_assoc *a, int rc)
+{
+	if (rc == -EOPNOTSUPP)
+		__atomic_store_n(&proxy_refuses_udp, 1, __ATOMIC_RELAXED);
+	log_associate_error(-rc);
+	if (a->q_n)
+		shim_log(SHIM_LOG_ERROR,
+		         "udp: %u datagram%s sent while associating dropped", a->q_n,
+		         a->q_n == 1 ? "" : "s");
+	free_queue(a);
+	udp_assoc_drop_control(a);
+}
+
+/* The queue to the relay, in order (a->lock held). */
+static void flush_queue(struct udp_assoc *a)
+{
+	for (struct udp_dgram *d = a->q_head; d; d = d->next)
+		real_sendto(a->flush_fd, d->data, d->len, MSG_DONTWAIT, &a->relay.sa,
+		            a->relay_len);
+	free_queue(a);
+}
+
+/* Ends a background association still running (a->lock held); the job's
+ * reference to a goes (never the last: the caller holds one). */
+static void end_job(struct udp_assoc *a)
+{
+	if (!a->job)
+		return;
+	tcp_bg_cancel(a->job);
+	a->job = NULL;
+	free_queue(a);
+	if (a->flush_fd >= 0)
+		real_close(a->flush_fd);
+	a->flush_fd = -1;
+	__atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+/* The helper thread: UDP ASSOCIATE has answered (rc 0, BND in bound) or
+ * failed. The queue goes to the relay, or is dropped with one line. */
+static void assoc_done(void *arg, struct bg_conn *job, int rc,
+                       const struct socks5_addr *bound)
+{
+	struct udp_assoc *a = arg;
+	pthread_mutex_lock(&a->lock);
+	bool mine = a->job == job;
+	if (mine) {
+		a->job = NULL;
+		if (rc == 0)
+			rc = set_relay(a, bound, &a->proxy_addr);
+		if (rc == 0 && a->connected &&
+		    real_connect(a->flush_fd, &a->relay.sa, a->relay_len) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			log_associated(bound, a->bg_t0);
+			flush_queue(a);
+		} else {
+			fail_association(a, rc);
+			a->pending_err = -rc; /* for the next send */
+		}
+		real_close(a->flush_fd);
+		a->flush_fd = -1;
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (mine)
+		udp_assoc_put(a);
+}
+
+/* UDP ASSOCIATE started in the background on a new control connection
+ * (a->lock held): 1 while it runs, or -errno. */
+static int associate_bg(int fd, struct udp_assoc *a)
+{
+	struct socks5_addr req;
+	int rc = prepare(fd, a, &a->proxy_addr);
+	if (rc < 0)
+		return rc;
+	a->flush_fd = real_fcntl(fd, F_DUPFD_CLOEXEC, CONTROL_FD_MIN);
+	a->bg_t0 = monotime_us();
+	request_addr(fd, &a->proxy_addr, &req);
+	__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED); /* the job's */
+	if (a->flush_fd >= 0)
+		a->job = tcp_bg_run(a->ctl, a->family, SOCKS5_CMD_UDP_ASSOCIATE, &req,
+		                    assoc_done, a);
+	if (!a->job) {
+		__atomic_sub_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+		if (a->flush_fd >= 0)
+			real_close(a->flush_fd);
+		a->flush_fd = -1;
+		return 0; /* not in the background: in the call, as a blocking socket */
+	}
+	return 1;
+}
+
+/* Should this send associate in the background? */
+static bool defer(int fd, int msg_flags)
+{
+	if (msg_flags & MSG_DONTWAIT)
+		return true;
+	int fl = real_fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+static int ensure(int fd, struct udp_assoc *a, bool may_defer, int msg_flags)
+{
+	if (a->job)
+		return 1;
+	if (a->pending_err) {
+		int err = a->pending_err;
+		a->pending_err = 0;
+		return -err;
+	}
 	if (a->ctl >= 0) {
 		if (control_alive(a->ctl))
 			return 0;
@@ -295,17 +467,22 @@ static int ensure(int fd, struct udp_assoc *a)
 	}
 	if (__atomic_load_n(&proxy_refuses_udp, __ATOMIC_RELAXED))
 		return -EOPNOTSUPP;
+	if (may_defer && defer(fd, msg_flags)) {
+		int rc = associate_bg(fd, a);
+		if (rc != 0)
+			return rc;
+	}
 	return associate(fd, a);
 }
 
 /* No re-entrancy guard: everything here calls real_* functions (policy.c
  * raises the guard itself while it resolves the proxy's name with libc). */
-int udp_assoc_ensure(int fd, struct udp_assoc *a)
+int udp_assoc_ensure(int fd, struct udp_assoc *a, bool may_defer, int msg_flags)
 {
 	int cancel;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	a->handshaking = true;
-	int rc = ensure(fd, a);
+	int rc = ensure(fd, a, may_defer, msg_flags);
 	a->handshaking = false;
 	pthread_setcancelstate(cancel, NULL);
 	return rc;
@@ -322,6 +499,20 @@ static void reset_assoc(int fd, void *p)
 	struct udp_assoc *a = p;
 	(void)fd;
 	pthread_mutex_init(&a->lock, NULL);
+	if (a->job) {
+		/* the parent's helper thread makes it: this copy starts anew */
+		a->job = NULL;
+		free_queue(a);
+		if (a->flush_fd >= 0)
+			real_close(a->flush_fd);
+		a->flush_fd = -1;
+		if (a->ctl >= 0) {
+			fdtab_unset(a->ctl, FD_UDP_CONTROL, a);
+			real_close(a->ctl);
+		}
+		a->ctl = -1;
+		a->relay_len = 0;
+	}
 	if (a->handshaking) {
 		a->handshaking = false;
 		udp_assoc_drop_control(a);

@@ -36,9 +36,24 @@ struct udp_name {
 	struct socks5_addr real; /* where its replies turned out to come from */
 };
 
+/* A datagram waiting for a background association: SOCKS header + payload. */
+struct udp_dgram {
+	struct udp_dgram *next;
+	size_t len;
+	uint8_t data[];
+};
+
+enum {
+	UDP_QUEUE_MAX = 64,           /* datagrams held for a background association */
+	UDP_QUEUE_BYTES = 256 * 1024, /* and their bytes at most; beyond: EAGAIN */
+};
+
+struct bg_conn;
+
 struct udp_assoc {
 	pthread_mutex_t lock;
 	int refs;           /* fd table entries + operations in progress (atomic) */
+	int fdrefs;         /* fd table entries (atomic): the last one cancels a job */
 	int family;         /* the socket's: AF_INET or AF_INET6 */
 	int ctl;            /* control connection, -1 when there is none */
 	union sa_any relay; /* the relay, in the socket's family; when ctl >= 0 */
@@ -52,6 +67,16 @@ struct udp_assoc {
 	struct socks5_addr target; /* and as the proxy is asked for it */
 	unsigned names_next;
 	struct udp_name names[UDP_NAMES_MAX];
+	/* UDP ASSOCIATE in the background (a non-blocking socket's first datagram) */
+	struct bg_conn *job;      /* running, or NULL */
+	int flush_fd;             /* the socket, for the helper thread's flush */
+	int pending_err;          /* it failed: the next send reports this */
+	union sa_any proxy_addr;  /* the proxy it went to (a relay of 0.0.0.0) */
+	long long bg_t0;          /* when it started (the log line) */
+	struct udp_dgram *q_head; /* datagrams sent meanwhile, in order */
+	struct udp_dgram **q_tail;
+	unsigned q_n;
+	size_t q_bytes;
 };
 
 /* The association of fd with a reference for the caller, or NULL. */
@@ -63,8 +88,15 @@ void udp_assoc_put(struct udp_assoc *a);
 
 /* Makes sure the association of socket fd is live (a->lock held): checks
  * the control connection and associates (again) when there is none.
- * 0 or -errno. Cancellation is off meanwhile. */
-int udp_assoc_ensure(int fd, struct udp_assoc *a);
+ * 0, or -errno. Cancellation is off meanwhile. With may_defer, a
+ * non-blocking socket (or MSG_DONTWAIT in msg_flags) associates in the
+ * background instead: 1 while that runs (the datagram is to be queued). */
+int udp_assoc_ensure(int fd, struct udp_assoc *a, bool may_defer, int msg_flags);
+/* Queues a datagram (header hdr, then msg's payload) for the background
+ * association (a->lock held): the payload's length, or -EAGAIN when the
+ * queue is full. */
+ssize_t udp_assoc_queue(struct udp_assoc *a, const uint8_t *hdr, size_t hlen,
+                        const struct msghdr *msg);
 /* Ends the association's control connection (a->lock held). */
 void udp_assoc_drop_control(struct udp_assoc *a);
 

@@ -55,18 +55,11 @@ static bool wants_gso(const struct msghdr *msg)
 	return false;
 }
 
-/* The datagram with the section 7 header for target in front, to the relay,
- * in one sendmsg(); the payload's length sent, or -1. */
-static ssize_t send_framed(int fd, const struct msghdr *msg, int flags,
-                           const struct socks5_addr *target, const union sa_any *relay,
-                           socklen_t relay_len)
+/* The datagram behind the section 7 header hdr, to the relay, in one
+ * sendmsg(); the payload's length sent, or -1. */
+static ssize_t send_framed(int fd, const struct msghdr *msg, int flags, uint8_t *hdr,
+                           size_t hlen, const union sa_any *relay, socklen_t relay_len)
 {
-	uint8_t hdr[SOCKS5_UDP_HEADER_MAX];
-	size_t hlen = socks5_udp_header_encode(hdr, sizeof(hdr), 0, target);
-	if (hlen == 0) {
-		errno = EINVAL;
-		return -1;
-	}
 	if (msg->msg_iovlen >= IOV_MAX) {
 		errno = EMSGSIZE;
 		return -1;
@@ -95,11 +88,17 @@ static ssize_t send_framed(int fd, const struct msghdr *msg, int flags,
 	return (size_t)sent >= hlen ? sent - (ssize_t)hlen : 0;
 }
 
-/* Sends msg to target through a's relay (dst: the program's destination
- * when it gave one, to remember a name by). */
+/* Sends msg to target through a's relay: at once, or, while a
+ * non-blocking socket's association is made in the background, queued. */
 static ssize_t send_held(int fd, struct udp_assoc *a, const struct msghdr *msg, int flags,
                          const struct socks5_addr *target)
 {
+	uint8_t hdr[SOCKS5_UDP_HEADER_MAX];
+	size_t hlen = socks5_udp_header_encode(hdr, sizeof(hdr), 0, target);
+	if (hlen == 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (flags & MSG_MORE)
 		return refuse("MSG_MORE would join datagrams behind one SOCKS header",
 		              EOPNOTSUPP);
@@ -108,17 +107,22 @@ static ssize_t send_held(int fd, struct udp_assoc *a, const struct msghdr *msg, 
 		        "UDP_SEGMENT (GSO) would split datagrams after the SOCKS header",
 		        EOPNOTSUPP);
 	pthread_mutex_lock(&a->lock);
-	int rc = udp_assoc_ensure(fd, a);
-	if (rc == 0 && msg->msg_name && target->atyp == SOCKS5_ATYP_DOMAIN)
+	ssize_t rc = udp_assoc_ensure(fd, a, true, flags);
+	bool queued = rc == 1;
+	if (rc >= 0 && msg->msg_name && target->atyp == SOCKS5_ATYP_DOMAIN)
 		remember_name(a, msg->msg_name, msg->msg_namelen);
+	if (queued)
+		rc = udp_assoc_queue(a, hdr, hlen, msg);
 	union sa_any relay = a->relay;
 	socklen_t relay_len = a->relay_len;
 	pthread_mutex_unlock(&a->lock);
 	if (rc < 0) {
-		errno = -rc;
+		errno = (int)-rc;
 		return -1;
 	}
-	return send_framed(fd, msg, flags, target, &relay, relay_len);
+	if (queued)
+		return rc;
+	return send_framed(fd, msg, flags, hdr, hlen, &relay, relay_len);
 }
 
 ssize_t udp_send_to(int fd, int family, const struct msghdr *msg, int flags,
@@ -170,7 +174,7 @@ bool udp_is_connected(int fd)
 static int connect_proxied(int fd, struct udp_assoc *a, const struct sockaddr *addr,
                            socklen_t len, const struct policy *pol)
 {
-	int rc = udp_assoc_ensure(fd, a);
+	int rc = udp_assoc_ensure(fd, a, false, 0);
 	if (rc == 0 && real_connect(fd, &a->relay.sa, a->relay_len) < 0)
 		rc = -errno;
 	if (rc < 0)
