@@ -33,7 +33,9 @@
 #include "tap.h"
 #include "tcp.h"
 
-enum { STEP_MAX_US = 5000 };
+/* A step is a few system calls: microseconds, a few milliseconds under valgrind
+ * when it formats the first log line. One that waited would wait for good. */
+enum { STEP_MAX_US = 10000 };
 
 /* The bytes of a string literal (without its NUL), and their count. */
 #define BYTES(lit) (lit), sizeof(lit) - 1
@@ -82,9 +84,11 @@ static void nonblocking_pair(int sv[2])
 		abort();
 }
 
+/* The password is in the machine's buffers. */
 static bool has_secret(const struct run *r)
 {
-	return memmem(&r->h, sizeof(r->h), "secret", 6) != NULL;
+	return memmem(r->h.out, sizeof(r->h.out), "secret", 6) ||
+	       memmem(r->h.in, sizeof(r->h.in), "secret", 6);
 }
 
 /* The client has sent want, no more and no less, by now. */
@@ -226,19 +230,14 @@ static void run_case(const struct hs_case *c)
 		BYTES(want), BYTES(answer)                                               \
 	}
 
-/* The plain exchange, without credentials. */
-static const struct hs_case plain = {
-        "no authentication",
-        false,
-        false,
-        {TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, REPLY_V4)},
-        false,
-        0,
-        12345,
-};
-
 static const struct hs_case cases[] = {
-        plain,
+        {"no authentication",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, REPLY_V4)},
+         false,
+         0,
+         12345},
         {"RFC 1929",
          true,
          false,
@@ -355,6 +354,9 @@ static const struct hs_case cases[] = {
          0},
 };
 
+/* The plain exchange, without credentials. */
+static const struct hs_case *const plain = &cases[0];
+
 /* The credentials are in the machine until they go out: what the checks
  * that they are gone later look for is there to begin with. */
 static void test_secret_there(void)
@@ -379,7 +381,7 @@ static void test_full_buffer(void)
 	char junk[4096] = {0};
 	int sv[2];
 
-	configure(&plain);
+	configure(plain);
 	nonblocking_pair(sv);
 	r.client = sv[0];
 	r.proxy = sv[1];
@@ -391,7 +393,7 @@ static void test_full_buffer(void)
 	tap_is(step(&r), POLLOUT, "socket buffer full: and again while it stays full");
 	while (recv(r.proxy, junk, sizeof(junk), 0) > 0)
 		;
-	judge(&r, &plain, play(&r, &plain));
+	judge(&r, plain, play(&r, plain));
 }
 
 /* tcp_hs_start connects the socket: the proxy's address is 127.0.0.1:port. */
@@ -420,7 +422,7 @@ static void test_tcp(void)
 	int lfd = script_listen_loopback(&port);
 
 	close(lfd); /* nobody listens there any more */
-	configure(&plain);
+	configure(plain);
 	r.client = start_tcp(&r.h, port);
 	tap_is(tcp_hs_step(&r.h), -ECONNREFUSED,
 	       "TCP, nothing listens: the step after it reports ECONNREFUSED");
@@ -433,7 +435,7 @@ static void test_tcp(void)
 	r.client = start_tcp(&r.h, port);
 	r.proxy = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
 	close(lfd);
-	judge(&r, &plain, play(&r, &plain));
+	judge(&r, plain, play(&r, plain));
 }
 
 int main(void)
