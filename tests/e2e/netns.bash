@@ -31,6 +31,12 @@
 #           $TARGET_DNS_LOG ("N 198.18.2.1/PORT query[A] NAME from 198.18.2.1",
 #           the same for UDP and TCP)
 # and target4.test (TARGET_NAME4) -> 198.18.2.2 only, in the proxy's hosts file.
+# far_proxy_start PORT DELAY_MS [UPSTREAM_PORT] (from setup_file or a test) adds
+# a far proxy in the proxy namespace on 198.18.1.1:PORT: tests/e2e/far_proxy.py
+# in front of the proxy on 198.18.1.1:UPSTREAM_PORT (default 1080, socksify-
+# server; 1082 is dante), every chunk towards the client DELAY_MS late (UDP
+# ASSOCIATE relayed and delayed too); proxy_url far:PORT names it; its log is
+# FAR_LOG.
 # The proxy namespace also has an `unreachable` route to 198.18.7.0/24 and a
 # `prohibit` route to 198.18.8.0/24 (the server gets EHOSTUNREACH / EACCES).
 # netns_teardown_file kills those PIDs and removes the namespaces, also when
@@ -305,6 +311,27 @@ netns_dante() {
 		cat "$BATS_FILE_TMPDIR/danted.out" "$DANTE_LOG" >&2 2>/dev/null
 		return 1
 	fi
+}
+
+# far_proxy_start PORT DELAY_MS [UPSTREAM_PORT]: a far proxy (far_proxy.py) in
+# the proxy namespace on 198.18.1.1:PORT, relaying to the proxy on
+# 198.18.1.1:UPSTREAM_PORT (default 1080: socksify-server --allow-open; 1082 is
+# dante) and delaying every chunk (and UDP ASSOCIATE datagram) towards the
+# client by DELAY_MS. The proxy behind it sees the far proxy (198.18.1.1) as its
+# client, and the target still sees the proxy. Sets FAR_LOG
+# ($BATS_FILE_TMPDIR/far-PORT.log: "tcp CLIENT" per connection, "udp CLIENT
+# relay ..." per association) and SPAWNED_PID; the PID is the file's from
+# setup_file, the test's from a test, so teardown stops it.
+far_proxy_start() {
+	local port=$1 delay=$2 up=${3:-1080}
+	FAR_LOG=$BATS_FILE_TMPDIR/far-$port.log
+	ns_spawn proxy "$FAR_LOG" "$PYTHON" -u "$E2E_DIR/far_proxy.py" -d "$delay" \
+		"$PROXY4:$port" "$PROXY4:$up"
+	if ! ns_wait_listen proxy tcp "$PROXY4" "$port" "$SPAWNED_PID"; then
+		cat "$FAR_LOG" >&2
+		return 1
+	fi
+	export FAR_LOG
 }
 
 # netns_udp_targets: the UDP targets in the target namespace (see the top): the
@@ -709,6 +736,7 @@ assert_proxy_udp() {
 #   dante  danted, no authentication                 198.18.1.1:1082
 #   deny   socksify-server --deny 198.18.2.0/24      198.18.1.1:1083
 #   sx6    socksify-server, no authentication        [fd00:5:1::1]:1084
+#   far:PORT  a far proxy of far_proxy_start         198.18.1.1:PORT
 proxy_url() {
 	local scheme=socks5${2:-}
 	case $1 in
@@ -717,6 +745,7 @@ proxy_url() {
 	dante) echo "$scheme://$PROXY4:1082" ;;
 	deny) echo "$scheme://$PROXY4:1083" ;;
 	sx6) echo "$scheme://[$PROXY6]:1084" ;;
+	far:[0-9]*) echo "$scheme://$PROXY4:${1#far:}" ;;
 	*) fail "unknown proxy kind $1" ;;
 	esac
 }
