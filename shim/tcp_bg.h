@@ -5,10 +5,11 @@
  * at once; one helper thread of the shim's drives the SOCKS handshake
  * (tcp.h's resumable exchange) on its own duplicate of the socket. Until the
  * reply has been read the program's socket does not look connected:
- *  - its epoll registrations are rewritten to wait for nothing (the shim
- *    follows epoll_ctl for every socket it saw made), and restored when the
- *    handshake ends, which makes the kernel report it to every waiter as a
- *    completing connect would (level, edge or one-shot);
+ *  - its epoll registrations are taken out of the program's epoll sets (the
+ *    shim follows epoll_ctl for every socket it saw made; epoll_ctl on them
+ *    meanwhile changes what goes back) and put back when the handshake ends,
+ *    which makes the kernel report the socket to every waiter as a
+ *    completing connect would, in one event (level, edge, one-shot);
  *  - poll/ppoll/select/pselect wait on an eventfd of the handshake instead,
  *    readable once it has ended;
  *  - SO_ERROR gives 0, a second connect() EALREADY, getpeername ENOTCONN,
@@ -17,8 +18,8 @@
  * fd table entry: proxied, or failed with the error SO_ERROR reports once.
  *
  * A socket that cannot be followed this way (its registrations were made
- * before the shim knew it, or use EPOLLEXCLUSIVE) gets the handshake inside
- * connect(), as a blocking socket does.
+ * before the shim knew it, or it is in more than four epoll sets) gets the
+ * handshake inside connect(), as a blocking socket does.
  */
 #ifndef SOCKSIFY_SHIM_TCP_BG_H
 #define SOCKSIFY_SHIM_TCP_BG_H

@@ -44,12 +44,11 @@ void bg_conn_put(struct bg_conn *c);
 void bg_wait_lock(void);
 void bg_wait_unlock(void);
 
-/* The program's epoll registrations of fd (bg_wait_lock held): made to wait
- * for nothing, or put back as the program made them. */
+/* The program's epoll registrations of fd (bg_wait_lock held): taken out of
+ * its epoll sets, or put back as the program made them. */
 void bg_regs_mask(int fd);
 void bg_regs_restore(int fd);
-/* Can every registration of fd be rewritten (none untracked, none
- * EPOLLEXCLUSIVE)? (bg_wait_lock held) */
+/* Is every registration of fd followed? (bg_wait_lock held) */
 bool bg_regs_followed(int fd);
 
 #endif

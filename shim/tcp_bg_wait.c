@@ -30,21 +30,18 @@ static struct {
 	bool lost;
 } regs[FDTAB_SIZE];
 
-/* What a registration waits for while the handshake runs: nothing but the
- * flags (the kernel adds EPOLLERR and EPOLLHUP itself). */
-static struct epoll_event masked(const struct epoll_event *ev)
-{
-	struct epoll_event m = *ev;
-	m.events &= EPOLLET | EPOLLONESHOT | EPOLLWAKEUP;
-	return m;
-}
-
+/* While the handshake runs the program's registrations are out of the
+ * kernel's sets altogether (not even a hang-up is reported), and go back in
+ * when it ends: the kernel then reports the socket as it is, in one event. */
 static void apply(int fd, bool hide)
 {
 	for (unsigned i = 0; i < regs[fd].n; i++) {
 		struct reg *r = &regs[fd].r[i];
-		struct epoll_event ev = hide ? masked(&r->ev) : r->ev;
-		real_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &ev);
+		if (hide)
+			real_epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+		else if (real_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &r->ev) < 0 &&
+		         errno == EEXIST)
+			real_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &r->ev);
 	}
 }
 
@@ -62,12 +59,7 @@ void bg_regs_restore(int fd)
 
 bool bg_regs_followed(int fd)
 {
-	if (fd < 0 || fd >= FDTAB_SIZE || regs[fd].lost)
-		return false;
-	for (unsigned i = 0; i < regs[fd].n; i++)
-		if (regs[fd].r[i].ev.events & EPOLLEXCLUSIVE)
-			return false;
-	return true;
+	return fd >= 0 && fd < FDTAB_SIZE && !regs[fd].lost;
 }
 
 void tcp_bg_forget(int fd)
@@ -82,25 +74,52 @@ void tcp_bg_forget(int fd)
 	bg_wait_unlock();
 }
 
-/* Notes a registration the kernel took (bg_wait_lock held). */
-static void note(int epfd, int op, int fd, const struct epoll_event *ev)
+/* The index of fd's registration in epfd, or regs[fd].n. */
+static unsigned find(int epfd, int fd)
 {
 	unsigned i = 0;
 	while (i < regs[fd].n && regs[fd].r[i].epfd != epfd)
 		i++;
+	return i;
+}
+
+/* Notes a registration the kernel took (bg_wait_lock held); false when
+ * there is no room for it. */
+static bool note(int epfd, int op, int fd, const struct epoll_event *ev)
+{
+	unsigned i = find(epfd, fd);
 	if (op == EPOLL_CTL_DEL) {
 		if (i < regs[fd].n)
 			regs[fd].r[i] = regs[fd].r[--regs[fd].n];
-		return;
+		return true;
 	}
 	if (i == regs[fd].n) {
-		if (i == REGS_MAX) {
-			regs[fd].lost = true;
-			return;
-		}
+		if (i == REGS_MAX)
+			return false;
 		regs[fd].n++;
 	}
 	regs[fd].r[i] = (struct reg){.epfd = epfd, .ev = *ev};
+	return true;
+}
+
+/* epoll_ctl() of a socket whose handshake runs (bg_wait_lock held): its
+ * registrations are out of the kernel's sets, so the call changes what goes
+ * back in at the end, with the errors the kernel would give. */
+static int while_hidden(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	unsigned i = find(epfd, fd);
+	bool known = i < regs[fd].n;
+	if ((op == EPOLL_CTL_ADD && known) || (op != EPOLL_CTL_ADD && !known)) {
+		errno = known ? EEXIST : ENOENT;
+		return -1;
+	}
+	if (note(epfd, op, fd, ev))
+		return 0;
+	/* no room to keep it out: in the kernel's set, waiting for nothing */
+	regs[fd].lost = true;
+	struct epoll_event m = *ev;
+	m.events &= EPOLLET | EPOLLONESHOT | EPOLLWAKEUP;
+	return real_epoll_ctl(epfd, op, fd, &m);
 }
 
 /* Is fd's handshake running (bg_wait_lock held: states change under it)? */
@@ -117,14 +136,17 @@ int tcp_bg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (fd < 0 || fd >= FDTAB_SIZE || (op != EPOLL_CTL_DEL && !ev))
 		return real_epoll_ctl(epfd, op, fd, ev);
 	bg_wait_lock();
-	bool hide = hidden_now(fd);
-	struct epoll_event m;
-	if (ev)
-		m = hide ? masked(ev) : *ev;
-	int rc = real_epoll_ctl(epfd, op, fd, ev ? &m : NULL);
-	if (rc == 0)
-		note(epfd, op, fd, ev);
+	int rc;
+	if (hidden_now(fd)) {
+		rc = while_hidden(epfd, op, fd, ev);
+	} else {
+		rc = real_epoll_ctl(epfd, op, fd, ev);
+		if (rc == 0 && !note(epfd, op, fd, ev))
+			regs[fd].lost = true;
+	}
+	int err = errno;
 	bg_wait_unlock();
+	errno = err;
 	return rc;
 }
 

@@ -330,6 +330,7 @@ static void lifecycle_close(const char *path, const char *expect)
 	struct pollfd wp = {.fd = warm, .events = POLLOUT};
 	poll(&wp, 1, WAIT_MS);
 	close(warm);
+	usleep(200000); /* the helper thread lets go of the warm-up's own descriptors */
 	int before = count_fds();
 	int fd = start(NULL);
 	close(fd);
