@@ -103,9 +103,10 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
  * negative -errno on failure (a failure reply mapped with socks5_rep_to_errno,
  * -EPROTO for a malformed answer, -EACCES when no method is acceptable or the
  * credentials are refused, the connect error, -ECONNRESET when the proxy
- * hangs up), or POLLIN / POLLOUT: what to wait for before calling again. An
- * answer is not looked for the moment its message has gone out: that step
- * asks for POLLIN at once. Once over, every call returns the same result.
+ * hangs up), or POLLIN / POLLOUT: what to wait for before calling again. Two
+ * waits are asked for without a look at the socket: POLLOUT on the first step
+ * of a connect under way, and POLLIN once a message has gone out (its answer
+ * is never there yet). Once over, every call returns the same result.
  */
 int tcp_hs_step(struct tcp_hs *h);
 

@@ -28,7 +28,7 @@ static void hs_queue(struct tcp_hs *h, size_t from, size_t len, uint8_t next)
 	h->next = next;
 }
 
-/* Reads the answer of state next from its first byte. */
+/* Goes to state next, which reads its answer from the first byte. */
 static void hs_expect(struct tcp_hs *h, uint8_t next)
 {
 	h->state = next;
