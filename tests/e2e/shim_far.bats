@@ -301,3 +301,18 @@ bg_run() {
 	refute_line --partial FAIL
 	assert_via_proxy "/$TAG/0 " 7
 }
+
+@test "valgrind: bg_probe window and epoll under the shim, no memory errors or definite leaks" {
+	[[ -z ${SOCKSIFY_TEST_PRELOAD:-} ]] || skip "valgrind cannot run with the ASan shim (this is the ASan pass)"
+	command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/deps installs it)"
+	far_paths 1
+	local cmd
+	for cmd in window epoll; do
+		run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url "far:$FAR_SX_PORT")" \
+			BG_PROBE_FAST_MS=200 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+			--show-possibly-lost=no "$SOCKSIFY_BG_PROBE" "$cmd" "$TARGET4" 80 "/$TAG/0" "/$TAG/0"
+		refute_line --partial FAIL
+		refute_line --partial "=="
+	done
+	assert_via_proxy "/$TAG/0 " 7
+}

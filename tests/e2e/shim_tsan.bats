@@ -194,3 +194,27 @@ while True:
 	assert_line --partial "ok the parent's sendto failed against the silent proxy"
 	[[ $(grep -c '^from=' "$UDP_LOG") == 0 ]] || fail "a datagram went around the proxy"
 }
+
+# start_far: tests/e2e/far_proxy.py on loopback in front of the proxy, 150 ms
+# towards the client; sets FAR (its address) and FAR_LOG.
+start_far() {
+	local port
+	port=$(free_port)
+	FAR_LOG=$BATS_TEST_TMPDIR/far.log
+	spawn "$FAR_LOG" "$PYTHON" -u "$E2E_DIR/far_proxy.py" -d 150 "127.0.0.1:$port" "$PROXY"
+	wait_listen "$port" "$SPAWNED_PID"
+	FAR=127.0.0.1:$port
+}
+
+@test "tsan: bg_probe through a far proxy on loopback: the helper thread, epoll, poll/select and threads in the pending window" {
+	[[ -n ${SOCKSIFY_BG_PROBE:-} && -e $SOCKSIFY_BG_PROBE ]] || fail "SOCKSIFY_BG_PROBE is not set (meson test --suite tsan sets it)"
+	start_proxy
+	start_far
+	local cmd
+	for cmd in epoll pollselect lifecycle; do
+		run -0 sx_run "socks5://$FAR" "$SOCKSIFY_BG_PROBE" "$cmd" 127.0.0.1 "$HTTP_PORT" \
+			/index.html "socksify e2e index"
+		assert_no_tsan
+	done
+	wait_server_lines "^socksify-server: 127\\.0\\.0\\.1:[0-9]+ CONNECT .*: succeeded" 12
+}
