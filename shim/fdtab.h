@@ -88,6 +88,12 @@ void fdtab_register(enum fd_kind kind, const struct fdtab_ops *ops);
  * the fast-path check. Read-only: change it through the functions below. */
 const struct fd_entry *fdtab_lookup(int fd);
 
+/* The entry's kind, read as another thread may be writing it. */
+static inline int fdtab_kind(const struct fd_entry *e)
+{
+	return e ? __atomic_load_n(&e->kind, __ATOMIC_ACQUIRE) : FD_NONE;
+}
+
 /* The socket's class, from the cache or asked of the kernel once (and then
  * cached); *family gets AF_INET/AF_INET6 for the IP classes. */
 enum fd_class fdtab_class(int fd, int *family);

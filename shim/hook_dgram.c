@@ -35,7 +35,7 @@
 static inline bool held_back(int fd)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
-	return __builtin_expect(e != NULL, 0) && e->kind == FD_TCP_PENDING &&
+	return __builtin_expect(e != NULL, 0) && fdtab_kind(e) == FD_TCP_PENDING &&
 	       tcp_bg_gate(fd) < 0;
 }
 
@@ -43,7 +43,8 @@ static inline bool held_back(int fd)
 static inline bool assoc_of(int fd)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
-	return __builtin_expect(e != NULL, 0) && e->kind == FD_UDP && shim_depth == 0;
+	return __builtin_expect(e != NULL, 0) && fdtab_kind(e) == FD_UDP &&
+	       shim_depth == 0;
 }
 
 /* An associated socket connected through the proxy: send() and write()

@@ -121,10 +121,10 @@ static int dgram_connect(int fd, enum fd_class cls, int family,
 /* A second connect() on a socket the shim connected, as the kernel answers it. */
 static int connect_again(int fd, const struct fd_entry *e)
 {
-	if (e->kind == FD_TCP_PENDING && tcp_bg_running(fd))
+	if (fdtab_kind(e) == FD_TCP_PENDING && tcp_bg_running(fd))
 		errno = EALREADY;
 	else
-		errno = e->kind == FD_UDP_CONTROL ? EBADF : fdtab_connect_again(fd);
+		errno = fdtab_kind(e) == FD_UDP_CONTROL ? EBADF : fdtab_connect_again(fd);
 	return -1;
 }
 
@@ -138,7 +138,7 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (shim_depth > 0 || !real_connect)
 		return real_connect ? real_connect(fd, addr, len) : (errno = ENOSYS, -1);
 	const struct fd_entry *e = fdtab_lookup(fd);
-	if (e && e->kind != FD_NONE && e->kind != FD_UDP)
+	if (e && fdtab_kind(e) != FD_NONE && fdtab_kind(e) != FD_UDP)
 		return connect_again(fd, e);
 	if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC)
 		return udp_disconnect(fd, addr, len);
@@ -157,12 +157,12 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
-	if (e && e->kind == FD_TCP_PENDING && tcp_bg_running(fd)) {
+	if (e && fdtab_kind(e) == FD_TCP_PENDING && tcp_bg_running(fd)) {
 		errno = ENOTCONN;
 		return -1;
 	}
 	e = fdtab_lookup(fd);
-	int kind = e ? e->kind : FD_NONE;
+	int kind = e ? fdtab_kind(e) : FD_NONE;
 	if (!real_getpeername) {
 		errno = ENOSYS;
 		return -1;
@@ -188,14 +188,14 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *le
 {
 	const struct fd_entry *e;
 	if (level == SOL_SOCKET && name == SO_ERROR && (e = fdtab_lookup(fd)) &&
-	    e->kind == FD_TCP_PENDING && tcp_bg_running(fd) && val && len &&
+	    fdtab_kind(e) == FD_TCP_PENDING && tcp_bg_running(fd) && val && len &&
 	    *len >= sizeof(int)) {
 		memset(val, 0, sizeof(int)); /* still in progress */
 		*len = sizeof(int);
 		return 0;
 	}
 	if (level != SOL_SOCKET || name != SO_ERROR || !(e = fdtab_lookup(fd)) ||
-	    e->kind != FD_TCP_FAILED || !val || !len || *len < sizeof(int))
+	    fdtab_kind(e) != FD_TCP_FAILED || !val || !len || *len < sizeof(int))
 		return real_getsockopt ? real_getsockopt(fd, level, name, val, len)
 		                       : (errno = ENOSYS, -1);
 	int err = fdtab_take_error(fd);
@@ -212,7 +212,7 @@ static ssize_t fastopen(int fd, const struct msghdr *msg, int flags)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
 	struct policy pol = {.verdict = POLICY_PASS};
-	if (!e || e->kind == FD_NONE)
+	if (!e || fdtab_kind(e) == FD_NONE)
 		policy_classify(msg->msg_name, msg->msg_namelen, &pol);
 	if (pol.verdict == POLICY_PASS)
 		return real_sendmsg(fd, msg, flags);
@@ -246,7 +246,7 @@ static ssize_t send_one(int fd, const struct msghdr *msg, int flags,
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
 	if (!is_inet(msg->msg_name, msg->msg_namelen)) {
-		if ((!msg->msg_name || !msg->msg_namelen) && e && e->kind == FD_UDP)
+		if ((!msg->msg_name || !msg->msg_namelen) && e && fdtab_kind(e) == FD_UDP)
 			return udp_send_connected(fd, msg, flags);
 		return real_sendmsg(fd, msg, flags);
 	}
@@ -280,9 +280,11 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 		return -1;
 	}
 	e = fdtab_lookup(fd);
-	if (e && e->kind == FD_TCP_PENDING && shim_depth == 0 && tcp_bg_gate(fd) < 0)
+	if (e && fdtab_kind(e) == FD_TCP_PENDING && shim_depth == 0 &&
+	    tcp_bg_gate(fd) < 0)
 		return -1;
-	if (shim_depth > 0 || (!addr && (!(e = fdtab_lookup(fd)) || e->kind != FD_UDP)))
+	if (shim_depth > 0 ||
+	    (!addr && (!(e = fdtab_lookup(fd)) || fdtab_kind(e) != FD_UDP)))
 		return real_sendto(fd, buf, n, flags, addr, len);
 	return send_one(fd, &msg, flags, NULL);
 }
@@ -297,7 +299,7 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (shim_depth > 0 || !msg)
 		return real_sendmsg(fd, msg, flags);
 	const struct fd_entry *e = fdtab_lookup(fd);
-	if (e && e->kind == FD_TCP_PENDING && tcp_bg_gate(fd) < 0)
+	if (e && fdtab_kind(e) == FD_TCP_PENDING && tcp_bg_gate(fd) < 0)
 		return -1;
 	return send_one(fd, msg, flags, NULL);
 }
@@ -339,7 +341,7 @@ SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 	struct policy pol;
 	/* an untracked socket keeps its batch unless a datagram needs the proxy;
 	 * the verdict found on the way is used for that datagram */
-	bool assoc = e && e->kind == FD_UDP;
+	bool assoc = e && fdtab_kind(e) == FD_UDP;
 	unsigned int first = assoc ? 0 : first_proxied(fd, vec, n, &pol);
 	if (first == n)
 		return real_sendmmsg(fd, vec, n, flags);

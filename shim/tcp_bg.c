@@ -108,7 +108,7 @@ static bool driver_add(struct bg_conn *c)
 	}
 	drv.slot[i] = c;
 	drv.gen[i]++;
-	drv.used++;
+	__atomic_add_fetch(&drv.used, 1, __ATOMIC_RELAXED);
 	c->slot = i;
 	conn_ref(c);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -116,7 +116,7 @@ static bool driver_add(struct bg_conn *c)
 	bool ok = epoll_ctl(drv.epfd, EPOLL_CTL_ADD, c->own, &ev) == 0;
 	if (!ok) {
 		drv.slot[i] = NULL;
-		drv.used--;
+		__atomic_sub_fetch(&drv.used, 1, __ATOMIC_RELAXED);
 		c->slot = BG_SLOTS;
 		__atomic_sub_fetch(&c->refs, 1, __ATOMIC_RELAXED); /* not the last */
 	}
@@ -133,7 +133,7 @@ static void driver_remove(struct bg_conn *c)
 		epoll_ctl(drv.epfd, EPOLL_CTL_DEL, c->own, NULL);
 		drv.slot[c->slot] = NULL;
 		drv.gen[c->slot]++;
-		drv.used--;
+		__atomic_sub_fetch(&drv.used, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&drv.lock);
 	if (held)

@@ -157,7 +157,7 @@ int tcp_bg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 static int stand_in(int fd)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
-	if (!e || e->kind != FD_TCP_PENDING || !tcp_bg_running(fd))
+	if (!e || fdtab_kind(e) != FD_TCP_PENDING || !tcp_bg_running(fd))
 		return -1;
 	struct bg_conn *c = fdtab_hold(fd, FD_TCP_PENDING);
 	int efd = c ? c->efd : -1;

@@ -129,7 +129,7 @@ static void control_lost(int fd, void *p)
 bool udp_control_evacuate(int fd)
 {
 	const struct fd_entry *c = fdtab_lookup(fd);
-	if (!c || c->kind != FD_UDP_CONTROL)
+	if (!c || fdtab_kind(c) != FD_UDP_CONTROL)
 		return false;
 	struct udp_assoc *a = c->payload;
 	pthread_mutex_lock(&a->lock);
