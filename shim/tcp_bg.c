@@ -58,6 +58,29 @@ void bg_wait_unlock(void)
 	pthread_mutex_unlock(&wait_lock);
 }
 
+/* Eventfds of ended handshakes, their counters read back to 0, for the next
+ * ones (bg_wait_lock): a poll() loop that connects one socket after the
+ * other makes none after the first. */
+static struct {
+	int fd[16];
+	unsigned n;
+} efd_pool;
+
+/* An eventfd back to the pool (or closed). */
+static void efd_recycle(int efd)
+{
+	uint64_t v;
+	ssize_t r = read(efd, &v, sizeof(v));
+	(void)r;
+	bg_wait_lock();
+	bool kept = efd_pool.n < sizeof(efd_pool.fd) / sizeof(efd_pool.fd[0]);
+	if (kept)
+		efd_pool.fd[efd_pool.n++] = efd;
+	bg_wait_unlock();
+	if (!kept)
+		real_close(efd);
+}
+
 /* --- references ------------------------------------------------------------------- */
 
 static void conn_ref(struct bg_conn *c)
@@ -73,7 +96,7 @@ void bg_conn_put(struct bg_conn *c)
 	if (c->own >= 0)
 		real_close(c->own);
 	if (c->efd >= 0)
-		real_close(c->efd);
+		efd_recycle(c->efd);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -154,6 +177,23 @@ static struct bg_conn *driver_get(uint64_t key)
 	return c;
 }
 
+int bg_efd(struct bg_conn *c)
+{
+	bg_wait_lock();
+	if (c->efd < 0) {
+		c->efd = efd_pool.n ? efd_pool.fd[--efd_pool.n]
+		                    : move_high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+		if (c->efd >= 0 && c->state != BG_RUNNING) {
+			uint64_t one = 1;
+			ssize_t w = write(c->efd, &one, sizeof(one));
+			(void)w;
+		}
+	}
+	int efd = c->efd;
+	bg_wait_unlock();
+	return efd;
+}
+
 /* --- the end of a handshake ----------------------------------------------------------
  */
 
@@ -206,11 +246,14 @@ static void finish(struct bg_conn *c, int rc)
 	}
 	__atomic_store_n(&c->state, rc == 0 ? BG_OK : BG_FAILED, __ATOMIC_RELEASE);
 	bg_regs_restore(c->fd);
+	int efd = c->efd;
 	bg_wait_unlock();
 	__atomic_sub_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
-	uint64_t one = 1;
-	ssize_t w = write(c->efd, &one, sizeof(one));
-	(void)w;
+	if (efd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(efd, &one, sizeof(one));
+		(void)w;
+	}
 	tcp_log_connect(&c->target, rc, c->t0_us);
 	driver_remove(c);
 }
@@ -322,14 +365,16 @@ static struct bg_conn *conn_new(int fd, const struct sockaddr *addr, socklen_t l
 	c->refs = 1;
 	c->fd = fd;
 	c->slot = BG_SLOTS;
-	c->own = move_high(real_fcntl(fd, F_DUPFD_CLOEXEC, 0));
-	c->efd = move_high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	c->own = real_fcntl(fd, F_DUPFD_CLOEXEC, BG_FD_MIN);
+	if (c->own < 0)
+		c->own = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	c->efd = -1; /* made when a poll()/select() waiter needs one (bg_efd) */
 	c->t0_us = monotime_us();
 	c->deadline_ms = tcp_deadline();
 	c->peer_len = len < sizeof(c->peer) ? len : sizeof(c->peer);
 	memcpy(&c->peer, addr, c->peer_len);
 	c->target = pol->target;
-	if (c->own < 0 || c->efd < 0) {
+	if (c->own < 0) {
 		bg_conn_put(c);
 		return NULL;
 	}
@@ -421,7 +466,7 @@ void tcp_bg_cancel(struct bg_conn *c)
  * readable; failed when the parent shut the socket down. */
 static void settle_foreign(struct bg_conn *c)
 {
-	struct pollfd p[2] = {{.fd = c->efd, .events = POLLIN},
+	struct pollfd p[2] = {{.fd = bg_efd(c), .events = POLLIN},
 	                      {.fd = c->own, .events = POLLRDHUP}};
 	bool over = real_poll(p, 1, 0) == 1;
 	if (!over && monotime_ms() < c->deadline_ms)
@@ -464,7 +509,7 @@ int tcp_bg_gate(int fd)
 		struct bg_conn *c = fdtab_hold(fd, FD_TCP_PENDING);
 		if (!c)
 			break;
-		struct pollfd p = {.fd = c->efd, .events = POLLIN};
+		struct pollfd p = {.fd = bg_efd(c), .events = POLLIN};
 		int n = real_poll(&p, 1, 1000);
 		bg_conn_put(c);
 		if (n < 0 && errno == EINTR)
@@ -501,6 +546,20 @@ static void entry_release(int fd, void *p)
 	bg_conn_put(c);
 }
 
+static void give_efd(int fd, void *p)
+{
+	(void)fd;
+	bg_efd(p);
+}
+
+/* Before fork(): every running handshake gets its eventfd, so that the
+ * child shares it and learns the end from the parent's helper thread. */
+static void atfork_prepare(void)
+{
+	if (__atomic_load_n(&tcp_bg_running_count, __ATOMIC_RELAXED) > 0)
+		fdtab_for_each(FD_TCP_PENDING, give_efd);
+}
+
 static void mark_foreign(int fd, void *p)
 {
 	struct bg_conn *c = p;
@@ -518,6 +577,9 @@ static void atfork_child(void)
 	if (drv.epfd >= 0)
 		real_close(drv.epfd);
 	memset(drv.slot, 0, sizeof(drv.slot));
+	for (unsigned i = 0; i < efd_pool.n; i++) /* shared with the parent */
+		real_close(efd_pool.fd[i]);
+	efd_pool.n = 0;
 	drv.used = 0;
 	drv.epfd = -1;
 	drv.err = 0;
@@ -529,5 +591,5 @@ void tcp_bg_init(void)
 {
 	static const struct fdtab_ops ops = {.ref = entry_ref, .release = entry_release};
 	fdtab_register(FD_TCP_PENDING, &ops);
-	pthread_atfork(NULL, NULL, atfork_child);
+	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }

@@ -24,8 +24,8 @@ struct bg_conn {
 	bool foreign;         /* inherited through fork(): the parent drives it */
 	int fd;               /* the program's descriptor at connect() */
 	int own;              /* the shim's duplicate, which the driver works on */
-	int efd;              /* eventfd, readable once the handshake has ended */
-	unsigned slot;        /* in the driver's table */
+	int efd;       /* eventfd, readable once ended; -1 until a waiter needs it */
+	unsigned slot; /* in the driver's table */
 	long long t0_us, deadline_ms;
 	union sa_any peer; /* the program's destination (getpeername) */
 	socklen_t peer_len;
@@ -36,6 +36,9 @@ struct bg_conn {
 	             const struct socks5_addr *bound);
 	void *arg;
 };
+
+/* The handshake's eventfd (readable once it has ended), made on first use. */
+int bg_efd(struct bg_conn *c);
 
 /* Drops a reference taken with fdtab_hold. */
 void bg_conn_put(struct bg_conn *c);

@@ -125,6 +125,8 @@ static int while_hidden(int epfd, int op, int fd, struct epoll_event *ev)
 /* Is fd's handshake running (bg_wait_lock held: states change under it)? */
 static bool hidden_now(int fd)
 {
+	if (fdtab_kind(fdtab_lookup(fd)) != FD_TCP_PENDING)
+		return false; /* the usual case, without the table's lock */
 	struct bg_conn *c = fdtab_hold(fd, FD_TCP_PENDING);
 	bool r = c && c->state == BG_RUNNING;
 	bg_conn_put(c);
@@ -160,7 +162,7 @@ static int stand_in(int fd)
 	if (!e || fdtab_kind(e) != FD_TCP_PENDING || !tcp_bg_running(fd))
 		return -1;
 	struct bg_conn *c = fdtab_hold(fd, FD_TCP_PENDING);
-	int efd = c ? c->efd : -1;
+	int efd = c ? bg_efd(c) : -1;
 	bg_conn_put(c);
 	return efd;
 }

@@ -3,8 +3,10 @@
  * connbench: measures a SOCKS5 server against direct connections in one run.
  *
  *   connbench -p PROXY_HOST:PORT [-s SECONDS] [-u USER:PASS] [-n]
- *   connbench [-s SECONDS] [-n]     (plain connections only: run it under
+ *   connbench [-s SECONDS] [-n] [-N] (plain connections only: run it under
  *                                    socksify to measure the shim)
+ * -N connects non-blocking and waits with poll() (an event loop's way: under
+ * socksify, the handshake in the background).
  *
  * It starts its own target on 127.0.0.1 (a thread that answers every
  * connection's first byte with one byte, then closes; and a sink for bulk
@@ -16,8 +18,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +35,7 @@
 
 static struct sockaddr_in proxy, echo_addr, sink_addr;
 static const char *auth_user, *auth_pass;
+static bool nonblocking;
 
 static double now_s(void)
 {
@@ -151,6 +156,19 @@ static int open_conn(const struct sockaddr_in *dst, bool via_proxy)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	const struct sockaddr_in *to = via_proxy ? &proxy : dst;
+	if (nonblocking && !via_proxy) {
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if ((connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0 &&
+		     errno != EINPROGRESS) ||
+		    poll(&p, 1, 10000) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err)
+			fail("non-blocking connect");
+		fcntl(fd, F_SETFL, 0);
+		return fd;
+	}
 	if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0)
 		fail("connect");
 	if (via_proxy)
@@ -222,7 +240,7 @@ int main(int argc, char **argv)
 	bool bulk = true;
 	pthread_t t;
 
-	while ((opt = getopt(argc, argv, "p:s:r:u:n")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:r:u:nN")) != -1) {
 		switch (opt) {
 		case 'p':
 			parse_hostport(optarg, &proxy);
@@ -247,9 +265,12 @@ int main(int argc, char **argv)
 		case 'n':
 			bulk = false;
 			break;
+		case 'N':
+			nonblocking = true;
+			break;
 		default:
 			fprintf(stderr, "usage: connbench -p HOST:PORT [-s SEC] [-r "
-			                "ROUNDS] [-u U:P] [-n]\n");
+			                "ROUNDS] [-u U:P] [-n] [-N]\n");
 			return 2;
 		}
 	}
