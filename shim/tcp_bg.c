@@ -95,8 +95,10 @@ void bg_conn_put(struct bg_conn *c)
 	tcp_hs_end(&c->hs);
 	if (c->own >= 0)
 		real_close(c->own);
-	if (c->efd >= 0)
+	if (c->efd >= 0 && !c->shared_efd)
 		efd_recycle(c->efd);
+	else if (c->efd >= 0)
+		real_close(c->efd);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -548,8 +550,10 @@ static void entry_release(int fd, void *p)
 
 static void give_efd(int fd, void *p)
 {
+	struct bg_conn *c = p;
 	(void)fd;
-	bg_efd(p);
+	bg_efd(c);
+	c->shared_efd = true;
 }
 
 /* Before fork(): every running handshake gets its eventfd, so that the

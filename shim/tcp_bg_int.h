@@ -22,6 +22,7 @@ struct bg_conn {
 	int state;            /* enum bg_state; changes under bg_wait_lock */
 	int err;              /* BG_FAILED: the errno SO_ERROR reports */
 	bool foreign;         /* inherited through fork(): the parent drives it */
+	bool shared_efd;      /* a child has the eventfd too: never reused */
 	int fd;               /* the program's descriptor at connect() */
 	int own;              /* the shim's duplicate, which the driver works on */
 	int efd;       /* eventfd, readable once ended; -1 until a waiter needs it */
