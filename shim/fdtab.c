@@ -216,7 +216,7 @@ void *fdtab_hold(int fd, enum fd_kind kind)
 	pthread_mutex_lock(&payload_lock);
 	if (table[fd].kind == kind && table[fd].payload) {
 		p = table[fd].payload;
-		kind_ops[kind]->ref(p);
+		kind_ops[kind]->hold(p);
 	}
 	pthread_mutex_unlock(&payload_lock);
 	return p;
@@ -283,9 +283,9 @@ void fdtab_copy(int fd, int fd2)
 		return;
 	pthread_mutex_lock(&payload_lock);
 	const struct fdtab_ops *ops = kind_ops[src->kind];
-	if (!src->payload || (ops && ops->ref)) {
+	if (!src->payload || (ops && ops->copy)) {
 		if (src->payload)
-			ops->ref(src->payload);
+			ops->copy(fd2, src->payload);
 		*dst = *src;
 	} else {
 		/* a payload that is not copied: the copy is a plain descriptor */

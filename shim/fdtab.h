@@ -74,8 +74,11 @@ struct fd_entry {
 
 /* What the table does with a kind's payload. */
 struct fdtab_ops {
-	/* a reference more (dup); NULL: a copy of the descriptor is a plain one */
-	void (*ref)(void *payload);
+	/* a reference more for a caller (fdtab_hold) */
+	void (*hold)(void *payload);
+	/* the payload for one more descriptor, fd (dup); NULL: a copy of the
+	 * descriptor is a plain one */
+	void (*copy)(int fd, void *payload);
 	/* the entry lets go of its payload (close, dup2 over it, a new socket on
 	 * its number): drop its reference, or whatever the kind needs */
 	void (*release)(int fd, void *payload);
@@ -116,7 +119,7 @@ int fdtab_connect_again(int fd);
  * over the caller's reference. False when fd is untracked. */
 bool fdtab_set_payload(int fd, enum fd_kind kind, void *payload);
 /* The payload of fd if its kind is `kind`, with a reference taken for the
- * caller (ops->ref), or NULL. */
+ * caller (ops->hold), or NULL. */
 void *fdtab_hold(int fd, enum fd_kind kind);
 /* Empties fd's entry without calling release, if it holds payload of kind
  * (the owner ends it itself). */
@@ -129,7 +132,7 @@ void fdtab_clear_range(unsigned first, unsigned last);
  * in a range the program is about to close). */
 void fdtab_clear_range_of(unsigned first, unsigned last, enum fd_kind kind);
 /* fd2 takes fd's state (dup2/dup3/F_DUPFD); fd2's old state is dropped.
- * A payload gains a reference when its kind can be copied (ops->ref);
+ * A payload gains a descriptor when its kind can be copied (ops->copy);
  * otherwise the copy keeps only the class. */
 void fdtab_copy(int fd, int fd2);
 /* Calls fn for every entry of kind (once per entry). */

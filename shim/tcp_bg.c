@@ -247,7 +247,8 @@ static void finish(struct bg_conn *c, int rc)
 		c->err = -rc;
 	}
 	__atomic_store_n(&c->state, rc == 0 ? BG_OK : BG_FAILED, __ATOMIC_RELEASE);
-	bg_regs_restore(c->fd);
+	for (unsigned i = 0; i < c->nfds; i++)
+		bg_regs_restore(c->fds[i]);
 	int efd = c->efd;
 	bg_wait_unlock();
 	__atomic_sub_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
@@ -366,6 +367,8 @@ static struct bg_conn *conn_new(int fd, const struct sockaddr *addr, socklen_t l
 	pthread_mutex_init(&c->lock, NULL);
 	c->refs = 1;
 	c->fd = fd;
+	c->fds[0] = fd;
+	c->nfds = 1;
 	c->slot = BG_SLOTS;
 	c->own = real_fcntl(fd, F_DUPFD_CLOEXEC, BG_FD_MIN);
 	if (c->own < 0)
@@ -523,18 +526,41 @@ int tcp_bg_gate(int fd)
 /* --- the fd table and fork
  * -------------------------------------------------------------- */
 
-static void entry_ref(void *p)
+static void entry_hold(void *p)
+{
+	conn_ref(p);
+}
+
+/* dup: one more descriptor, whose registrations go back at the end too */
+static void entry_copy(int fd, void *p)
 {
 	struct bg_conn *c = p;
 	__atomic_add_fetch(&c->fdrefs, 1, __ATOMIC_RELAXED);
 	conn_ref(c);
+	bg_wait_lock();
+	if (c->nfds < sizeof(c->fds) / sizeof(c->fds[0]))
+		c->fds[c->nfds++] = fd;
+	bg_wait_unlock();
+}
+
+/* fd no longer names the socket (bg_wait_lock held). */
+static void forget_fd(struct bg_conn *c, int fd)
+{
+	for (unsigned i = 0; i < c->nfds; i++)
+		if (c->fds[i] == fd) {
+			c->fds[i] = c->fds[--c->nfds];
+			bg_regs_forget(fd);
+			break;
+		}
 }
 
 /* The last descriptor of a running handshake is closed: it is cancelled. */
 static void entry_release(int fd, void *p)
 {
 	struct bg_conn *c = p;
-	(void)fd;
+	bg_wait_lock();
+	forget_fd(c, fd);
+	bg_wait_unlock();
 	if (__atomic_sub_fetch(&c->fdrefs, 1, __ATOMIC_ACQ_REL) == 0) {
 		bg_wait_lock();
 		bool running = c->state == BG_RUNNING;
@@ -593,7 +619,8 @@ static void atfork_child(void)
 
 void tcp_bg_init(void)
 {
-	static const struct fdtab_ops ops = {.ref = entry_ref, .release = entry_release};
+	static const struct fdtab_ops ops = {
+	        .hold = entry_hold, .copy = entry_copy, .release = entry_release};
 	fdtab_register(FD_TCP_PENDING, &ops);
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }

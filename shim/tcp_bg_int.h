@@ -24,7 +24,9 @@ struct bg_conn {
 	bool foreign;         /* inherited through fork(): the parent drives it */
 	bool shared_efd;      /* a child has the eventfd too: never reused */
 	int fd;               /* the program's descriptor at connect() */
-	int own;              /* the shim's duplicate, which the driver works on */
+	int fds[4];           /* the program's descriptors of it (dup); bg_wait_lock */
+	unsigned nfds;
+	int own;       /* the shim's duplicate, which the driver works on */
 	int efd;       /* eventfd, readable once ended; -1 until a waiter needs it */
 	unsigned slot; /* in the driver's table */
 	long long t0_us, deadline_ms;
@@ -54,5 +56,7 @@ void bg_regs_mask(int fd);
 void bg_regs_restore(int fd);
 /* Is every registration of fd followed? (bg_wait_lock held) */
 bool bg_regs_followed(int fd);
+/* fd is closed: what was followed of it goes (bg_wait_lock held). */
+void bg_regs_forget(int fd);
 
 #endif

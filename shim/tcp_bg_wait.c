@@ -62,6 +62,14 @@ bool bg_regs_followed(int fd)
 	return fd >= 0 && fd < FDTAB_SIZE && !regs[fd].lost;
 }
 
+void bg_regs_forget(int fd)
+{
+	if (fd >= 0 && fd < FDTAB_SIZE) {
+		regs[fd].n = 0;
+		regs[fd].lost = false;
+	}
+}
+
 void tcp_bg_forget(int fd)
 {
 	/* unlocked look first: most sockets were never in an epoll set */

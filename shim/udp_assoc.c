@@ -38,11 +38,19 @@ static void fail_association(struct udp_assoc *a, int rc);
 
 /* --- references ------------------------------------------------------------------- */
 
-static void ref(void *p)
+static void hold(void *p)
 {
 	struct udp_assoc *a = p;
-	__atomic_add_fetch(&a->fdrefs, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* One more descriptor of the socket (dup). */
+static void copy(int fd, void *p)
+{
+	struct udp_assoc *a = p;
+	(void)fd;
+	__atomic_add_fetch(&a->fdrefs, 1, __ATOMIC_RELAXED);
+	hold(a);
 }
 
 void udp_assoc_put(struct udp_assoc *a)
@@ -527,9 +535,10 @@ static void atfork_child(void)
 
 void udp_init(void)
 {
-	static const struct fdtab_ops assoc_ops = {.ref = ref, .release = entry_release};
-	static const struct fdtab_ops control_ops = {.ref = NULL,
-	                                             .release = control_lost};
+	static const struct fdtab_ops assoc_ops = {
+	        .hold = hold, .copy = copy, .release = entry_release};
+	static const struct fdtab_ops control_ops = {
+	        .hold = NULL, .copy = NULL, .release = control_lost};
 	fdtab_register(FD_UDP, &assoc_ops);
 	fdtab_register(FD_UDP_CONTROL, &control_ops);
 	pthread_atfork(NULL, NULL, atfork_child);

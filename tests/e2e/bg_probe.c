@@ -336,6 +336,11 @@ static void lifecycle_close(const char *path, const char *expect)
 	int before = count_fds();
 	int fd = start(NULL);
 	close(fd);
+	usleep(50000); /* well before the far proxy could have answered */
+	check(count_fds() == before,
+	      "close in the window cancels the handshake at once (%d descriptors, %d "
+	      "before)",
+	      count_fds(), before);
 	int again = start(NULL);
 	struct pollfd p = {.fd = again, .events = POLLOUT};
 	check(poll(&p, 1, WAIT_MS) == 1 && connected(again) && fetch(again, path, expect),
@@ -358,12 +363,19 @@ static void lifecycle_close(const char *path, const char *expect)
 static void lifecycle_dup2(const char *path, const char *expect)
 {
 	int fd = start(NULL), other = socket(AF_INET, SOCK_STREAM, 0);
+	int ep = epoll_create1(0);
 	check(dup2(fd, other) == other, "dup2 in the window");
+	struct epoll_event ev = {.events = EPOLLOUT | EPOLLET};
+	check(epoll_ctl(ep, EPOLL_CTL_ADD, other, &ev) == 0,
+	      "the copy registered in epoll");
 	close(fd);
-	struct pollfd p = {.fd = other, .events = POLLOUT};
-	check(poll(&p, 1, WAIT_MS) == 1 && connected(other) && fetch(other, path, expect),
-	      "the copy completes and carries data after the original is closed");
+	check(epoll_wait(ep, &ev, 1, 0) == 0, "not reported while pending");
+	check(epoll_wait(ep, &ev, 1, WAIT_MS) == 1 && (ev.events & EPOLLOUT) &&
+	              connected(other) && fetch(other, path, expect),
+	      "the copy completes (epoll reports it) and carries data after the original "
+	      "is closed");
 	close(other);
+	close(ep);
 }
 
 static void lifecycle_fork(const char *path, const char *expect)

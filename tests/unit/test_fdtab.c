@@ -28,6 +28,7 @@ int (*real_getsockopt)(int, int, int, void *, socklen_t *) = counting_getsockopt
 /* A payload kind that counts what the table does with it. */
 struct obj {
 	int refs;
+	int copies, last_copy;
 	int released;
 	int last_fd;
 };
@@ -35,6 +36,13 @@ struct obj {
 static void obj_ref(void *p)
 {
 	((struct obj *)p)->refs++;
+}
+
+static void obj_copy(int fd, void *p)
+{
+	((struct obj *)p)->copies++;
+	((struct obj *)p)->last_copy = fd;
+	obj_ref(p);
 }
 
 static void obj_release(int fd, void *p)
@@ -45,8 +53,10 @@ static void obj_release(int fd, void *p)
 	o->last_fd = fd;
 }
 
-static const struct fdtab_ops counted = {.ref = obj_ref, .release = obj_release};
-static const struct fdtab_ops uncopied = {.ref = NULL, .release = obj_release};
+static const struct fdtab_ops counted = {
+        .hold = obj_ref, .copy = obj_copy, .release = obj_release};
+static const struct fdtab_ops uncopied = {
+        .hold = obj_ref, .copy = NULL, .release = obj_release};
 
 static void test_untracked(void)
 {
@@ -189,6 +199,8 @@ static void test_payloads(void)
 	tap_ok(fdtab_lookup(fd2) && fdtab_lookup(fd2)->payload == &o,
 	       "dup shares the payload");
 	tap_is(o.refs, 2, "with a reference more");
+	tap_is(o.copies, 1, "through copy, not hold");
+	tap_is(o.last_copy, fd2, "naming the new descriptor");
 	fdtab_copy(fd, fd);
 	tap_is(o.refs, 2, "dup onto itself changes nothing");
 
@@ -213,7 +225,7 @@ static void test_uncopied(void)
 	fdtab_set_payload(fd, FD_UDP_CONTROL, &c);
 	fdtab_copy(fd, fd2);
 	tap_ok(fdtab_lookup(fd2) && fdtab_lookup(fd2)->kind == FD_NONE,
-	       "a kind without ref: the copy is a plain descriptor");
+	       "a kind without copy: the copy is a plain descriptor");
 	tap_is(fdtab_lookup(fd2)->cls, FD_CLASS_TCP, "with the class");
 	fdtab_unset(fd, FD_UDP_CONTROL, &c + 1);
 	tap_is(fdtab_lookup(fd)->kind, FD_UDP_CONTROL,
