@@ -15,6 +15,13 @@
 
 enum bg_state { BG_RUNNING, BG_OK, BG_FAILED, BG_CANCELLED };
 
+enum {
+	BG_NO_SLOT = 4096, /* slot of a connection not in the driver (BG_SLOTS) */
+	BG_SLOTS = 4096,   /* handshakes running at once; beyond, inside connect() */
+	BG_FD_MIN = 700,   /* the shim's descriptors go at or above this */
+	BG_BATCH = 64,
+};
+
 struct bg_conn {
 	pthread_mutex_t lock; /* serialises the steps of the exchange */
 	int refs;             /* memory: fd entries, the driver, callers (atomic) */
@@ -39,6 +46,23 @@ struct bg_conn {
 	             const struct socks5_addr *bound);
 	void *arg;
 };
+
+/* --- tcp_bg_driver.c --- */
+
+/* Starts the helper thread once: 0, or the error that kept it from starting. */
+int bg_driver_start(void);
+/* Are all the driver's slots taken? */
+bool bg_driver_full(void);
+/* Takes a connection into the driver (a reference for it), or false. */
+bool bg_driver_add(struct bg_conn *c);
+/* Lets go of it: no event for it is acted on any more. */
+void bg_driver_remove(struct bg_conn *c);
+/* The handshake is over (rc: 0 or -errno): its owner learns it. */
+void bg_finish(struct bg_conn *c, int rc);
+void bg_conn_ref(struct bg_conn *c);
+/* fd moved at or above BG_FD_MIN (the same fd when it cannot be). */
+int bg_move_high(int fd);
+void bg_driver_atfork_child(void);
 
 /* The handshake's eventfd (readable once it has ended), made on first use. */
 int bg_efd(struct bg_conn *c);
