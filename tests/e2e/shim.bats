@@ -1011,6 +1011,19 @@ probe_run() {
 	assert_trap_untouched
 }
 
+@test "bg_probe error: a proxy that never answers: a background handshake gives up after connect_timeout = 1 (SO_ERROR ETIMEDOUT, epoll reports it)" {
+	netns_silent_proxy 1097
+	local conf=$BATS_TEST_TMPDIR/socksify.conf
+	printf 'proxy = socks5://%s:1097\nconnect_timeout = 1\n' "$PROXY4" >"$conf"
+	local t0=$EPOCHREALTIME
+	run -0 client_run "$SOCKSIFY" -c "$conf" -- "$SOCKSIFY_BG_PROBE" error "$TARGET4" 80 ETIMEDOUT
+	refute_line --partial FAIL
+	assert_line "ok SO_ERROR ETIMEDOUT (Connection timed out)"
+	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a >= 0.8 && b - a <= 3) }' ||
+		fail "it took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }') s, expected about 1"
+	assert_trap_untouched
+}
+
 @test "[remote-dns] probe connect-err: a name the proxy cannot resolve -> reply 4 -> EHOSTUNREACH" {
 	run -0 probe_run sx h -- connect-err nonexistent.test 80 EHOSTUNREACH
 	refute_line --partial FAIL

@@ -317,3 +317,61 @@ bg_run() {
 	done
 	assert_via_proxy "/$TAG/0 " 7
 }
+
+# --- UDP: first datagrams queued while UDP ASSOCIATE runs in the background --------------
+
+@test "far proxy UDP: a non-blocking socket's datagrams queue while associating (64, then EAGAIN) and go out in order" {
+	run -0 socksify_client "far:$FAR_SX_PORT" -- "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+dst = (sys.argv[1], int(sys.argv[2]))
+ok = 0
+for i in range(70):
+    try:
+        s.sendto(b"q%d" % i, dst)
+        ok += 1
+    except BlockingIOError:
+        print("EAGAIN after", ok)
+        break
+got = []
+s.settimeout(5)
+try:
+    while len(got) < ok:
+        got.append(s.recv(100))
+except socket.timeout:
+    pass
+print("echoes", len(got), "in order" if got == [b"q%d" % i for i in range(ok)] else "OUT OF ORDER")
+' "$TARGET4" 7
+	assert_line "EAGAIN after 64"
+	assert_line "echoes 64 in order"
+	assert_udp_via_proxy 64 "$PROXY_OUT4"
+}
+
+@test "far proxy UDP: a proxy refusing UDP ASSOCIATE (microsocks): the queue is dropped with one line, the next send fails EOPNOTSUPP, nothing goes directly" {
+	command -v microsocks >/dev/null || fail "microsocks is not installed (scripts/deps installs it)"
+	ns_spawn proxy "$BATS_TEST_TMPDIR/microsocks.log" microsocks -i "$PROXY4" -p 1086
+	ns_wait_listen proxy tcp "$PROXY4" 1086 "$SPAWNED_PID"
+	far_proxy_start 1096 "$FAR_DELAY_MS" 1086
+	run -0 socksify_client "far:1096" -- "$PYTHON" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+dst = (sys.argv[1], int(sys.argv[2]))
+print("first", s.sendto(b"one", dst), s.sendto(b"two", dst))
+time.sleep(1.5)
+try:
+    s.sendto(b"three", dst)
+    print("SENT")
+except OSError as e:
+    print("next send:", e.errno)
+' "$TARGET4" 7
+	assert_line "first 3 3"
+	assert_line "next send: 95"
+	local out=$output
+	run -0 grep -c "does not carry UDP" <<<"$out"
+	assert_output 1
+	run -0 grep -c "2 datagrams sent while associating dropped" <<<"$out"
+	assert_output 1
+	[[ -z $(log_since UDP_ECHO_LOG) ]] || fail "a datagram reached the target: $(log_since UDP_ECHO_LOG)"
+}
