@@ -262,10 +262,12 @@ bg_run() {
 	assert_via_proxy "/$TAG/0 " 6
 }
 
-@test "bg_probe pollselect: poll() and select() waiters see the socket writable once connected, not before" {
+@test "bg_probe pollselect: poll(), select(), ppoll() and pselect() waiters see the socket writable once connected, not before" {
 	far_paths 1
 	run -0 bg_run "far:$FAR_SX_PORT" pollselect "$TARGET4" 80 "/$TAG/0" "/$TAG/0"
 	refute_line --partial FAIL
+	assert_line "ok ppoll(): writable once connected"
+	assert_line "ok pselect(): writable once connected"
 	assert_via_proxy "/$TAG/0 " 2
 }
 
