@@ -258,6 +258,20 @@ static int cmd_pollselect(const char *path, const char *expect)
 	tv = (struct timeval){.tv_usec = 1000};
 	check(select(c + 1, NULL, &w, NULL, &tv) == 0,
 	      "select(): not writable while pending");
+	struct timespec ts = {.tv_sec = WAIT_MS / 1000};
+	sigset_t none;
+	sigemptyset(&none);
+	p = (struct pollfd){.fd = c, .events = POLLOUT};
+	n = ppoll(&p, 1, &ts, &none);
+	check(n == 1 && (p.revents & POLLOUT) && connected(c),
+	      "ppoll(): writable once connected");
+	int d = start(NULL);
+	FD_ZERO(&w);
+	FD_SET(d, &w);
+	n = pselect(d + 1, NULL, &w, NULL, &ts, &none);
+	check(n == 1 && FD_ISSET(d, &w) && connected(d),
+	      "pselect(): writable once connected");
+	close(d);
 	check(fetch(a, path, expect) && fetch(b, path, expect), "data flows on both");
 	close(a);
 	close(b);
