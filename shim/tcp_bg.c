@@ -40,6 +40,7 @@ static struct bg_conn *conn_new(int fd, const struct sockaddr *addr, socklen_t l
 	if (!c)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->fds_lock, NULL);
 	c->refs = 1;
 	c->fd = fd;
 	c->fds[0] = fd;
@@ -166,21 +167,26 @@ static void entry_copy(int fd, void *p)
 	struct bg_conn *c = p;
 	__atomic_add_fetch(&c->fdrefs, 1, __ATOMIC_RELAXED);
 	bg_conn_ref(c);
-	bg_wait_lock();
+	/* under the fd table's lock: only fds_lock, never bg_wait_lock */
+	pthread_mutex_lock(&c->fds_lock);
 	if (c->nfds < sizeof(c->fds) / sizeof(c->fds[0]))
 		c->fds[c->nfds++] = fd;
-	bg_wait_unlock();
+	pthread_mutex_unlock(&c->fds_lock);
 }
 
 /* fd no longer names the socket (bg_wait_lock held). */
 static void forget_fd(struct bg_conn *c, int fd)
 {
-	for (unsigned i = 0; i < c->nfds; i++)
+	bool found = false;
+	pthread_mutex_lock(&c->fds_lock);
+	for (unsigned i = 0; i < c->nfds && !found; i++)
 		if (c->fds[i] == fd) {
 			c->fds[i] = c->fds[--c->nfds];
-			bg_regs_forget(fd);
-			break;
+			found = true;
 		}
+	pthread_mutex_unlock(&c->fds_lock);
+	if (found)
+		bg_regs_forget(fd);
 }
 
 /* The last descriptor of a running handshake is closed: it is cancelled. */
@@ -225,6 +231,7 @@ static void mark_foreign(int fd, void *p)
 	(void)fd;
 	c->foreign = true;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->fds_lock, NULL);
 }
 
 /* In a forked child: no driver (the parent's drives what was running), and

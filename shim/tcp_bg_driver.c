@@ -92,6 +92,7 @@ void bg_conn_put(struct bg_conn *c)
 	else if (c->efd >= 0)
 		real_close(c->efd);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->fds_lock);
 	free(c);
 }
 
@@ -240,8 +241,13 @@ void bg_finish(struct bg_conn *c, int rc)
 		c->err = -rc;
 	}
 	__atomic_store_n(&c->state, rc == 0 ? BG_OK : BG_FAILED, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < c->nfds; i++)
-		bg_regs_restore(c->fds[i]);
+	int fds[sizeof(c->fds) / sizeof(c->fds[0])];
+	pthread_mutex_lock(&c->fds_lock);
+	unsigned nfds = c->nfds;
+	memcpy(fds, c->fds, sizeof(fds));
+	pthread_mutex_unlock(&c->fds_lock);
+	for (unsigned i = 0; i < nfds; i++)
+		bg_regs_restore(fds[i]);
 	int efd = c->efd;
 	bg_wait_unlock();
 	__atomic_sub_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
@@ -345,6 +351,7 @@ struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
 	if (!c)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->fds_lock, NULL);
 	c->refs = 2; /* the driver's and the caller's */
 	c->fd = c->efd = -1;
 	c->own = fd;

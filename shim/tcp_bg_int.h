@@ -31,7 +31,8 @@ struct bg_conn {
 	bool foreign;         /* inherited through fork(): the parent drives it */
 	bool shared_efd;      /* a child has the eventfd too: never reused */
 	int fd;               /* the program's descriptor at connect() */
-	int fds[4];           /* the program's descriptors of it (dup); bg_wait_lock */
+	pthread_mutex_t fds_lock; /* fds, nfds; taken last, under any other lock */
+	int fds[4];               /* the program's descriptors of it (dup) */
 	unsigned nfds;
 	int own;       /* the shim's duplicate, which the driver works on */
 	int efd;       /* eventfd, readable once ended; -1 until a waiter needs it */
