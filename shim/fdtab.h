@@ -40,6 +40,8 @@ enum fd_kind {
 	FD_UDP_CONTROL, /* the shim's own control connection of an association */
 	FD_TCP_PENDING, /* a non-blocking proxied connect whose handshake runs in
 	                   the background (payload: tcp_bg.c's connection) */
+	FD_SHIM_OWNED,  /* a descriptor of the shim's own (the helper thread's
+	                   epoll set): close() answers EBADF */
 	FD_KINDS
 };
 

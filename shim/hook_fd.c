@@ -21,7 +21,8 @@ SHIM_EXPORT int close(int fd)
 {
 	shim_init();
 	const struct fd_entry *e = fdtab_lookup(fd);
-	if (e && fdtab_kind(e) == FD_UDP_CONTROL && shim_depth == 0) {
+	if (e && (fdtab_kind(e) == FD_UDP_CONTROL || fdtab_kind(e) == FD_SHIM_OWNED) &&
+	    shim_depth == 0) {
 		/* the shim's own descriptor: not open, as far as the program knows */
 		errno = EBADF;
 		return -1;

@@ -247,5 +247,6 @@ void tcp_bg_init(void)
 	static const struct fdtab_ops ops = {
 	        .hold = entry_hold, .copy = entry_copy, .release = entry_release};
 	fdtab_register(FD_TCP_PENDING, &ops);
+	bg_driver_init();
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }

@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "fdtab.h"
 #include "log.h"
 #include "monotime.h"
 #include "shim.h"
@@ -32,6 +33,7 @@ static struct {
 	pthread_once_t once;
 	int err; /* the driver could not start */
 	int epfd;
+	bool epfd_lost;       /* the program closed it (close_range, closefrom) */
 	pthread_mutex_t lock; /* the slots */
 	struct bg_conn *slot[BG_SLOTS];
 	unsigned gen[BG_SLOTS];
@@ -106,6 +108,18 @@ int bg_move_high(int fd)
 	return high;
 }
 
+/* A new epoll set for the helper, marked as the shim's in the fd table
+ * (drv.lock held, or before the thread starts). */
+static int epfd_token; /* the FD_SHIM_OWNED payload of the helper's set */
+
+static int new_epoll(void)
+{
+	int fd = bg_move_high(epoll_create1(EPOLL_CLOEXEC));
+	if (fd >= 0)
+		fdtab_set_payload(fd, FD_SHIM_OWNED, &epfd_token);
+	return fd;
+}
+
 /* --- the driver's table ------------------------------------------------------------ */
 
 static uint64_t slot_key(unsigned i)
@@ -123,6 +137,10 @@ bool bg_driver_add(struct bg_conn *c)
 	if (i == BG_SLOTS) {
 		pthread_mutex_unlock(&drv.lock);
 		return false;
+	}
+	if (drv.epfd_lost) {
+		drv.epfd = new_epoll();
+		drv.epfd_lost = false;
 	}
 	drv.slot[i] = c;
 	drv.gen[i]++;
@@ -298,12 +316,61 @@ static int expire(void)
 	return next < 0 ? -1 : (int)(next - now > 60000 ? 60000 : next - now + 1);
 }
 
+/* The program closed the helper's epoll set (close_range, closefrom): every
+ * handshake under way ends (its descriptors may be gone too), and a new set
+ * is made; the helper never spins on a closed descriptor. */
+static void lost_epoll(int epfd)
+{
+	struct bg_conn *gone[BG_BATCH];
+	unsigned n;
+	pthread_mutex_lock(&drv.lock);
+	bool remade = drv.epfd != epfd; /* by a new handshake: nothing to fail */
+	pthread_mutex_unlock(&drv.lock);
+	if (remade)
+		return;
+	shim_log(SHIM_LOG_ERROR,
+	         "the program closed the shim's descriptors: handshakes under way "
+	         "fail (ECONNABORTED)");
+	do {
+		n = 0;
+		pthread_mutex_lock(&drv.lock);
+		for (unsigned i = 0; i < BG_SLOTS && n < BG_BATCH; i++)
+			if (drv.slot[i]) {
+				bg_conn_ref(drv.slot[i]);
+				gone[n++] = drv.slot[i];
+			}
+		pthread_mutex_unlock(&drv.lock);
+		for (unsigned i = 0; i < n; i++) {
+			bg_finish(gone[i], -ECONNABORTED);
+			bg_conn_put(gone[i]);
+		}
+	} while (n == BG_BATCH);
+	pthread_mutex_lock(&drv.lock);
+	if (drv.epfd_lost || drv.epfd < 0) {
+		drv.epfd = new_epoll();
+		drv.epfd_lost = false;
+	}
+	pthread_mutex_unlock(&drv.lock);
+	usleep(10000);
+}
+
 static void *driver_main(void *arg)
 {
 	struct epoll_event ev[BG_BATCH];
 	(void)arg;
 	for (;;) {
-		int n = epoll_wait(drv.epfd, ev, BG_BATCH, expire());
+		int timeout = expire();
+		pthread_mutex_lock(&drv.lock);
+		int epfd = drv.epfd;
+		bool lost = drv.epfd_lost;
+		pthread_mutex_unlock(&drv.lock);
+		/* at most a second: a set remade meanwhile (closefrom) is waited on soon
+		 */
+		int n = lost ? -1
+		             : epoll_wait(epfd, ev, BG_BATCH,
+		                          timeout < 0 || timeout > 1000 ? 1000 : timeout);
+		if (n < 0 && (lost || errno != EINTR))
+			lost_epoll(epfd);
 		for (int i = 0; i < n; i++) {
 			struct bg_conn *c = driver_get(ev[i].data.u64);
 			if (c) {
@@ -322,7 +389,7 @@ static void start_driver(void)
 	pthread_t t;
 	pthread_attr_t attr;
 
-	drv.epfd = bg_move_high(epoll_create1(EPOLL_CLOEXEC));
+	drv.epfd = new_epoll();
 	if (drv.epfd < 0) {
 		drv.err = errno;
 		return;
@@ -404,8 +471,10 @@ void bg_driver_atfork_child(void)
 {
 	pthread_mutex_init(&wait_lock, NULL);
 	pthread_mutex_init(&drv.lock, NULL);
-	if (drv.epfd >= 0)
+	if (drv.epfd >= 0) {
+		fdtab_unset(drv.epfd, FD_SHIM_OWNED, &epfd_token);
 		real_close(drv.epfd);
+	}
 	memset(drv.slot, 0, sizeof(drv.slot));
 	for (unsigned i = 0; i < efd_pool.n; i++) /* shared with the parent */
 		real_close(efd_pool.fd[i]);
@@ -414,4 +483,21 @@ void bg_driver_atfork_child(void)
 	drv.epfd = -1;
 	drv.err = 0;
 	drv.once = (pthread_once_t)PTHREAD_ONCE_INIT;
+}
+
+/* The fd table: the program closed the helper's epoll set in a range
+ * (close_range, closefrom): the next handshake makes a new one. */
+static void epfd_release(int fd, void *p)
+{
+	(void)fd;
+	(void)p;
+	pthread_mutex_lock(&drv.lock);
+	drv.epfd_lost = true;
+	pthread_mutex_unlock(&drv.lock);
+}
+
+void bg_driver_init(void)
+{
+	static const struct fdtab_ops ops = {.release = epfd_release};
+	fdtab_register(FD_SHIM_OWNED, &ops);
 }

@@ -64,6 +64,8 @@ void bg_conn_ref(struct bg_conn *c);
 /* fd moved at or above BG_FD_MIN (the same fd when it cannot be). */
 int bg_move_high(int fd);
 void bg_driver_atfork_child(void);
+/* Once, at start-up: the helper's epoll set in the fd table. */
+void bg_driver_init(void);
 
 /* The handshake's eventfd (readable once it has ended), made on first use. */
 int bg_efd(struct bg_conn *c);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -448,12 +449,40 @@ static void lifecycle_threads(const char *path, const char *expect)
 	close(w.ep);
 }
 
+static double cpu_ms(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/* closefrom(3) in the window closes the socket and the shim's own
+ * descriptors: the shim recovers (no spin), and the next connect works. */
+static void lifecycle_closefrom(const char *path, const char *expect)
+{
+	start(NULL);
+	closefrom(3);
+	double c0 = cpu_ms();
+	usleep(300000);
+	double spent = cpu_ms() - c0;
+	check(spent < 100,
+	      "closefrom(3) in the window: no busy helper thread (%.0f ms of CPU in 300)",
+	      spent);
+	int fd = start(NULL);
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	check(poll(&p, 1, WAIT_MS) == 1 && connected(fd) && fetch(fd, path, expect),
+	      "then a new connect completes and carries data");
+	close(fd);
+}
+
 static int cmd_lifecycle(const char *path, const char *expect)
 {
 	lifecycle_close(path, expect);
 	lifecycle_dup2(path, expect);
 	lifecycle_fork(path, expect);
 	lifecycle_threads(path, expect);
+	lifecycle_closefrom(path, expect);
 	return failures != 0;
 }
 

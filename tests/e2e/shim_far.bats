@@ -280,12 +280,13 @@ bg_run() {
 	refute_line --partial FAIL
 }
 
-@test "bg_probe lifecycle: close, dup2, fork and another thread's wait in the pending window; nothing leaks" {
+@test "bg_probe lifecycle: close, dup2, fork, closefrom and another thread's wait in the pending window; nothing leaks" {
 	far_paths 1
 	run -0 bg_run "far:$FAR_SX_PORT" lifecycle "$TARGET4" 80 "/$TAG/0" "/$TAG/0"
 	refute_line --partial FAIL
 	assert_line --partial "ok no descriptor left behind"
-	assert_via_proxy "/$TAG/0 " 4
+	assert_line --partial "ok closefrom(3) in the window: no busy helper thread"
+	assert_via_proxy "/$TAG/0 " 5
 }
 
 @test "bg_probe sleeper: a program that never waits still gets its connection; one made blocking in the window waits for it" {
