@@ -281,7 +281,9 @@ void bg_finish(struct bg_conn *c, int rc)
 static void drive(struct bg_conn *c)
 {
 	pthread_mutex_lock(&c->lock);
-	int rc = c->state == BG_RUNNING ? tcp_hs_step(&c->hs) : POLLIN;
+	int rc = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == BG_RUNNING
+	                 ? tcp_hs_step(&c->hs)
+	                 : POLLIN;
 	pthread_mutex_unlock(&c->lock);
 	if (rc <= 0)
 		bg_finish(c, rc);
