@@ -174,7 +174,9 @@ bool udp_is_connected(int fd)
 static int connect_proxied(int fd, struct udp_assoc *a, const struct sockaddr *addr,
                            socklen_t len, const struct policy *pol)
 {
-	int rc = udp_assoc_ensure(fd, a, false, 0);
+	/* a non-blocking socket associates in the background (1): the helper
+	 * thread connects it to the relay when the proxy has answered */
+	int rc = udp_assoc_ensure(fd, a, true, 0);
 	if (rc == 0 && real_connect(fd, &a->relay.sa, a->relay_len) < 0)
 		rc = -errno;
 	if (rc < 0)

@@ -8,6 +8,7 @@ caller. Used by tests/e2e/shim_far.bats and scripts/bench.
       N asyncio.open_connection at once, each "GET PREFIX/I HTTP/1.0"; an
       answer is good when it is a 200 whose body (stripped) is PREFIX/I.
   far_client.py udp HOST PORT N [TIMEOUT]
+  far_client.py udpc HOST PORT N [TIMEOUT]   (connected sockets: connect, then send)
       N UDP sockets (asyncio datagram endpoints, non-blocking), each sends one
       query at once to an echo server; a reply is good when it is the query.
 
@@ -49,14 +50,17 @@ class Echo(asyncio.DatagramProtocol):
             self.fut.set_exception(exc)
 
 
-async def udp_one(host, port, i, timeout):
+async def udp_one(host, port, i, timeout, connected=False):
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
     local = ("::", 0) if ":" in host else ("0.0.0.0", 0)
-    tr, _ = await loop.create_datagram_endpoint(lambda: Echo(fut), local_addr=local)
+    if connected:  # connect() first, then send() without an address
+        tr, _ = await loop.create_datagram_endpoint(lambda: Echo(fut), remote_addr=(host, port))
+    else:
+        tr, _ = await loop.create_datagram_endpoint(lambda: Echo(fut), local_addr=local)
     try:
         query = b"far query %d %s" % (i, os.urandom(6).hex().encode())
-        tr.sendto(query, (host, port))
+        tr.sendto(query, None if connected else (host, port))
         got = await asyncio.wait_for(fut, timeout)
     finally:
         tr.close()
@@ -74,7 +78,7 @@ async def main(argv):
     else:
         n = int(argv[4])
         timeout = float(argv[5]) if len(argv) > 5 else 60.0
-        jobs = [udp_one(host, port, i, timeout) for i in range(n)]
+        jobs = [udp_one(host, port, i, timeout, kind == "udpc") for i in range(n)]
     t0 = time.monotonic()
     res = await asyncio.gather(*jobs, return_exceptions=True)
     elapsed = time.monotonic() - t0
@@ -87,7 +91,7 @@ async def main(argv):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 5 or sys.argv[1] not in ("tcp", "udp"):
+    if len(sys.argv) < 5 or sys.argv[1] not in ("tcp", "udp", "udpc"):
         sys.stderr.write(__doc__)
         sys.exit(2)
     sys.exit(asyncio.run(main(sys.argv)))

@@ -224,6 +224,17 @@ far_async() {
 	far_expect_fast "$FAR_FAST_UDP_S"
 }
 
+@test "far proxy: python asyncio UDP, 20 connected non-blocking sockets (connect, then send) at once" {
+	far_timed "asyncio UDP $FAR_UDP_N connected sockets" socksify_client "far:$FAR_SX_PORT" -- \
+		"$PYTHON" "$E2E_DIR/far_client.py" udpc "$TARGET4" 7 "$FAR_UDP_N" "$FAR_TIMEOUT"
+	assert_success
+	assert_line "ok $FAR_UDP_N of $FAR_UDP_N"
+	assert_udp_via_proxy "$FAR_UDP_N" "$PROXY_OUT4"
+	((UDP_VIA_COUNT == FAR_UDP_N)) ||
+		fail "the echo got $UDP_VIA_COUNT datagrams, expected $FAR_UDP_N: $UDP_VIA_LINES"
+	far_expect_fast "$FAR_FAST_UDP_S"
+}
+
 @test "far proxy in front of dante: python asyncio, 50 connections at once" {
 	[[ -n $FAR_DANTE_LOG ]] || skip "dante-server is not installed ($DANTED)"
 	far_async dante "$FAR_DANTE_PORT" FAR_DANTE_LOG
