@@ -30,28 +30,32 @@
 #define NEXT(fn, args, otherwise)                                                        \
 	((real_##fn || (shim_init(), real_##fn)) ? real_##fn args : (otherwise))
 
-/* A socket whose handshake runs in the background (tcp_bg.h): true when
- * the call must fail (EAGAIN); a blocking socket waits for the end first. */
-static inline bool held_back(int fd)
+/* What the shim did with fd (FD_NONE for nearly every descriptor): the
+ * fast path, one table load per call. */
+static inline int io_kind(int fd)
 {
 	const struct fd_entry *e = fdtab_lookup(fd);
-	return __builtin_expect(e != NULL, 0) && fdtab_kind(e) == FD_TCP_PENDING &&
-	       tcp_bg_gate(fd) < 0;
+	return __builtin_expect(e == NULL, 1) ? FD_NONE : fdtab_kind(e);
 }
 
-/* Is fd an associated UDP socket? The fast path: one table load. */
-static inline bool assoc_of(int fd)
+/* A socket whose handshake runs in the background (tcp_bg.h): true when
+ * the call must fail (EAGAIN); a blocking socket waits for the end first. */
+static inline bool held_back(int fd, int kind)
 {
-	const struct fd_entry *e = fdtab_lookup(fd);
-	return __builtin_expect(e != NULL, 0) && fdtab_kind(e) == FD_UDP &&
-	       shim_depth == 0;
+	return kind == FD_TCP_PENDING && tcp_bg_gate(fd) < 0;
+}
+
+/* An associated UDP socket (and not the shim's own call)? */
+static inline bool assoc_of(int kind)
+{
+	return kind == FD_UDP && shim_depth == 0;
 }
 
 /* An associated socket connected through the proxy: send() and write()
  * carry datagrams. */
-static inline bool connected_assoc(int fd)
+static inline bool connected_assoc(int fd, int kind)
 {
-	return assoc_of(fd) && udp_is_connected(fd);
+	return assoc_of(kind) && udp_is_connected(fd);
 }
 
 /* A datagram on a connected associated socket (the caller checked). The
@@ -93,9 +97,10 @@ static ssize_t recv_buf(int fd, void *buf, size_t n, int flags, struct sockaddr 
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	if (connected_assoc(fd)) {
+	if (connected_assoc(fd, kind)) {
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 		return dgram_send(fd, &iov, 1, flags);
 	}
@@ -104,9 +109,10 @@ SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	if (connected_assoc(fd)) {
+	if (connected_assoc(fd, kind)) {
 		struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 		ssize_t rc = dgram_send(fd, &iov, 1, 0);
 		if (!stale(fd, rc))
@@ -117,9 +123,10 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	if (iovcnt >= 0 && connected_assoc(fd)) {
+	if (iovcnt >= 0 && connected_assoc(fd, kind)) {
 		ssize_t rc = dgram_send(fd, iov, (size_t)iovcnt, 0);
 		if (!stale(fd, rc))
 			return rc;
@@ -129,9 +136,10 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
 	return NEXT(recv, (fd, buf, n, flags), (errno = ENOSYS, -1));
@@ -140,9 +148,10 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                              struct sockaddr *addr, socklen_t *len)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc)
 		return recv_buf(fd, buf, n, flags, addr, len);
 	return NEXT(recvfrom, (fd, buf, n, flags, addr, len), (errno = ENOSYS, -1));
@@ -150,9 +159,10 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc && msg)
 		return udp_recv(fd, msg, flags);
 	return NEXT(recvmsg, (fd, msg, flags), (errno = ENOSYS, -1));
@@ -167,9 +177,10 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
                          struct timespec *timeout)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (!assoc || !vec) {
 		return NEXT(recvmmsg, (fd, vec, n, flags, timeout), (errno = ENOSYS, -1));
 	}
@@ -188,9 +199,10 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	/* read() of 0 bytes returns at once, without touching the queue */
 	if (assoc && n > 0) {
 		ssize_t rc = recv_buf(fd, buf, n, 0, NULL, NULL);
@@ -202,9 +214,10 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc && iovcnt >= 0) {
 		struct msghdr msg = {.msg_iov = (struct iovec *)iov,
 		                     .msg_iovlen = (size_t)iovcnt};
@@ -218,9 +231,10 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
  * the real function too, with nothing to read (n > buflen aborts first). */
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc && n > 0 && n <= buflen) {
 		ssize_t rc = recv_buf(fd, buf, n, 0, NULL, NULL);
 		if (!stale(fd, rc))
@@ -231,9 +245,10 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc && n <= buflen)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
 	return NEXT(__recv_chk, (fd, buf, n, buflen, flags), (errno = ENOSYS, -1));
@@ -242,9 +257,10 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                                    struct sockaddr *addr, socklen_t *len)
 {
-	if (held_back(fd))
+	int kind = io_kind(fd);
+	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(fd);
+	bool assoc = assoc_of(kind);
 	if (assoc && n <= buflen)
 		return recv_buf(fd, buf, n, flags, addr, len);
 	return NEXT(__recvfrom_chk, (fd, buf, n, buflen, flags, addr, len),

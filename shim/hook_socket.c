@@ -272,19 +272,17 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	                     .msg_namelen = addr ? len : 0,
 	                     .msg_iov = &iov,
 	                     .msg_iovlen = 1};
-	const struct fd_entry *e;
 
 	shim_init();
 	if (!real_sendto || !real_sendmsg) {
 		errno = ENOSYS;
 		return -1;
 	}
-	e = fdtab_lookup(fd);
-	if (e && fdtab_kind(e) == FD_TCP_PENDING && shim_depth == 0 &&
-	    tcp_bg_gate(fd) < 0)
+	/* fdtab_kind() of NULL (untracked) is FD_NONE */
+	const struct fd_entry *e = fdtab_lookup(fd);
+	if (fdtab_kind(e) == FD_TCP_PENDING && shim_depth == 0 && tcp_bg_gate(fd) < 0)
 		return -1;
-	if (shim_depth > 0 ||
-	    (!addr && (!(e = fdtab_lookup(fd)) || fdtab_kind(e) != FD_UDP)))
+	if (shim_depth > 0 || (!addr && fdtab_kind(e) != FD_UDP))
 		return real_sendto(fd, buf, n, flags, addr, len);
 	return send_one(fd, &msg, flags, NULL);
 }

@@ -42,7 +42,6 @@ static struct bg_conn *conn_new(int fd, const struct sockaddr *addr, socklen_t l
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->fds_lock, NULL);
 	c->refs = 1;
-	c->fd = fd;
 	c->fds[0] = fd;
 	c->nfds = 1;
 	c->slot = BG_NO_SLOT;

@@ -422,7 +422,7 @@ struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->fds_lock, NULL);
 	c->refs = 2; /* the driver's and the caller's */
-	c->fd = c->efd = -1;
+	c->efd = -1; /* no descriptor of the program's: nothing to settle or wake */
 	c->own = fd;
 	c->slot = BG_NO_SLOT;
 	c->deadline_ms = tcp_deadline();

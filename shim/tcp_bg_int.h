@@ -30,7 +30,6 @@ struct bg_conn {
 	int err;              /* BG_FAILED: the errno SO_ERROR reports */
 	bool foreign;         /* inherited through fork(): the parent drives it */
 	bool shared_efd;      /* a child has the eventfd too: never reused */
-	int fd;               /* the program's descriptor at connect() */
 	pthread_mutex_t fds_lock; /* fds, nfds; taken last, under any other lock */
 	int fds[4];               /* the program's descriptors of it (dup) */
 	unsigned nfds;
