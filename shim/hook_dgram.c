@@ -3,7 +3,9 @@
  * Exported I/O hooks for associated UDP sockets (udp.c): send, write and
  * writev on a connected one carry a datagram; recv, recvfrom, recvmsg,
  * recvmmsg, read and readv (and the _FORTIFY_SOURCE names __recv_chk,
- * __recvfrom_chk, __read_chk) strip the SOCKS header.
+ * __recvfrom_chk, __read_chk) strip the SOCKS header. On a TCP socket whose
+ * handshake runs in the background (tcp_bg.h) they all answer EAGAIN until
+ * it has ended (a blocking socket waits).
  *
  * syscall() itself is interposed for the socket calls a program may make
  * through it instead of through their libc functions: libuv (dig, node)
@@ -139,8 +141,7 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc)
+	if (assoc_of(kind))
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
 	return NEXT(recv, (fd, buf, n, flags), (errno = ENOSYS, -1));
 }
@@ -151,8 +152,7 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc)
+	if (assoc_of(kind))
 		return recv_buf(fd, buf, n, flags, addr, len);
 	return NEXT(recvfrom, (fd, buf, n, flags, addr, len), (errno = ENOSYS, -1));
 }
@@ -162,8 +162,7 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc && msg)
+	if (assoc_of(kind) && msg)
 		return udp_recv(fd, msg, flags);
 	return NEXT(recvmsg, (fd, msg, flags), (errno = ENOSYS, -1));
 }
@@ -217,8 +216,7 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc && iovcnt >= 0) {
+	if (assoc_of(kind) && iovcnt >= 0) {
 		struct msghdr msg = {.msg_iov = (struct iovec *)iov,
 		                     .msg_iovlen = (size_t)iovcnt};
 		return udp_recv(fd, &msg, 0);
@@ -234,8 +232,7 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc && n > 0 && n <= buflen) {
+	if (assoc_of(kind) && n > 0 && n <= buflen) {
 		ssize_t rc = recv_buf(fd, buf, n, 0, NULL, NULL);
 		if (!stale(fd, rc))
 			return rc;
@@ -248,8 +245,7 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc && n <= buflen)
+	if (assoc_of(kind) && n <= buflen)
 		return recv_buf(fd, buf, n, flags, NULL, NULL);
 	return NEXT(__recv_chk, (fd, buf, n, buflen, flags), (errno = ENOSYS, -1));
 }
@@ -260,8 +256,7 @@ SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, i
 	int kind = io_kind(fd);
 	if (held_back(fd, kind))
 		return -1;
-	bool assoc = assoc_of(kind);
-	if (assoc && n <= buflen)
+	if (assoc_of(kind) && n <= buflen)
 		return recv_buf(fd, buf, n, flags, addr, len);
 	return NEXT(__recvfrom_chk, (fd, buf, n, buflen, flags, addr, len),
 	            (errno = ENOSYS, -1));

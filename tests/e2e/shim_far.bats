@@ -200,7 +200,7 @@ far_async() {
 }
 
 @test "far proxy: node, 50 http.get at once, each answer checked" {
-	command -v node >/dev/null || skip "node is not installed"
+	command -v node >/dev/null || fail "node is not installed (scripts/deps installs it)"
 	far_paths "$FAR_N"
 	far_timed "node $FAR_N connects" socksify_client "far:$FAR_SX_PORT" -- \
 		node "$E2E_DIR/far_client.js" "$TARGET4" 80 "/$TAG" "$FAR_N" "$FAR_TIMEOUT"
