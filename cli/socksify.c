@@ -27,6 +27,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "supervise.h"
 
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
@@ -43,6 +44,12 @@ static const char usage[] =
         "  -c, --config FILE read this configuration file (see socksify.conf)\n"
         "  -v, --verbose     log one line per proxied connection and UDP association\n"
         "                    (to stderr, or the configuration's log_file)\n"
+        "  --supervise       serve PROGRAM's network calls with seccomp user\n"
+        "                    notification as well (supervise = always): even raw\n"
+        "                    system calls go through the proxy\n"
+        "  --no-supervise    the preload only (supervise = never); a static or Go\n"
+        "                    program is then refused, as the preload cannot reach it\n"
+        "  --allow-direct    run such a program unproxied instead of refusing it\n"
         "  --env             print the export lines that socksify a whole shell:\n"
         "                    eval \"$(socksify --env)\"\n"
         "  -h, --help        this help;  -V, --version  the version\n";
@@ -134,20 +141,47 @@ static bool is_static_elf(const char *path)
 	return is_static;
 }
 
-static void warn_unpreloadable(const char *path)
+/* --allow-direct */
+static bool allow_direct;
+
+/* How the program runs: with the preload alone, or supervised as well. */
+enum run_how { RUN_PRELOAD, RUN_SUPERVISED };
+
+/* Decides by the supervise setting and what the program is; exits with one
+ * line for a program that neither way can proxy, unless --allow-direct. */
+static enum run_how run_how(const char *path, const char *name)
 {
+	const char *m = getenv("SOCKSIFY_SUPERVISE");
+	bool always = m && strcmp(m, "always") == 0, never = m && strcmp(m, "never") == 0;
+	bool unreachable = is_static_elf(path);
 	struct stat st;
-	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_mode & (S_ISUID | S_ISGID)))
+
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID))) {
+		if ((always || unreachable) && !allow_direct)
+			die(EXIT_CANNOT_RUN,
+			    "%s is setuid/setgid: the supervisor would drop its privileges "
+			    "and the loader ignores LD_PRELOAD; refused (--allow-direct "
+			    "runs it unproxied)",
+			    name);
 		fprintf(stderr,
 		        "socksify: warning: %s is setuid/setgid: the loader ignores "
 		        "LD_PRELOAD, its connections will not be proxied\n",
-		        path);
-	else if (is_static_elf(path))
+		        name);
+		return RUN_PRELOAD;
+	}
+	if (always || (unreachable && !never))
+		return RUN_SUPERVISED;
+	if (unreachable && !allow_direct)
+		die(EXIT_CANNOT_RUN,
+		    "%s is statically linked: LD_PRELOAD cannot reach it and supervise "
+		    "= never; refused (--allow-direct runs it unproxied)",
+		    name);
+	if (unreachable)
 		fprintf(stderr,
-		        "socksify: warning: %s is statically linked: LD_PRELOAD cannot "
-		        "work, its connections will not be proxied\n",
-		        path);
+		        "socksify: warning: %s is statically linked: --allow-direct: its "
+		        "connections will not be proxied\n",
+		        name);
+	return RUN_PRELOAD;
 }
 
 /* Prints NAME='VALUE' with single quotes escaped for sh. */
@@ -172,6 +206,9 @@ static bool parse_options(int argc, char **argv)
 	        {"config", required_argument, NULL, 'c'},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"env", no_argument, NULL, 'E'},
+	        {"supervise", no_argument, NULL, 'S'},
+	        {"no-supervise", no_argument, NULL, 'N'},
+	        {"allow-direct", no_argument, NULL, 'D'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {0},
@@ -192,6 +229,13 @@ static bool parse_options(int argc, char **argv)
 			break;
 		case 'E':
 			env_only = true;
+			break;
+		case 'S':
+		case 'N':
+			setenv("SOCKSIFY_SUPERVISE", opt == 'S' ? "always" : "never", 1);
+			break;
+		case 'D':
+			allow_direct = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -250,7 +294,11 @@ int main(int argc, char **argv)
 	char path[PATH_MAX];
 	if (!find_program(argv[optind], path, sizeof(path)))
 		die(EXIT_NOT_FOUND, "%s: command not found", argv[optind]);
-	warn_unpreloadable(path);
+	if (run_how(path, argv[optind]) == RUN_SUPERVISED) {
+		struct supervise_opts o = {
+		        .path = path, .argv = argv + optind, .allow_direct = allow_direct};
+		return supervise_run(&o, &cfg);
+	}
 	execv(path, argv + optind);
 	int e = errno;
 	fprintf(stderr, "socksify: %s: %s\n", argv[optind], strerror(e));
