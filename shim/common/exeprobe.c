@@ -26,8 +26,9 @@
 /* What Go's linker puts at the start of .go.buildinfo (debug/buildinfo). */
 static const char go_buildinfo_magic[14] = "\xff Go buildinf:";
 
-/* Notes looked at in one PT_NOTE segment or SHT_NOTE section. */
-#define MAX_NOTES 64
+/* Notes looked at in one file, over all its PT_NOTE segments and SHT_NOTE
+ * sections (which may all describe the same bytes). */
+#define MAX_NOTES 256
 /* Section headers looked at; more than that (a hostile count) are ignored. */
 #define MAX_SECTIONS 65536
 /* Bytes of section headers read at once, and of the section-name table kept. */
@@ -98,6 +99,7 @@ struct elf {
 	uint64_t phoff, shoff;
 	uint32_t phnum, shnum, shstrndx;
 	bool shentsize_ok;
+	unsigned notes_left; /* of MAX_NOTES */
 };
 
 /*
@@ -152,9 +154,10 @@ static uint64_t round_up(uint64_t x, uint64_t align)
 /*
  * Is a Go build-ID note among the notes in [off, off + len)? Notes are padded
  * to 4 bytes, or to 8 where the segment or section is aligned to 8 (as GNU
- * property notes are). 1, 0, or -errno.
+ * property notes are). 1, 0 (also once the file's MAX_NOTES are spent), or
+ * -errno.
  */
-static int notes_have_go(const struct elf *e, uint64_t off, uint64_t len, uint64_t align)
+static int notes_have_go(struct elf *e, uint64_t off, uint64_t len, uint64_t align)
 {
 	uint8_t h[16];
 
@@ -163,7 +166,8 @@ static int notes_have_go(const struct elf *e, uint64_t off, uint64_t len, uint64
 		return 0;
 	if (len > e->size - off)
 		len = e->size - off;
-	for (unsigned i = 0; i < MAX_NOTES && len >= 16; i++) {
+	while (len >= 16 && e->notes_left > 0) {
+		e->notes_left--;
 		int r = read_at(e, h, sizeof(h), off);
 		if (r <= 0)
 			return r;
@@ -230,8 +234,8 @@ static int header_read(struct elf *e, struct exe_probe *out)
  * time. Stops at the first non-zero answer of visit and returns it; 0 at the
  * end; -errno.
  */
-static int table_walk(const struct elf *e, uint64_t off, uint32_t n, unsigned entsize,
-                      int (*visit)(const struct elf *e, const uint8_t *ent, void *ctx),
+static int table_walk(struct elf *e, uint64_t off, uint32_t n, unsigned entsize,
+                      int (*visit)(struct elf *e, const uint8_t *ent, void *ctx),
                       void *ctx)
 {
 	uint8_t buf[CHUNK];
@@ -258,7 +262,7 @@ struct phdr_scan {
 	uint64_t data_off, data_len; /* the first writable, non-executable PT_LOAD */
 };
 
-static int phdr_visit(const struct elf *e, const uint8_t *p, void *ctx)
+static int phdr_visit(struct elf *e, const uint8_t *p, void *ctx)
 {
 	struct phdr_scan *s = ctx;
 	const struct layout *l = e->l;
@@ -326,7 +330,7 @@ static int name_is_go(const struct elf *e, const struct strtab *t, uint64_t name
 	return 0;
 }
 
-static int shdr_visit(const struct elf *e, const uint8_t *p, void *ctx)
+static int shdr_visit(struct elf *e, const uint8_t *p, void *ctx)
 {
 	const struct strtab *t = ctx;
 	const struct layout *l = e->l;
@@ -424,7 +428,8 @@ int exe_probe_fd(int fd, struct exe_probe *out)
 	} else if (S_ISREG(st.st_mode)) {
 		out->setid = (st.st_mode & S_ISUID) ||
 		             (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
-		struct elf e = {.fd = fd, .size = (uint64_t)st.st_size};
+		struct elf e = {
+		        .fd = fd, .size = (uint64_t)st.st_size, .notes_left = MAX_NOTES};
 		r = elf_probe(&e, out);
 	}
 	errno = saved;

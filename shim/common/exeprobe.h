@@ -13,8 +13,9 @@
  * buffers on the stack: no malloc, no stdio, no locks, so it is safe in an
  * exec hook, even in a vfork() child. Every offset and size read from the
  * file is checked against the file's size before it is used, and every loop
- * has a fixed bound, so a truncated or hostile file costs a few reads at most
- * and is simply not recognised. errno is left as it was.
+ * has a fixed bound (256 notes, 65536 section headers), so a truncated or
+ * hostile file is simply not recognised. An ordinary executable takes a
+ * handful of reads. errno is left as it was.
  */
 #ifndef SOCKSIFY_EXEPROBE_H
 #define SOCKSIFY_EXEPROBE_H

@@ -379,6 +379,26 @@ static void test_synth(void)
 	}
 }
 
+/* A PT_NOTE segment and an SHT_NOTE section over the same 1000 empty notes:
+ * the probe looks at 256 notes in all, not 2000. */
+static void test_note_budget(void)
+{
+	static const uint8_t zeros[12000];
+	static struct img m;
+	struct exe_probe p;
+
+	synth_build(&m, &cases[0], true, false);
+	phdr(&m, 1, PT_NOTE, PF_R, m.len, sizeof(zeros), 4);
+	shdr(&m, 3, name_at(".note.x"), SHT_NOTE, m.len, sizeof(zeros), 0, 4);
+	memfd_fill(m.b, m.len);
+	if (pwrite(memfd, zeros, sizeof(zeros), (off_t)m.len) != sizeof(zeros))
+		abort();
+	unsigned long before = reads;
+	int r = probe(memfd, &p);
+	tap_ok(r == 0 && same(&p, true, true, false, false) && reads - before < 256 + 16,
+	       "1000 empty notes twice: %lu reads", reads - before);
+}
+
 /* --- truncated and corrupted copies ------------------------------------------------ */
 
 /* How a sweep went: the first failure is shown, the rest counted. */
@@ -664,6 +684,7 @@ int main(int argc, char **argv)
 	test_real("Go with net, CGO_ENABLED=1", getenv("EXEPROBE_GO_DYNAMIC"), false,
 	          true, go_skip);
 	test_synth();
+	test_note_budget();
 	test_corrupt();
 	tap_ok(bad_reads == 0, "%lu reads in all, none outside the file", reads);
 	tap_diag("at most %lu reads in one probe", max_reads);
