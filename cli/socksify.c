@@ -12,9 +12,7 @@
  * variables and execs the program. Exit statuses follow env(1): 127 when
  * the program is not found, 126 when it cannot be run.
  */
-#include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -27,6 +25,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "exeprobe.h"
 #include "supervise.h"
 
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
@@ -114,52 +113,28 @@ static bool find_program(const char *prog, char *out, size_t cap)
 	}
 }
 
-/* True for a 64-bit ELF executable without a PT_INTERP header (statically
- * linked). */
-static bool is_static_elf(const char *path)
-{
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph;
-	bool is_static = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) &&
-	    memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-	    eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(ph)) {
-		is_static = true;
-		for (unsigned i = 0; i < eh.e_phnum; i++) {
-			off_t off = (off_t)eh.e_phoff + (off_t)i * (off_t)sizeof(ph);
-			if (pread(fd, &ph, sizeof(ph), off) != sizeof(ph) ||
-			    ph.p_type == PT_INTERP) {
-				is_static = false;
-				break;
-			}
-		}
-	}
-	close(fd);
-	return is_static;
-}
-
 /* --allow-direct */
 static bool allow_direct;
 
 /* How the program runs: with the preload alone, or supervised as well. */
 enum run_how { RUN_PRELOAD, RUN_SUPERVISED };
 
-/* Decides by the supervise setting and what the program is; exits with one
- * line for a program that neither way can proxy, unless --allow-direct. */
-static enum run_how run_how(const char *path, const char *name)
+/* Decides by the supervise setting and what the program is (a Go program or
+ * a static one: LD_PRELOAD cannot reach it); exits with one line for a
+ * program that neither way can proxy, unless --allow-direct. */
+static enum run_how run_how(const char *path, const char *name,
+                            enum config_supervise mode)
 {
-	const char *m = getenv("SOCKSIFY_SUPERVISE");
-	bool always = m && strcmp(m, "always") == 0, never = m && strcmp(m, "never") == 0;
-	bool unreachable = is_static_elf(path);
-	struct stat st;
+	struct exe_probe e = {0};
+	exe_probe_path(path, &e);
+	bool unreachable = e.go || e.is_static;
+	const char *what = e.go ? "a Go program" : "statically linked";
 
-	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID))) {
-		if ((always || unreachable) && !allow_direct)
+	if (e.setid) {
+		if ((mode == CONFIG_SUPERVISE_ALWAYS || unreachable) && !allow_direct)
 			die(EXIT_CANNOT_RUN,
-			    "%s is setuid/setgid: the supervisor would drop its privileges "
+			    "%s is setuid/setgid: the supervisor would drop its "
+			    "privileges "
 			    "and the loader ignores LD_PRELOAD; refused (--allow-direct "
 			    "runs it unproxied)",
 			    name);
@@ -169,18 +144,19 @@ static enum run_how run_how(const char *path, const char *name)
 		        name);
 		return RUN_PRELOAD;
 	}
-	if (always || (unreachable && !never))
+	if (mode == CONFIG_SUPERVISE_ALWAYS ||
+	    (unreachable && mode == CONFIG_SUPERVISE_AUTO))
 		return RUN_SUPERVISED;
 	if (unreachable && !allow_direct)
 		die(EXIT_CANNOT_RUN,
-		    "%s is statically linked: LD_PRELOAD cannot reach it and supervise "
-		    "= never; refused (--allow-direct runs it unproxied)",
-		    name);
+		    "%s is %s: LD_PRELOAD cannot reach it and supervise = never; "
+		    "refused (--allow-direct runs it unproxied)",
+		    name, what);
 	if (unreachable)
 		fprintf(stderr,
-		        "socksify: warning: %s is statically linked: --allow-direct: its "
-		        "connections will not be proxied\n",
-		        name);
+		        "socksify: warning: %s is %s: --allow-direct: its connections "
+		        "will not be proxied\n",
+		        name, what);
 	return RUN_PRELOAD;
 }
 
@@ -294,9 +270,10 @@ int main(int argc, char **argv)
 	char path[PATH_MAX];
 	if (!find_program(argv[optind], path, sizeof(path)))
 		die(EXIT_NOT_FOUND, "%s: command not found", argv[optind]);
-	if (run_how(path, argv[optind]) == RUN_SUPERVISED) {
-		struct supervise_opts o = {
-		        .path = path, .argv = argv + optind, .allow_direct = allow_direct};
+	if (run_how(path, argv[optind], cfg.supervise) == RUN_SUPERVISED) {
+		struct supervise_opts o = {.path = path,
+		                           .argv = argv + optind,
+		                           .allow_direct = allow_direct};
 		return supervise_run(&o, &cfg);
 	}
 	execv(path, argv + optind);
