@@ -160,16 +160,18 @@ int supervise_run(const struct supervise_opts *o, const struct config *cfg)
 	int sp[2];
 
 	sv_glue_init(cfg);
+	/* blocked before any thread starts: every thread inherits the mask, so
+	 * that these signals reach the signalfd and nothing else */
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+		sigaddset(&set, caught[i]);
+	sigprocmask(SIG_BLOCK, &set, &old);
 	int rc = setup_dns(cfg);
 	if (rc < 0) {
 		fprintf(stderr, "socksify: cannot start the DNS stub: %s\n", strerror(-rc));
 		return EXIT_CANNOT_RUN;
 	}
 	setenv(SUPERVISE_ENV_ACTIVE, "1", 1);
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
-		sigaddset(&set, caught[i]);
-	sigprocmask(SIG_BLOCK, &set, &old);
 	int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (sigfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
