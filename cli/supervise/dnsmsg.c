@@ -60,7 +60,8 @@ static size_t read_name(const uint8_t *q, size_t qlen, char *name, size_t cap)
 }
 
 /* The header of the answer: the query's id, opcode and RD; RA set. */
-static void header(uint8_t *out, const uint8_t *q, unsigned rcode, unsigned qd, unsigned an)
+static void header(uint8_t *out, const uint8_t *q, unsigned rcode, unsigned qd,
+                   unsigned an)
 {
 	memset(out, 0, HDR);
 	out[0] = q[0];

@@ -30,13 +30,13 @@
 #error "the supervisor's filter knows x86-64 and aarch64"
 #endif
 
-#define LD_NR BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+#define LD_NR  BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
 #define RET(v) BPF_STMT(BPF_RET | BPF_K, (v))
 /* if A == nr, return v (the jump skips it otherwise) */
 #define ON(nr, v) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), RET(v)
 
-#define NOTIFY SECCOMP_RET_USER_NOTIF
-#define ALLOW SECCOMP_RET_ALLOW
+#define NOTIFY  SECCOMP_RET_USER_NOTIF
+#define ALLOW   SECCOMP_RET_ALLOW
 #define FAIL(e) (SECCOMP_RET_ERRNO | ((e)&SECCOMP_RET_DATA))
 
 /* The offset of the low (little-endian) and high halves of argument i. */

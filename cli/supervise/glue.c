@@ -21,8 +21,12 @@ __thread int shim_depth;
 
 void sv_glue_init(const struct config *cfg)
 {
-	/* The launcher defines none of these: the default scope finds libc's. */
-#define HOOK(ret, name, params) real_##name = (ret(*) params)dlsym(RTLD_DEFAULT, #name);
+	/* libc's own definitions, also when the launcher itself runs with the
+	 * shim preloaded (a preloaded program exec'd it to supervise another):
+	 * the supervisor's calls must not go through the shim's hooks. */
+	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	void *scope = libc ? libc : RTLD_DEFAULT;
+#define HOOK(ret, name, params) real_##name = (ret(*) params)dlsym(scope, #name);
 #include "hooks.def"
 #undef HOOK
 	shim_config = *cfg;

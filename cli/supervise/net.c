@@ -245,8 +245,8 @@ static int on_sendmsg(struct sv_call *c)
 		return rc > 0 ? -1 : -rc;
 	if (m.msg_iovlen > 64)
 		return EMSGSIZE;
-	if (m.msg_iovlen &&
-	    sv_read_mem(c->n.pid, (uintptr_t)m.msg_iov, iov, m.msg_iovlen * sizeof(iov[0])) < 0)
+	if (m.msg_iovlen && sv_read_mem(c->n.pid, (uintptr_t)m.msg_iov, iov,
+	                                m.msg_iovlen * sizeof(iov[0])) < 0)
 		return EFAULT;
 	return on_send(c, iov, m.msg_iovlen, (int)a[2]);
 }

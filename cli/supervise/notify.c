@@ -31,7 +31,8 @@ static void respond(int listener, struct seccomp_notif_resp *r)
 
 void sv_continue(int listener, uint64_t id)
 {
-	struct seccomp_notif_resp r = {.id = id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
+	struct seccomp_notif_resp r = {.id = id,
+	                               .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
 	respond(listener, &r);
 }
 
@@ -116,8 +117,9 @@ int sv_serve(int listener, int sigfd, pid_t child)
 	bool listening = listener >= 0;
 
 	while (!l.exited || l.orphans) {
-		struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
-		                      {.fd = listening ? listener : -1, .events = POLLIN}};
+		struct pollfd p[2] = {
+		        {.fd = sigfd, .events = POLLIN},
+		        {.fd = listening ? listener : -1, .events = POLLIN}};
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents)

@@ -82,9 +82,15 @@ void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
 		sv_fail(call->listener, call->n.id, ENOMEM);
 		return;
 	}
-	*j = (struct job){.listener = call->listener, .id = call->n.id, .pid = (pid_t)call->n.pid,
-	                  .fd = call->fd, .family = call->domain, .target = *target,
-	                  .payload = payload, .len = len, .send_flags = send_flags};
+	*j = (struct job){.listener = call->listener,
+	                  .id = call->n.id,
+	                  .pid = (pid_t)call->n.pid,
+	                  .fd = call->fd,
+	                  .family = call->domain,
+	                  .target = *target,
+	                  .payload = payload,
+	                  .len = len,
+	                  .send_flags = send_flags};
 	call->fd = -1;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

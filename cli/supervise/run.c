@@ -29,9 +29,9 @@ enum { EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
 /* Signals the launcher takes through its signalfd: SIGCHLD, and those it
  * passes on to the program when another process sends them. */
-static const int caught[] = {SIGCHLD, SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
-                             SIGUSR2, SIGWINCH, SIGCONT, SIGALRM, SIGTSTP, SIGTTIN,
-                             SIGTTOU};
+static const int caught[] = {SIGCHLD, SIGHUP,  SIGINT,   SIGQUIT, SIGTERM,
+                             SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM,
+                             SIGTSTP, SIGTTIN, SIGTTOU};
 
 /* Remote DNS: the pool (inherited when the launcher runs under a preloaded
  * process) for the program tree, and the stub that answers from it. */
@@ -168,7 +168,8 @@ int supervise_run(const struct supervise_opts *o, const struct config *cfg)
 	sigprocmask(SIG_BLOCK, &set, &old);
 	int rc = setup_dns(cfg);
 	if (rc < 0) {
-		fprintf(stderr, "socksify: cannot start the DNS stub: %s\n", strerror(-rc));
+		fprintf(stderr, "socksify: cannot start the DNS stub: %s\n",
+		        strerror(-rc));
 		return EXIT_CANNOT_RUN;
 	}
 	setenv(SUPERVISE_ENV_ACTIVE, "1", 1);

@@ -21,9 +21,9 @@
 #define SUPERVISE_ENV_ACTIVE "SOCKSIFY_SUPERVISED"
 
 struct supervise_opts {
-	const char *path;    /* the program, as execv() takes it */
-	char *const *argv;   /* its arguments, argv[0] first */
-	bool allow_direct;   /* run it unsupervised where the kernel cannot */
+	const char *path;  /* the program, as execv() takes it */
+	char *const *argv; /* its arguments, argv[0] first */
+	bool allow_direct; /* run it unsupervised where the kernel cannot */
 };
 
 /*

@@ -18,13 +18,15 @@
 #include "sockaddr.h"
 #include "socks5.h"
 
-/* --- filter.c ------------------------------------------------------------------------- */
+/* --- filter.c -------------------------------------------------------------------------
+ */
 
 /* In the child: no_new_privs and the filter. Returns the listener, or
  * -errno (-ENOSYS, -EINVAL: the kernel lacks user notification). */
 int sv_filter_install(void);
 
-/* --- notify.c: answering ------------------------------------------------------------- */
+/* --- notify.c: answering -------------------------------------------------------------
+ */
 
 /* Each answer sends one response; a notification whose task went away
  * (interrupted, killed) is forgotten quietly. */
@@ -38,15 +40,16 @@ bool sv_id_valid(int listener, uint64_t id);
  * and the signals to forward; returns the exit status (see supervise.h). */
 int sv_serve(int listener, int sigfd, pid_t child);
 
-/* --- net.c: one network call ------------------------------------------------------------ */
+/* --- net.c: one network call
+ * ------------------------------------------------------------ */
 
 /* A notification's call, read from the program. */
 struct sv_call {
 	int listener;
 	struct seccomp_notif n;
-	int fd;              /* the program's socket, taken with pidfd_getfd: ours to close */
+	int fd; /* the program's socket, taken with pidfd_getfd: ours to close */
 	int domain, type, protocol;
-	union sa_any dst;    /* the destination the call names */
+	union sa_any dst; /* the destination the call names */
 	socklen_t dst_len;
 };
 
@@ -55,7 +58,8 @@ void sv_handle(int listener, const struct seccomp_notif *n);
 /* Reads len bytes at addr of task pid: 0 or -EFAULT. */
 int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 
-/* --- proxied.c ---------------------------------------------------------------------------- */
+/* --- proxied.c
+ * ---------------------------------------------------------------------------- */
 
 /* Connects the call's socket through the proxy to target on a worker thread
  * and answers there (0 or the errno); a payload (TCP Fast Open's data, owned
@@ -64,7 +68,8 @@ int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
                       uint8_t *payload, size_t len, int send_flags);
 
-/* --- dnsstub.c ----------------------------------------------------------------------------- */
+/* --- dnsstub.c
+ * ----------------------------------------------------------------------------- */
 
 /* Starts the stub (remote DNS only): a UDP socket on 127.0.0.1 and one on
  * ::1 answered by a thread. 0 or -errno. */

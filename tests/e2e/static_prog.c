@@ -16,7 +16,8 @@
 
 static int fetch(const char *ip, const char *port, const char *path)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)atoi(port))};
 	char buf[512];
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -26,7 +27,8 @@ static int fetch(const char *ip, const char *port, const char *path)
 		printf("connect: %s\n", strerror(errno));
 		return 1;
 	}
-	int n = snprintf(buf, sizeof(buf), "GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n", path, ip);
+	int n = snprintf(buf, sizeof(buf), "GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
+	                 ip);
 	if (write(fd, buf, (size_t)n) != n)
 		return 1;
 	ssize_t got = read(fd, buf, sizeof(buf) - 1);
