@@ -139,6 +139,13 @@ static int on_connect(struct sv_call *c)
 	union sa_any stub;
 	socklen_t stub_len;
 
+	/* first: a loopback nameserver (a caching resolver) would send it on */
+	if (dns_redirect(c, &stub, &stub_len)) {
+		if (connect(c->fd, &stub.sa, stub_len) < 0)
+			return errno;
+		sv_return(c->listener, c->n.id, 0);
+		return 0;
+	}
 	policy_classify(&c->dst.sa, c->dst_len, &pol);
 	if (pol.verdict == POLICY_PASS)
 		return -1;
@@ -146,12 +153,6 @@ static int on_connect(struct sv_call *c)
 		return pol.err;
 	if (is_tcp(c)) {
 		sv_proxy_connect(c, &pol.target, NULL, 0, 0);
-		return 0;
-	}
-	if (dns_redirect(c, &stub, &stub_len)) {
-		if (connect(c->fd, &stub.sa, stub_len) < 0)
-			return errno;
-		sv_return(c->listener, c->n.id, 0);
 		return 0;
 	}
 	log_refused(c, is_udp(c) ? "UDP connect" : "datagram connect", EPERM);
@@ -191,12 +192,12 @@ static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, int fla
 
 	if (c->type == SOCK_STREAM && !(flags & MSG_FASTOPEN))
 		return -1; /* the kernel ignores the address of a stream send */
-	policy_classify(&c->dst.sa, c->dst_len, &pol);
-	if (pol.verdict == POLICY_PASS)
-		return -1;
-	if (pol.verdict == POLICY_DENY)
-		return pol.err;
 	bool dns = dns_redirect(c, &stub, &stub_len);
+	policy_classify(&c->dst.sa, c->dst_len, &pol);
+	if (pol.verdict == POLICY_PASS && !dns)
+		return -1;
+	if (pol.verdict == POLICY_DENY && !dns)
+		return pol.err;
 	if (!is_tcp(c) && !dns) {
 		log_refused(c, is_udp(c) ? "UDP datagram" : "datagram", EPERM);
 		return EPERM;
