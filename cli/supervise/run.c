@@ -70,8 +70,9 @@ static void send_listener(int sock, int listener)
 {
 	char ack;
 
-	if (write(sock, &listener, sizeof(listener)) != (ssize_t)sizeof(listener))
-		return;
+	if (write(sock, &listener, sizeof(listener)) != (ssize_t)sizeof(listener) ||
+	    listener < 0)
+		return; /* no listener: no answer comes */
 	while (read(sock, &ack, 1) < 0 && errno == EINTR)
 		;
 }

@@ -1146,6 +1146,23 @@ probe_run() {
 		fail "unexpected warning: $stderr"
 }
 
+@test "socksify: where seccomp user notification is missing, a static program is refused in one line; --allow-direct runs it unproxied" {
+	static_prog_bin || skip "$STATIC_PROG_WHY"
+	local noseccomp=${SOCKSIFY_NOSECCOMP:-$SOCKSIFY_BUILD/tests/e2e/noseccomp}
+	[[ -x $noseccomp ]] || skip "noseccomp not built ($noseccomp)"
+	run -126 --separate-stderr client_run "$noseccomp" "$SOCKSIFY" -p "$(proxy_url sx)" -- \
+		"$STATIC_PROG" "$PROXY4" 8080 "noseccomp-trap"
+	assert_output ""
+	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one line on stderr, got: $stderr"
+	[[ ${stderr_lines[0]} == "socksify: cannot supervise $STATIC_PROG: seccomp user notification is not available"* ]] ||
+		fail "unexpected message: $stderr"
+	assert_trap_untouched
+	run -0 --separate-stderr client_run "$noseccomp" "$SOCKSIFY" --allow-direct -p "$(proxy_url sx)" -- \
+		"$STATIC_PROG"
+	assert_output "static program ran"
+	[[ ${stderr_lines[0]} == *"--allow-direct: it runs unproxied"* ]] || fail "unexpected message: $stderr"
+}
+
 @test "socksify: a setuid (and a setgid) program: one warning line naming it, the program still runs" {
 	local prog=$BATS_TEST_TMPDIR/true-setuid
 	cp /bin/true "$prog"
