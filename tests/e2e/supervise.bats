@@ -358,6 +358,30 @@ t_go_addr() {
 	assert_target_untouched "$TAG-name"
 }
 
+@test "[dns] the stub: libc's resolver (python without the shim, --supervise) gets one fake A address, no AAAA; connecting to it is a CONNECT by name" {
+	local py='
+import socket, sys
+host = sys.argv[1]
+a = sorted({ai[4][0] for ai in socket.getaddrinfo(host, 80, socket.AF_INET, socket.SOCK_STREAM)})
+print("A", " ".join(a))
+try:
+    aaaa = sorted({ai[4][0] for ai in socket.getaddrinfo(host, 80, socket.AF_INET6, socket.SOCK_STREAM)})
+    print("AAAA", " ".join(aaaa))
+except socket.gaierror as e:
+    print("AAAA none")
+s = socket.create_connection((a[0], 80), timeout=15)
+s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (sys.argv[2], host)).encode())
+print(s.recv(4096).split(b"\r\n", 1)[0].decode())
+'
+	run -0 sv auth h --supervise -- env -u LD_PRELOAD "$PYTHON" -c "$py" target.test "/small.txt?$TAG"
+	assert_line --regexp '^A 2(4[0-9]|5[0-5])\.[0-9]+\.[0-9]+\.[0-9]+$'
+	assert_line "AAAA none"
+	assert_line "HTTP/1.0 200 OK"
+	assert_via_proxy "/small.txt?$TAG " 1
+	assert_proxy_connect auth "target.test:80"
+	assert_no_dns_leak
+}
+
 @test "UDP other than DNS to the nameserver is refused (EPERM) with one log line, never sent: goget-static and goget-dynamic to 198.18.1.1:9 and :53" {
 	require_go
 	local b dst
