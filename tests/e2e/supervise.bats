@@ -440,6 +440,51 @@ print("io_uring_setup", "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()])
 	assert_trap_via_proxy "/small.txt?$TAG "
 }
 
+@test "rawconnect --supervise, TCP Fast Open: sendto and sendmsg with MSG_FASTOPEN (connect and send in one call) go through the proxy, never direct" {
+	local m
+	for m in tfo-sendto tfo-sendmsg; do
+		run -0 sv sx --supervise -- "$RAWCONNECT" -m "$m" "$TARGET4" 80 "/small.txt?$TAG-$m"
+		assert_output "HTTP/1.0 200 OK"
+		run sv sx --supervise -- "$RAWCONNECT" -m "$m" "$PROXY4" 8080 "/small.txt?$TAG-trap-$m"
+	done
+	assert_via_proxy "/small.txt?$TAG-tfo-" 2
+	run -1 grep -F "$CLIENT4 - - " <<<"$(log_since TRAP_LOG)"
+}
+
+@test "rawconnect --supervise, the i386 ABI (int \$0x80 in a 64-bit process): its connect cannot go around the supervisor" {
+	[[ $(uname -m) == x86_64 ]] || skip "the i386 ABI is x86-64's"
+	run client_run "$RAWCONNECT" -m i386 "$PROXY4" 8080 "/small.txt?$TAG-unsupervised"
+	[[ $output == "HTTP/1.0 200 OK" ]] || skip "int \$0x80 does not work here without the supervisor: $output"
+	run -1 sv sx --supervise -- "$RAWCONNECT" -m i386 "$PROXY4" 8080 "/small.txt?$TAG-supervised"
+	assert_output --regexp '^(socket|connect): E[A-Z]+$'
+	run -1 grep -F "$TAG-supervised" <<<"$(log_since TRAP_LOG)"
+}
+
+@test "rawconnect --supervise: UDP by sendto, sendmsg, sendmmsg and connect+write to 198.18.1.1:9 is refused (EPERM), one log line each, nothing sent" {
+	local m step
+	for m in udp-sendto udp-sendmsg udp-sendmmsg udp-connect; do
+		step=${m#udp-}
+		run -1 --separate-stderr sv sx h --supervise -- "$RAWCONNECT" -m "$m" "$PROXY4" 9
+		assert_output "$step: EPERM"
+		one_log_line
+	done
+	sleep 0.2
+	assert_udptrap_untouched
+}
+
+@test "rawconnect --supervise, a check-then-use race: another thread flips the port between the proxy's (direct by design) and the trap's; no connect reaches the trap directly" {
+	# without the supervisor, the flips land on the trap: the probe sees it
+	run -1 client_run "$RAWCONNECT" -m race "$PROXY4" 1080 8080 100 "/small.txt?$TAG-base"
+	assert_output --regexp '^direct [1-9][0-9]* of 100$'
+	run -0 grep -F "$TAG-base" <<<"$(log_since TRAP_LOG)"
+	# supervised: the address the supervisor decided on must be the one used
+	run sv sx --supervise -- "$RAWCONNECT" -m race "$PROXY4" 1080 8080 300 "/small.txt?$TAG-sv"
+	local out=$output
+	run -1 grep -F "$CLIENT4 - - [" <<<"$(log_since TRAP_LOG | grep -F "$TAG-sv")"
+	output=$out
+	assert_output "direct 0 of 300"
+}
+
 @test "SOCKSIFY_SUPERVISE=always and 'supervise = always' in the configuration supervise rawconnect like --supervise" {
 	run -0 client_run env SOCKSIFY_SUPERVISE=always "$SOCKSIFY" -p "$(proxy_url sx)" -- \
 		"$RAWCONNECT" "$TARGET4" 80 "/small.txt?$TAG-env"
