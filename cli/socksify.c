@@ -12,9 +12,7 @@
  * variables and execs the program. Exit statuses follow env(1): 127 when
  * the program is not found, 126 when it cannot be run.
  */
-#include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -27,6 +25,8 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "exeprobe.h"
+#include "supervise.h"
 
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
@@ -43,6 +43,12 @@ static const char usage[] =
         "  -c, --config FILE read this configuration file (see socksify.conf)\n"
         "  -v, --verbose     log one line per proxied connection and UDP association\n"
         "                    (to stderr, or the configuration's log_file)\n"
+        "  --supervise       serve PROGRAM's network calls with seccomp user\n"
+        "                    notification as well (supervise = always): even raw\n"
+        "                    system calls go through the proxy\n"
+        "  --no-supervise    the preload only (supervise = never); a static or Go\n"
+        "                    program is then refused, as the preload cannot reach it\n"
+        "  --allow-direct    run such a program unproxied instead of refusing it\n"
         "  --env             print the export lines that socksify a whole shell:\n"
         "                    eval \"$(socksify --env)\"\n"
         "  -h, --help        this help;  -V, --version  the version\n";
@@ -107,47 +113,51 @@ static bool find_program(const char *prog, char *out, size_t cap)
 	}
 }
 
-/* True for a 64-bit ELF executable without a PT_INTERP header (statically
- * linked). */
-static bool is_static_elf(const char *path)
-{
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph;
-	bool is_static = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) &&
-	    memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-	    eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(ph)) {
-		is_static = true;
-		for (unsigned i = 0; i < eh.e_phnum; i++) {
-			off_t off = (off_t)eh.e_phoff + (off_t)i * (off_t)sizeof(ph);
-			if (pread(fd, &ph, sizeof(ph), off) != sizeof(ph) ||
-			    ph.p_type == PT_INTERP) {
-				is_static = false;
-				break;
-			}
-		}
-	}
-	close(fd);
-	return is_static;
-}
+/* --allow-direct */
+static bool allow_direct;
 
-static void warn_unpreloadable(const char *path)
+/* How the program runs: with the preload alone, or supervised as well. */
+enum run_how { RUN_PRELOAD, RUN_SUPERVISED };
+
+/* Decides by the supervise setting and what the program is (a Go program or
+ * a static one: LD_PRELOAD cannot reach it); exits with one line for a
+ * program that neither way can proxy, unless --allow-direct. */
+static enum run_how run_how(const char *path, const char *name,
+                            enum config_supervise mode)
 {
-	struct stat st;
-	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_mode & (S_ISUID | S_ISGID)))
+	struct exe_probe e = {0};
+	exe_probe_path(path, &e);
+	bool unreachable = e.go || e.is_static;
+	const char *what = e.go ? "a Go program" : "statically linked";
+
+	if (e.setid) {
+		if ((mode == CONFIG_SUPERVISE_ALWAYS || unreachable) && !allow_direct)
+			die(EXIT_CANNOT_RUN,
+			    "%s is setuid/setgid: the supervisor would drop its "
+			    "privileges "
+			    "and the loader ignores LD_PRELOAD; refused (--allow-direct "
+			    "runs it unproxied)",
+			    name);
 		fprintf(stderr,
 		        "socksify: warning: %s is setuid/setgid: the loader ignores "
 		        "LD_PRELOAD, its connections will not be proxied\n",
-		        path);
-	else if (is_static_elf(path))
+		        name);
+		return RUN_PRELOAD;
+	}
+	if (mode == CONFIG_SUPERVISE_ALWAYS ||
+	    (unreachable && mode == CONFIG_SUPERVISE_AUTO))
+		return RUN_SUPERVISED;
+	if (unreachable && !allow_direct)
+		die(EXIT_CANNOT_RUN,
+		    "%s is %s: LD_PRELOAD cannot reach it and supervise = never; "
+		    "refused (--allow-direct runs it unproxied)",
+		    name, what);
+	if (unreachable)
 		fprintf(stderr,
-		        "socksify: warning: %s is statically linked: LD_PRELOAD cannot "
-		        "work, its connections will not be proxied\n",
-		        path);
+		        "socksify: warning: %s is %s: --allow-direct: its connections "
+		        "will not be proxied\n",
+		        name, what);
+	return RUN_PRELOAD;
 }
 
 /* Prints NAME='VALUE' with single quotes escaped for sh. */
@@ -172,6 +182,9 @@ static bool parse_options(int argc, char **argv)
 	        {"config", required_argument, NULL, 'c'},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"env", no_argument, NULL, 'E'},
+	        {"supervise", no_argument, NULL, 'S'},
+	        {"no-supervise", no_argument, NULL, 'N'},
+	        {"allow-direct", no_argument, NULL, 'D'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {0},
@@ -192,6 +205,13 @@ static bool parse_options(int argc, char **argv)
 			break;
 		case 'E':
 			env_only = true;
+			break;
+		case 'S':
+		case 'N':
+			setenv("SOCKSIFY_SUPERVISE", opt == 'S' ? "always" : "never", 1);
+			break;
+		case 'D':
+			allow_direct = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -250,7 +270,12 @@ int main(int argc, char **argv)
 	char path[PATH_MAX];
 	if (!find_program(argv[optind], path, sizeof(path)))
 		die(EXIT_NOT_FOUND, "%s: command not found", argv[optind]);
-	warn_unpreloadable(path);
+	if (run_how(path, argv[optind], cfg.supervise) == RUN_SUPERVISED) {
+		struct supervise_opts o = {.path = path,
+		                           .argv = argv + optind,
+		                           .allow_direct = allow_direct};
+		return supervise_run(&o, &cfg);
+	}
 	execv(path, argv + optind);
 	int e = errno;
 	fprintf(stderr, "socksify: %s: %s\n", argv[optind], strerror(e));

@@ -193,6 +193,19 @@ static int set_pipeline(struct parse *p, const char *key, const char *value)
 	return 0;
 }
 
+static int set_supervise(struct parse *p, const char *key, const char *value)
+{
+	static const char *const words[] = {"auto", "always", "never"};
+	static const enum config_supervise modes[] = {
+	        CONFIG_SUPERVISE_AUTO, CONFIG_SUPERVISE_ALWAYS, CONFIG_SUPERVISE_NEVER};
+	int i = word_index(value, words, 3);
+
+	if (i < 0)
+		return bad_value(p, key, value, "auto, always or never", NULL);
+	p->cfg->supervise = modes[i];
+	return 0;
+}
+
 static int set_fake_pool(struct parse *p, const char *key, const char *value, int family)
 {
 	struct hostspec h;
@@ -232,6 +245,7 @@ static const struct option {
         {"pipeline", set_pipeline},
         {"fake_pool_v4", set_fake_pool_v4},
         {"fake_pool_v6", set_fake_pool_v6},
+        {"supervise", set_supervise},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -420,6 +434,7 @@ void config_defaults(struct config *cfg)
 	cfg->connect_timeout_ms = 10000;
 	cfg->log_level = CONFIG_LOG_ERROR;
 	cfg->pipeline = CONFIG_PIPELINE_AUTO;
+	cfg->supervise = CONFIG_SUPERVISE_AUTO;
 	cfg->fake_v4[0] = 240;
 	cfg->fake_v4_prefix = 4;
 	cfg->fake_v6[0] = 0x01;
@@ -436,6 +451,7 @@ static const struct {
         {CONFIG_ENV_LOG_FILE, "log_file"},
         {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
         {CONFIG_ENV_EXCLUDE, "exclude"},
+        {CONFIG_ENV_SUPERVISE, "supervise"},
 };
 
 /* One variable as one source; $SOCKSIFY_EXCLUDE is a comma-separated list. */

@@ -36,9 +36,20 @@
 #define CONFIG_ENV_LOG_FILE       "SOCKSIFY_LOG_FILE"
 #define CONFIG_ENV_PROXY_LOOPBACK "SOCKSIFY_PROXY_LOOPBACK"
 #define CONFIG_ENV_EXCLUDE        "SOCKSIFY_EXCLUDE"
+#define CONFIG_ENV_SUPERVISE      "SOCKSIFY_SUPERVISE"
 
 enum config_dns_mode { CONFIG_DNS_REMOTE, CONFIG_DNS_LOCAL };
 enum config_pipeline { CONFIG_PIPELINE_AUTO, CONFIG_PIPELINE_ON, CONFIG_PIPELINE_OFF };
+/*
+ * Which programs the launcher also supervises with seccomp user notification:
+ * auto, the static and Go executables LD_PRELOAD cannot reach; always, every
+ * program, on top of the preload; never, none (the preload only).
+ */
+enum config_supervise {
+	CONFIG_SUPERVISE_AUTO,
+	CONFIG_SUPERVISE_ALWAYS,
+	CONFIG_SUPERVISE_NEVER
+};
 enum { CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512 };
 /* Values of struct config.log_level. */
 enum { CONFIG_LOG_ERROR = 0, CONFIG_LOG_INFO = 1, CONFIG_LOG_DEBUG = 2 };
@@ -89,14 +100,15 @@ struct config {
 	unsigned fake_v4_prefix;
 	uint8_t fake_v6[16]; /* default 100::/64 (RFC 6666 discard prefix) */
 	unsigned fake_v6_prefix;
+	enum config_supervise supervise; /* default CONFIG_SUPERVISE_AUTO */
 };
 
 /*
  * Fills cfg with the defaults: the proxy socks5h://127.0.0.1:1080, dns remote
  * (not set explicitly), no exclusions, loopback direct, 10 s connect timeout,
  * log level error to stderr, pipeline auto, fake pools 240.0.0.0/4 and
- * 100::/64. The struct is zeroed first, so two defaulted structs compare
- * equal with memcmp.
+ * 100::/64, supervise auto. The struct is zeroed first, so two defaulted
+ * structs compare equal with memcmp.
  */
 void config_defaults(struct config *cfg);
 
@@ -132,8 +144,9 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
  *   - when getenv_fn != NULL: the file named by $SOCKSIFY_CONF (missing is an
  *     error), $SOCKSIFY_PROXY (one URL, replaces the proxy),
  *     $SOCKSIFY_DNS (remote|local), $SOCKSIFY_LOG_LEVEL, $SOCKSIFY_LOG_FILE,
- *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false) and
- *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions).
+ *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false),
+ *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions) and
+ *     $SOCKSIFY_SUPERVISE (auto|always|never).
  * An empty variable counts as unset. The shim passes secure_getenv, so that
  * setuid programs ignore the environment.
  */

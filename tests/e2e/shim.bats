@@ -1112,16 +1112,38 @@ probe_run() {
 # the launcher: programs it cannot socksify, LD_PRELOAD, --env across exec
 # ---------------------------------------------------------------------------------
 
-@test "socksify: a statically linked program: one warning line naming it, the program still runs" {
+@test "socksify: a statically linked program runs supervised: its raw connect() goes through the proxy" {
 	static_prog_bin || skip "$STATIC_PROG_WHY"
 	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- "$STATIC_PROG"
+	assert_output "static program ran"
+	assert_equal "$stderr" ""
+	run -0 client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- "$STATIC_PROG" "$TARGET4" 80 "small.txt?$TAG-static"
+	assert_output --partial "200"
+	assert_via_proxy "/small.txt?$TAG-static" 1
+	assert_proxy_connect sx "$TARGET4:80"
+	# the proxy down: the trap next to it, reachable directly, sees nothing
+	run -1 --separate-stderr client_run "$SOCKSIFY" -p "socks5h://$PROXY4:1" -- "$STATIC_PROG" "$PROXY4" 8080 "static-trap"
+	assert_output "connect: Connection refused"
+	[[ $stderr == *"supervisor: connect $PROXY4:8080 via $PROXY4:1"*"Connection refused"* ]] ||
+		fail "no log line for the refused connect: $stderr"
+	assert_trap_untouched
+	# a dynamically linked program gets no warning
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- /bin/true
+	assert_equal "$stderr" ""
+}
+
+@test "socksify: --no-supervise refuses a statically linked program in one line; --allow-direct runs it with a warning" {
+	static_prog_bin || skip "$STATIC_PROG_WHY"
+	run -126 --separate-stderr client_run "$SOCKSIFY" --no-supervise -p "$(proxy_url sx)" -- "$STATIC_PROG"
+	assert_output ""
+	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one line on stderr, got: $stderr"
+	[[ ${stderr_lines[0]} == "socksify: $STATIC_PROG is statically linked"*"refused"* ]] ||
+		fail "unexpected message: $stderr"
+	run -0 --separate-stderr client_run "$SOCKSIFY" --no-supervise --allow-direct -p "$(proxy_url sx)" -- "$STATIC_PROG"
 	assert_output "static program ran"
 	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one line on stderr, got: $stderr"
 	[[ ${stderr_lines[0]} == "socksify: warning: $STATIC_PROG is statically linked"* ]] ||
 		fail "unexpected warning: $stderr"
-	# a dynamically linked program gets no warning
-	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx)" -- /bin/true
-	assert_equal "$stderr" ""
 }
 
 @test "socksify: a setuid (and a setgid) program: one warning line naming it, the program still runs" {

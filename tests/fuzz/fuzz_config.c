@@ -106,6 +106,9 @@ static void check_config(const struct config *c)
 	CHECK(terminated(c->log_file, sizeof(c->log_file)));
 	CHECK(c->pipeline == CONFIG_PIPELINE_AUTO || c->pipeline == CONFIG_PIPELINE_ON ||
 	      c->pipeline == CONFIG_PIPELINE_OFF);
+	CHECK(c->supervise == CONFIG_SUPERVISE_AUTO ||
+	      c->supervise == CONFIG_SUPERVISE_ALWAYS ||
+	      c->supervise == CONFIG_SUPERVISE_NEVER);
 	CHECK(c->fake_v4_prefix >= 4 && c->fake_v4_prefix <= 24);
 	CHECK(c->fake_v6_prefix >= 8 && c->fake_v6_prefix <= 112);
 	CHECK(c->fake_v4[0] != 0 && c->fake_v4[0] != 127 &&
@@ -233,6 +236,7 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	static const char *const dns[] = {"remote", "local"};
 	static const char *const pipeline[] = {"auto", "yes", "no"};
 	static const char *const level[] = {"error", "info", "debug"};
+	static const char *const supervise[] = {"auto", "always", "never"};
 	char line[2048], v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
 	size_t len = 0;
 
@@ -251,11 +255,12 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	CHECK(inet_ntop(AF_INET6, c->fake_v6, v6, sizeof(v6)));
 	snprintf(line, sizeof(line),
 	         "%s%s%sproxy_loopback = %d\nconnect_timeout = %u.%03u\nlog_level = %s\n"
-	         "pipeline = %s\nfake_pool_v4 = %s/%u\nfake_pool_v6 = %s/%u\n",
+	         "pipeline = %s\nfake_pool_v4 = %s/%u\nfake_pool_v6 = %s/%u\n"
+	         "supervise = %s\n",
 	         c->dns_set ? "dns = " : "", c->dns_set ? dns[c->dns] : "",
 	         c->dns_set ? "\n" : "", c->proxy_loopback, c->connect_timeout_ms / 1000,
 	         c->connect_timeout_ms % 1000, level[c->log_level], pipeline[c->pipeline],
-	         v4, c->fake_v4_prefix, v6, c->fake_v6_prefix);
+	         v4, c->fake_v4_prefix, v6, c->fake_v6_prefix, supervise[c->supervise]);
 	append(buf, cap, &len, line);
 	if (c->log_file[0]) {
 		append(buf, cap, &len, "log_file = ");
@@ -405,6 +410,9 @@ static const char *const tokens[] = {
         "pipeline = ",
         "proxy_loopback = ",
         "log_file = ",
+        "supervise = ",
+        "always",
+        "never",
         " # ",
 };
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the fuzz targets (fuzz_proto.c, fuzz_config.c) and their
- * replay driver (replay_main.c): CHECK(), which abort()s with the target's
- * name, file and line, and buffers that end right before a PROT_NONE page, so
- * that reading one byte past an input faults.
+ * Helpers shared by the fuzz targets (fuzz_proto.c, fuzz_config.c,
+ * fuzz_exeprobe.c) and their replay driver (replay_main.c): CHECK(), which
+ * abort()s with the target's name, file and line, and buffers that end right
+ * before a PROT_NONE page, so that reading one byte past an input faults.
  */
 #ifndef FUZZ_GUARD_H
 #define FUZZ_GUARD_H

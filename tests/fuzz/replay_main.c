@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Replay and mutation driver for the fuzz targets (fuzz_proto.c, fuzz_config.c)
- * where libFuzzer is not at hand: linked with a target, it is that target's
- * main(), so that any compiler runs it as a test (see meson.build).
+ * Replay and mutation driver for the fuzz targets (fuzz_proto.c, fuzz_config.c,
+ * fuzz_exeprobe.c) where libFuzzer is not at hand: linked with a target, it is
+ * that target's main(), so that any compiler runs it as a test (see
+ * meson.build).
  *
  * It runs every file named on the command line, and every regular file of a
  * directory named there (by name order), through LLVMFuzzerTestOneInput(),

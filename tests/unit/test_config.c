@@ -122,6 +122,7 @@ static void test_defaults(void)
 	tap_is(cfg.log_level, CONFIG_LOG_ERROR, "defaults: log level error");
 	tap_ok(cfg.log_file[0] == '\0', "defaults: log to stderr");
 	tap_is(cfg.pipeline, CONFIG_PIPELINE_AUTO, "defaults: pipeline auto");
+	tap_is(cfg.supervise, CONFIG_SUPERVISE_AUTO, "defaults: supervise auto");
 	tap_ok(bytes_are(cfg.fake_v4, AF_INET, "240.0.0.0") && cfg.fake_v4_prefix == 4,
 	       "defaults: fake pool 240.0.0.0/4");
 	tap_ok(bytes_are(cfg.fake_v6, AF_INET6, "100::") && cfg.fake_v6_prefix == 64,
@@ -496,6 +497,26 @@ static void test_simple_options(void)
 	parse_fails(
 	        "pipeline = sometimes",
 	        "test.conf:1: bad value 'sometimes' for 'pipeline' (auto, yes or no)");
+
+	static const struct {
+		const char *text;
+		enum config_supervise want;
+	} supervise[] = {{"auto", CONFIG_SUPERVISE_AUTO},
+	                 {"always", CONFIG_SUPERVISE_ALWAYS},
+	                 {"never", CONFIG_SUPERVISE_NEVER},
+	                 {"ALWAYS", CONFIG_SUPERVISE_ALWAYS},
+	                 {"Never", CONFIG_SUPERVISE_NEVER}};
+	for (size_t i = 0; i < sizeof(supervise) / sizeof(supervise[0]); i++) {
+		snprintf(text, sizeof(text), "supervise = always\nsupervise = %s",
+		         supervise[i].text);
+		tap_ok(parse(text) == 0 && cfg.supervise == supervise[i].want,
+		       "supervise = %s (the later line wins)", supervise[i].text);
+	}
+	parse_fails("supervise = yes", "test.conf:1: bad value 'yes' for 'supervise' "
+	                               "(auto, always or never)");
+	parse_fails("log_level = info\nsupervise = sometimes # not a word",
+	            "test.conf:2: bad value 'sometimes' for 'supervise' (auto, always or "
+	            "never)");
 }
 
 static void test_fake_pools(void)
@@ -913,8 +934,10 @@ static void test_parse_file(void)
 static void test_load(void)
 {
 	static const char sys_text[] = "proxy = socks5://sys:1\nlog_level = info\n"
-	                               "exclude = 10.0.0.0/8\npipeline = no\n";
-	static const char user_text[] = "proxy = socks5h://user:2\nlog_level = debug\n";
+	                               "exclude = 10.0.0.0/8\npipeline = no\n"
+	                               "supervise = never\n";
+	static const char user_text[] = "proxy = socks5h://user:2\nlog_level = debug\n"
+	                                "supervise = always\n";
 	const char *sys = tmpfile_with(1, "sys.conf", sys_text, strlen(sys_text));
 	const char *user = tmpfile_with(2, "user.conf", user_text, strlen(user_text));
 	char missing[128], want[256];
@@ -933,7 +956,8 @@ static void test_load(void)
 	tap_ok(config_load(&cfg, sys, NULL, err, sizeof(err)) == 0 &&
 	               strcmp(cfg.proxy.host, "sys") == 0 &&
 	               cfg.log_level == CONFIG_LOG_INFO && cfg.dns == CONFIG_DNS_LOCAL &&
-	               cfg.pipeline == CONFIG_PIPELINE_OFF,
+	               cfg.pipeline == CONFIG_PIPELINE_OFF &&
+	               cfg.supervise == CONFIG_SUPERVISE_NEVER,
 	       "load: system file applied, dns follows its socks5:// proxy");
 
 	env_clear();
@@ -942,7 +966,8 @@ static void test_load(void)
 	               strcmp(cfg.proxy.host, "user") == 0 &&
 	               cfg.log_level == CONFIG_LOG_DEBUG &&
 	               cfg.dns == CONFIG_DNS_REMOTE &&
-	               cfg.pipeline == CONFIG_PIPELINE_OFF && cfg.nrules == 1,
+	               cfg.pipeline == CONFIG_PIPELINE_OFF && cfg.nrules == 1 &&
+	               cfg.supervise == CONFIG_SUPERVISE_ALWAYS,
 	       "load: $SOCKSIFY_CONF over the system file, which still sets the rest");
 
 	env_set("SOCKSIFY_PROXY", "socks5://u:p%40@envproxy:3");
@@ -951,6 +976,7 @@ static void test_load(void)
 	env_set("SOCKSIFY_LOG_FILE", "/tmp/env.log");
 	env_set("SOCKSIFY_PROXY_LOOPBACK", "1");
 	env_set("SOCKSIFY_EXCLUDE", "192.168.0.0/16, .lan ,,[::1]:22");
+	env_set("SOCKSIFY_SUPERVISE", "auto");
 	int r = config_load(&cfg, sys, fake_getenv, err, sizeof(err));
 	if (!tap_ok(r == 0, "load: every variable"))
 		tap_diag("%s", err);
@@ -965,17 +991,26 @@ static void test_load(void)
 	tap_ok(cfg.nrules == 3 && cfg.rules[0].prefix == 16 &&
 	               strcmp(cfg.rules[1].suffix, "lan") == 0 && cfg.rules[2].port == 22,
 	       "load: $SOCKSIFY_EXCLUDE replaces the rules, empty items skipped");
+	tap_is(cfg.supervise, CONFIG_SUPERVISE_AUTO,
+	       "load: $SOCKSIFY_SUPERVISE=auto beats $SOCKSIFY_CONF's always");
+	env_set("SOCKSIFY_SUPERVISE", " Never ");
+	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) == 0 &&
+	               cfg.supervise == CONFIG_SUPERVISE_NEVER,
+	       "load: $SOCKSIFY_SUPERVISE= Never , trimmed, any case");
 
 	env_set("SOCKSIFY_PROXY", "");
 	env_set("SOCKSIFY_EXCLUDE", "");
 	env_set("SOCKSIFY_LOG_LEVEL", "");
+	env_set("SOCKSIFY_SUPERVISE", "");
 	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) == 0 &&
 	               strcmp(cfg.proxy.host, "user") == 0 && cfg.nrules == 1 &&
-	               cfg.log_level == CONFIG_LOG_DEBUG,
+	               cfg.log_level == CONFIG_LOG_DEBUG &&
+	               cfg.supervise == CONFIG_SUPERVISE_ALWAYS,
 	       "load: empty variables count as unset");
 
 	tap_ok(config_load(&cfg, sys, setuid_getenv, err, sizeof(err)) == 0 &&
-	               strcmp(cfg.proxy.host, "sys") == 0 && !cfg.proxy_loopback,
+	               strcmp(cfg.proxy.host, "sys") == 0 && !cfg.proxy_loopback &&
+	               cfg.supervise == CONFIG_SUPERVISE_NEVER,
 	       "load: a getenv that answers NULL (secure_getenv when setuid) = file "
 	       "only");
 
@@ -1001,6 +1036,13 @@ static void test_load(void)
 	        {"SOCKSIFY_EXCLUDE", "10.0.0.0/8,10.0.0.0/33",
 	         "SOCKSIFY_EXCLUDE: bad exclude rule '10.0.0.0/33': bad prefix length "
 	         "(0-32)"},
+	        {"SOCKSIFY_SUPERVISE", "sometimes",
+	         "SOCKSIFY_SUPERVISE: bad value 'sometimes' for 'supervise' (auto, "
+	         "always "
+	         "or never)"},
+	        {"SOCKSIFY_SUPERVISE", "auto,never",
+	         "SOCKSIFY_SUPERVISE: bad value 'auto,never' for 'supervise' (auto, "
+	         "always or never)"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		env_clear();
@@ -1093,14 +1135,15 @@ static void test_messages(void)
 static void test_option_names(void)
 {
 	static const char *const want[] = {
-	        "proxy",     "dns",      "exclude",  "proxy_loopback", "connect_timeout",
-	        "log_level", "log_file", "pipeline", "fake_pool_v4",   "fake_pool_v6",
+	        "proxy",           "dns",          "exclude",   "proxy_loopback",
+	        "connect_timeout", "log_level",    "log_file",  "pipeline",
+	        "fake_pool_v4",    "fake_pool_v6", "supervise",
 	};
 	size_t n = 0;
 
 	while (config_option_name(n))
 		n++;
-	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "ten options");
+	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "eleven options");
 	for (size_t i = 0; i < n && i < sizeof(want) / sizeof(want[0]); i++)
 		tap_ok(strcmp(config_option_name(i), want[i]) == 0, "option %zu is %s", i,
 		       want[i]);

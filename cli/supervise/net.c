@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One stopped network call (see sv_int.h): the destination is read from the
+ * program's memory, the socket taken with pidfd_getfd, and the call decided
+ * with the shim's own classifier (policy.c):
+ *   - a direct destination (loopback, the proxy, an exclusion) and every
+ *     call that names no destination continue in the kernel unchanged;
+ *   - a proxied TCP connect is carried out here (proxied.c): the program's
+ *     socket ends up connected to the proxy, the handshake done;
+ *   - in remote-DNS mode, a UDP query to port 53 of a nameserver of
+ *     /etc/resolv.conf goes to the DNS stub (dnsstub.c) instead;
+ *   - any other datagram that would leave the machine is refused (EPERM),
+ *     with one log line: UDP ASSOCIATE is the preload's (docs/design.md);
+ *   - whatever cannot be read or decided fails (fail closed).
+ * The notification is checked to be still valid after the reads, so that a
+ * task that died meanwhile (and a PID reused) is never answered for.
+ */
+#include "sv_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "policy.h"
+#include "shim.h"
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+enum { PAYLOAD_MAX = 65536, MMSG_MAX = 1024 };
+
+int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+
+	if (len == 0)
+		return 0;
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	return n == (ssize_t)len ? 0 : -EFAULT;
+}
+
+/* The task's descriptor fd, ours now: >= 0, or -errno. The thread's own
+ * table first (Linux 6.9 takes a thread's pidfd), else its process's. */
+static int take_fd(pid_t tid, int fd)
+{
+	long pidfd = syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+	if (pidfd < 0 && errno == EINVAL)
+		pidfd = syscall(SYS_pidfd_open, tid, 0);
+	if (pidfd < 0)
+		return -errno;
+	long own = syscall(SYS_pidfd_getfd, (int)pidfd, fd, 0);
+	int err = errno;
+	close((int)pidfd);
+	return own < 0 ? -err : (int)own;
+}
+
+/* Fills the socket's domain, type and protocol; false when fd is no socket. */
+static bool socket_kind(struct sv_call *c)
+{
+	socklen_t l = sizeof(int);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &c->domain, &l) < 0)
+		return false;
+	l = sizeof(int);
+	getsockopt(c->fd, SOL_SOCKET, SO_TYPE, &c->type, &l);
+	l = sizeof(int);
+	getsockopt(c->fd, SOL_SOCKET, SO_PROTOCOL, &c->protocol, &l);
+	return true;
+}
+
+static void log_refused(const struct sv_call *c, const char *what, int err)
+{
+	char dst[SA_STRLEN];
+	sa_format(&c->dst.sa, dst, sizeof(dst));
+	shim_log(SHIM_LOG_ERROR, "supervisor: %s to %s by pid %d refused: %s", what, dst,
+	         (int)c->n.pid, strerror(err));
+}
+
+/* Reads the destination (addr, len) and takes the socket. 0 when the call
+ * is ready to decide; 1 when it must simply continue (no IP socket, no
+ * address); -errno when it must fail. */
+static int prepare(struct sv_call *c, uint64_t addr, uint64_t len)
+{
+	c->fd = -1;
+	if (addr == 0 || len < sizeof(sa_family_t))
+		return 1; /* the kernel answers as it does */
+	c->dst_len = len > sizeof(c->dst) ? sizeof(c->dst) : (socklen_t)len;
+	memset(&c->dst, 0, sizeof(c->dst));
+	if (sv_read_mem(c->n.pid, addr, &c->dst, c->dst_len) < 0)
+		return -EFAULT;
+	c->fd = take_fd(c->n.pid, (int)c->n.data.args[0]);
+	if (c->fd == -EBADF)
+		return -EBADF;
+	if (c->fd < 0)
+		return c->fd;
+	if (!socket_kind(c) || (c->domain != AF_INET && c->domain != AF_INET6))
+		return 1;
+	if (c->dst.sa.sa_family == AF_UNSPEC)
+		return 1; /* a datagram socket's disconnect */
+	if (c->dst.sa.sa_family != AF_INET && c->dst.sa.sa_family != AF_INET6)
+		return -EAFNOSUPPORT;
+	return sv_id_valid(c->listener, c->n.id) ? 0 : -ENOENT;
+}
+
+static bool is_tcp(const struct sv_call *c)
+{
+	return c->type == SOCK_STREAM &&
+	       (c->protocol == 0 || c->protocol == IPPROTO_TCP || c->protocol == 262);
+}
+
+static bool is_udp(const struct sv_call *c)
+{
+	return c->type == SOCK_DGRAM && (c->protocol == 0 || c->protocol == IPPROTO_UDP);
+}
+
+/* In remote-DNS mode, a query for a nameserver: the stub's address. */
+static bool dns_redirect(const struct sv_call *c, union sa_any *stub, socklen_t *len)
+{
+	bool remote = shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
+	                                  : shim_config.proxy.remote_dns;
+	if (!remote || !is_udp(c) || !sv_dns_is_nameserver(&c->dst.sa))
+		return false;
+	*len = sv_dns_stub_addr(c->domain, stub);
+	return *len > 0;
+}
+
+/* connect(): see the top of the file. Returns the errno to fail with, 0
+ * when answered, -1 to continue. */
+static int on_connect(struct sv_call *c)
+{
+	struct policy pol;
+	union sa_any stub;
+	socklen_t stub_len;
+
+	/* first: a loopback nameserver (a caching resolver) would send it on */
+	if (dns_redirect(c, &stub, &stub_len)) {
+		if (connect(c->fd, &stub.sa, stub_len) < 0)
+			return errno;
+		sv_return(c->listener, c->n.id, 0);
+		return 0;
+	}
+	policy_classify(&c->dst.sa, c->dst_len, &pol);
+	if (pol.verdict == POLICY_PASS)
+		return -1;
+	if (pol.verdict == POLICY_DENY)
+		return pol.err;
+	if (is_tcp(c)) {
+		sv_proxy_connect(c, &pol.target, NULL, 0, 0);
+		return 0;
+	}
+	log_refused(c, is_udp(c) ? "UDP connect" : "datagram connect", EPERM);
+	return EPERM;
+}
+
+/* Copies what the program's buffers (iov[0..n), addresses in its memory)
+ * hold, up to PAYLOAD_MAX bytes, into a new buffer: its length in *len, or
+ * NULL. */
+static uint8_t *gather(pid_t pid, const struct iovec *iov, size_t n, size_t *len)
+{
+	uint8_t *buf = malloc(PAYLOAD_MAX);
+	size_t have = 0;
+
+	for (size_t i = 0; buf && i < n && have < PAYLOAD_MAX; i++) {
+		size_t take = iov[i].iov_len;
+		if (take > PAYLOAD_MAX - have)
+			take = PAYLOAD_MAX - have;
+		if (sv_read_mem(pid, (uintptr_t)iov[i].iov_base, buf + have, take) < 0) {
+			free(buf);
+			return NULL;
+		}
+		have += take;
+	}
+	*len = have;
+	return buf;
+}
+
+/* A send that names a destination, its data in the program's buffers (iov,
+ * n): see the top of the file. Returns as on_connect. */
+static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, int flags)
+{
+	struct policy pol;
+	union sa_any stub;
+	socklen_t stub_len;
+	size_t len = 0;
+
+	if (c->type == SOCK_STREAM && !(flags & MSG_FASTOPEN))
+		return -1; /* the kernel ignores the address of a stream send */
+	bool dns = dns_redirect(c, &stub, &stub_len);
+	policy_classify(&c->dst.sa, c->dst_len, &pol);
+	if (pol.verdict == POLICY_PASS && !dns)
+		return -1;
+	if (pol.verdict == POLICY_DENY && !dns)
+		return pol.err;
+	if (!is_tcp(c) && !dns) {
+		log_refused(c, is_udp(c) ? "UDP datagram" : "datagram", EPERM);
+		return EPERM;
+	}
+	uint8_t *data = gather(c->n.pid, iov, n, &len);
+	if (!data)
+		return EFAULT;
+	if (is_tcp(c)) {
+		sv_proxy_connect(c, &pol.target, data, len, flags & ~MSG_FASTOPEN);
+		return 0;
+	}
+	ssize_t sent = sendto(c->fd, data, len, flags | MSG_NOSIGNAL, &stub.sa, stub_len);
+	int err = errno;
+	free(data);
+	if (sent < 0)
+		return err;
+	sv_return(c->listener, c->n.id, sent);
+	return 0;
+}
+
+/* sendto(fd, buf, len, flags, addr, addrlen) */
+static int on_sendto(struct sv_call *c)
+{
+	const __u64 *a = c->n.data.args;
+	struct iovec one = {.iov_base = (void *)(uintptr_t)a[1], .iov_len = (size_t)a[2]};
+	int rc = prepare(c, a[4], a[5]);
+	if (rc != 0)
+		return rc > 0 ? -1 : -rc;
+	return on_send(c, &one, 1, (int)a[3]);
+}
+
+/* sendmsg(fd, msg, flags): continues at once when msg names no address. */
+static int on_sendmsg(struct sv_call *c)
+{
+	const __u64 *a = c->n.data.args;
+	struct msghdr m;
+	struct iovec iov[64];
+
+	c->fd = -1;
+	if (sv_read_mem(c->n.pid, a[1], &m, sizeof(m)) < 0)
+		return EFAULT;
+	if (!m.msg_name || m.msg_namelen == 0)
+		return -1;
+	int rc = prepare(c, (uintptr_t)m.msg_name, m.msg_namelen);
+	if (rc != 0)
+		return rc > 0 ? -1 : -rc;
+	if (m.msg_iovlen > 64)
+		return EMSGSIZE;
+	if (m.msg_iovlen && sv_read_mem(c->n.pid, (uintptr_t)m.msg_iov, iov,
+	                                m.msg_iovlen * sizeof(iov[0])) < 0)
+		return EFAULT;
+	return on_send(c, iov, m.msg_iovlen, (int)a[2]);
+}
+
+/* sendmmsg(fd, vec, n, flags): continues when no message names an address
+ * or every named one may go direct; anything else is refused (the preload
+ * carries such batches; the resolvers send theirs on connected sockets). */
+static int on_sendmmsg(struct sv_call *c)
+{
+	const __u64 *a = c->n.data.args;
+	size_t n = a[2] > MMSG_MAX ? MMSG_MAX : (size_t)a[2];
+	struct mmsghdr *v = calloc(n ? n : 1, sizeof(*v));
+	int rc = -1;
+
+	c->fd = -1;
+	if (!v || (n && sv_read_mem(c->n.pid, a[1], v, n * sizeof(*v)) < 0)) {
+		free(v);
+		return v ? EFAULT : ENOMEM;
+	}
+	for (size_t i = 0; i < n && rc == -1; i++) {
+		struct msghdr *m = &v[i].msg_hdr;
+		if (!m->msg_name || m->msg_namelen == 0)
+			continue;
+		if (c->fd >= 0)
+			close(c->fd);
+		int p = prepare(c, (uintptr_t)m->msg_name, m->msg_namelen);
+		if (p != 0) {
+			rc = p > 0 ? -1 : -p;
+			break;
+		}
+		if (c->type == SOCK_STREAM)
+			break;
+		struct policy pol;
+		policy_classify(&c->dst.sa, c->dst_len, &pol);
+		if (pol.verdict == POLICY_DENY)
+			rc = pol.err;
+		else if (pol.verdict == POLICY_PROXY) {
+			log_refused(c, "batch of datagrams", EPERM);
+			rc = EPERM;
+		}
+	}
+	free(v);
+	return rc;
+}
+
+void sv_handle(int listener, const struct seccomp_notif *n)
+{
+	struct sv_call c = {.listener = listener, .n = *n, .fd = -1};
+	int rc;
+
+	switch (n->data.nr) {
+	case SYS_connect: {
+		rc = prepare(&c, n->data.args[1], n->data.args[2]);
+		rc = rc != 0 ? (rc > 0 ? -1 : -rc) : on_connect(&c);
+		break;
+	}
+	case SYS_sendto:
+		rc = on_sendto(&c);
+		break;
+	case SYS_sendmsg:
+		rc = on_sendmsg(&c);
+		break;
+	case SYS_sendmmsg:
+		rc = on_sendmmsg(&c);
+		break;
+	default:
+		rc = ENOSYS; /* not a call the filter stops */
+	}
+	if (rc < 0)
+		sv_continue(listener, n->id);
+	else if (rc > 0)
+		sv_fail(listener, n->id, rc);
+	if (c.fd >= 0)
+		close(c.fd);
+}

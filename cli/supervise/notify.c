@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The supervisor's loop (see sv_int.h): one thread polls the listener and a
+ * signalfd. Each notification is decided at once on this thread (net.c);
+ * only a proxied connect goes on to a worker thread (proxied.c), so that a
+ * slow proxy never holds up the program's other calls. Children are reaped
+ * here (the supervisor is their subreaper: orphans of the program tree come
+ * back to it), signals sent to the launcher by another process are passed to
+ * the program, and a stop of the program stops the launcher, so that job
+ * control in the shell works as without it.
+ */
+#include "sv_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "log.h"
+
+static void respond(int listener, struct seccomp_notif_resp *r)
+{
+	/* ENOENT: the task is gone or its call was interrupted; nothing to do */
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, r) < 0 && errno != ENOENT)
+		shim_log(SHIM_LOG_DEBUG, "supervisor: cannot answer a call: %m");
+}
+
+void sv_continue(int listener, uint64_t id)
+{
+	struct seccomp_notif_resp r = {.id = id,
+	                               .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
+	respond(listener, &r);
+}
+
+void sv_fail(int listener, uint64_t id, int err)
+{
+	struct seccomp_notif_resp r = {.id = id, .error = -err};
+	respond(listener, &r);
+}
+
+void sv_return(int listener, uint64_t id, long long val)
+{
+	struct seccomp_notif_resp r = {.id = id, .val = val};
+	respond(listener, &r);
+}
+
+bool sv_id_valid(int listener, uint64_t id)
+{
+	return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+/* The program's life as the loop sees it. */
+struct life {
+	pid_t child;
+	bool exited;  /* the program itself is over */
+	int status;   /* its wait status */
+	bool orphans; /* waitpid still has children to report */
+};
+
+/* Reaps every child that is done; the program's own status is kept, its
+ * stop stops the launcher too (and a SIGCONT to the launcher goes on). */
+static void reap(struct life *l)
+{
+	int st;
+	pid_t p;
+
+	while ((p = waitpid(-1, &st, WNOHANG | WUNTRACED)) > 0) {
+		if (p != l->child)
+			continue;
+		if (WIFSTOPPED(st)) {
+			raise(SIGSTOP);
+			kill(l->child, SIGCONT);
+		} else {
+			l->exited = true;
+			l->status = st;
+		}
+	}
+	l->orphans = !(p < 0 && errno == ECHILD);
+}
+
+/* A signal from another process (kill, timeout, a service manager) goes on
+ * to the program; one from the terminal reached its process group already. */
+static void on_signal(int sigfd, struct life *l)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			reap(l);
+			continue;
+		}
+		if (si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE ||
+		    si.ssi_code == SI_TKILL)
+			if (!l->exited)
+				kill(l->child, (int)si.ssi_signo);
+	}
+}
+
+/* One notification: received and handled. */
+static void on_notification(int listener)
+{
+	struct seccomp_notif n;
+
+	memset(&n, 0, sizeof(n));
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0)
+		return; /* ENOENT: the task went away before we saw its call */
+	sv_handle(listener, &n);
+}
+
+int sv_serve(int listener, int sigfd, pid_t child)
+{
+	struct life l = {.child = child, .orphans = true};
+	bool listening = listener >= 0;
+
+	while (!l.exited || l.orphans) {
+		struct pollfd p[2] = {
+		        {.fd = sigfd, .events = POLLIN},
+		        {.fd = listening ? listener : -1, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			on_signal(sigfd, &l);
+		if (p[1].revents & POLLIN)
+			on_notification(listener);
+		else if (p[1].revents & (POLLHUP | POLLERR))
+			listening = false; /* no process uses the filter any more */
+		if (l.exited && !listening)
+			break;
+	}
+	return l.status;
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A proxied connect (see sv_int.h), on a worker thread: the
+ * program's socket (our copy of its descriptor) is connected to the proxy
+ * and the SOCKS5 exchange run on it by the shim's own client (tcp.c), within
+ * connect_timeout; the call is then answered with 0 or the errno the shim
+ * would give. The program's thread waits in its connect() meanwhile; its
+ * other threads run on. TCP Fast Open's data (sendto/sendmsg with
+ * MSG_FASTOPEN) is sent once the exchange is over and its count answered.
+ *
+ * The workers stay: a job goes to an idle one, or to a new one while there
+ * are fewer than WORKERS_MAX, else it waits its turn in the queue. (A thread
+ * per connect cost a clone and its stack every time: a fifth of the
+ * supervisor's time in a loop of connections.)
+ */
+#include "sv_int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "monotime.h"
+#include "shim.h"
+#include "tcp.h"
+
+struct job {
+	int listener;
+	uint64_t id;
+	pid_t pid;
+	int fd, family;
+	struct socks5_addr target;
+	uint8_t *payload;
+	size_t len;
+	int send_flags;
+	struct job *next; /* in the queue */
+};
+
+static void log_connect(const struct job *j, int rc, long long t0_us)
+{
+	char dst[SOCKS5_ADDR_STRLEN], via[300];
+	const struct config_proxy *p = &shim_config.proxy;
+
+	if (rc == 0 && !shim_log_enabled(SHIM_LOG_INFO))
+		return;
+	socks5_addr_format(&j->target, dst, sizeof(dst));
+	sa_format_hostport(p->host, p->port, via, sizeof(via));
+	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
+	         "supervisor: connect %s via %s for pid %d: %s, %lld us", dst, via,
+	         (int)j->pid, rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0_us);
+}
+
+enum { WORKERS_MAX = 256 };
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static struct job *queue_head, **queue_tail = &queue_head;
+static unsigned workers, idle;
+
+static void run(struct job *j)
+{
+	long long t0 = monotime_us();
+	int rc = tcp_connect_via_proxy(j->fd, j->family, &j->target, -1);
+
+	log_connect(j, rc, t0);
+	if (rc < 0) {
+		sv_fail(j->listener, j->id, -rc);
+	} else if (j->payload) {
+		ssize_t n = send(j->fd, j->payload, j->len, j->send_flags | MSG_NOSIGNAL);
+		if (n < 0)
+			sv_fail(j->listener, j->id, errno);
+		else
+			sv_return(j->listener, j->id, n);
+	} else {
+		sv_return(j->listener, j->id, 0);
+	}
+	close(j->fd);
+	free(j->payload);
+	free(j);
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&queue_lock);
+		while (!queue_head) {
+			idle++;
+			pthread_cond_wait(&queue_cond, &queue_lock);
+			idle--;
+		}
+		struct job *j = queue_head;
+		queue_head = j->next;
+		if (!queue_head)
+			queue_tail = &queue_head;
+		pthread_mutex_unlock(&queue_lock);
+		run(j);
+	}
+	return NULL;
+}
+
+/* Queues j; 0, or the errno when there is no worker and none can start. */
+static int submit(struct job *j)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int err = 0;
+
+	pthread_mutex_lock(&queue_lock);
+	if (idle == 0 && workers < WORKERS_MAX) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 256 * 1024);
+		err = pthread_create(&t, &attr, worker, NULL);
+		pthread_attr_destroy(&attr);
+		if (err == 0)
+			workers++;
+	}
+	if (err == 0 || workers > 0) {
+		err = 0;
+		j->next = NULL;
+		*queue_tail = j;
+		queue_tail = &j->next;
+		pthread_cond_signal(&queue_cond);
+	}
+	pthread_mutex_unlock(&queue_lock);
+	return err;
+}
+
+void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
+                      uint8_t *payload, size_t len, int send_flags)
+{
+	struct job *j = malloc(sizeof(*j));
+
+	if (!j) {
+		free(payload);
+		sv_fail(call->listener, call->n.id, ENOMEM);
+		return;
+	}
+	*j = (struct job){.listener = call->listener,
+	                  .id = call->n.id,
+	                  .pid = (pid_t)call->n.pid,
+	                  .fd = call->fd,
+	                  .family = call->domain,
+	                  .target = *target,
+	                  .payload = payload,
+	                  .len = len,
+	                  .send_flags = send_flags};
+	int err = submit(j);
+	if (err != 0) {
+		free(j->payload);
+		free(j);
+		sv_fail(call->listener, call->n.id, err);
+		return;
+	}
+	call->fd = -1;
+}
