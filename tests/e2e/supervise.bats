@@ -189,10 +189,12 @@ assert_trap_via_proxy() {
 }
 
 # one_log_line: $stderr (run --separate-stderr) is exactly one line, starting
-# "socksify: ".
+# "socksify: " (the launcher's) or "socksify[PID]: " (the shim's log, which the
+# supervisor shares).
 one_log_line() {
 	[[ ${#stderr_lines[@]} == 1 ]] || fail "expected one line on stderr, got ${#stderr_lines[@]}: $stderr"
-	[[ ${stderr_lines[0]} == "socksify: "* ]] || fail "the line does not start with 'socksify: ': $stderr"
+	[[ ${stderr_lines[0]} =~ ^socksify(\[[0-9]+\])?:\  ]] ||
+		fail "the line does not start with 'socksify: ' or 'socksify[PID]: ': $stderr"
 }
 
 # ---------------------------------------------------------------------------------
@@ -308,7 +310,9 @@ t_go_addr() {
 @test "goget-dynamic with the cgo resolver (GODEBUG=netdns=cgo: libc's getaddrinfo, the shim's fake address, Go's own connect)" {
 	require_go
 	local url="http://target.test/small.txt?$TAG"
-	run -0 sv auth h -- env GODEBUG=netdns=cgo "$GOGET_DYNAMIC" "$url"
+	# GODEBUG set for the launcher: "socksify env GODEBUG=... goget" would run
+	# env, a dynamic C program, and goget only by exec (the [exec] tests)
+	run -0 client_run env GODEBUG=netdns=cgo "$SOCKSIFY" -p "$(proxy_url auth h)" -- "$GOGET_DYNAMIC" "$url"
 	assert_line --regexp "^ok http://target.test/small.txt\\?$TAG 200 [0-9]+\$"
 	assert_via_proxy "/small.txt?$TAG " 1
 	assert_proxy_connect auth "target.test:80"
@@ -540,7 +544,7 @@ t_down() {
 
 @test "fail closed: proxy down: rawconnect --supervise to the trap fails with a connect error" {
 	t_down --supervise -- "$RAWCONNECT" "$PROXY4" 8080 "/small.txt?$TAG-trap"
-	assert_output --regexp '^connect: E[A-Z]+$'
+	assert_line --regexp '^connect: E[A-Z]+$'
 }
 
 @test "fail closed: proxy down: goget-static -n 50 at the trap, none gets through" {
