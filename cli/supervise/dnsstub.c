@@ -136,11 +136,13 @@ static int open_stub(int i, int family)
 	return 0;
 }
 
-int sv_dns_start(void)
+int sv_dns_start(bool stub)
 {
 	pthread_t t;
 
 	read_resolv_conf();
+	if (!stub)
+		return 0;
 	int rc4 = open_stub(0, AF_INET);
 	open_stub(1, AF_INET6); /* optional: a machine without IPv6 */
 	if (rc4 < 0)

@@ -3,17 +3,23 @@
  * One stopped network call (see sv_int.h): the destination is read from the
  * program's memory, the socket taken with pidfd_getfd, and the call decided
  * with the shim's own classifier (policy.c):
- *   - a direct destination (loopback, the proxy, an exclusion) and every
- *     call that names no destination continue in the kernel unchanged;
+ *   - a call that names no destination continues in the kernel unchanged;
+ *     one to a direct destination (loopback, the proxy, an exclusion) is
+ *     carried out here (see below);
  *   - a proxied TCP connect is carried out here (proxied.c): the program's
  *     socket ends up connected to the proxy, the handshake done;
  *   - in remote-DNS mode, a UDP query to port 53 of a nameserver of
- *     /etc/resolv.conf goes to the DNS stub (dnsstub.c) instead;
+ *     /etc/resolv.conf goes to the DNS stub (dnsstub.c) instead; in
+ *     local-DNS mode to the nameserver, as configured;
  *   - any other datagram that would leave the machine is refused (EPERM),
  *     with one log line: UDP ASSOCIATE is the preload's (docs/design.md);
  *   - whatever cannot be read or decided fails (fail closed).
  * The notification is checked to be still valid after the reads, so that a
- * task that died meanwhile (and a PID reused) is never answered for.
+ * task that died meanwhile (and a PID reused) is never answered for. A
+ * connect or a datagram to a direct destination is carried out here too,
+ * on the program's socket with the address that was checked and copies of
+ * the data: a continued call would have the kernel read the program's
+ * memory a second time, after another thread could change it.
  */
 #include "sv_int.h"
 
@@ -120,19 +126,32 @@ static bool is_udp(const struct sv_call *c)
 	return c->type == SOCK_DGRAM && (c->protocol == 0 || c->protocol == IPPROTO_UDP);
 }
 
-/* In remote-DNS mode, a query for a nameserver: the stub's address. */
-static bool dns_redirect(const struct sv_call *c, union sa_any *stub, socklen_t *len)
+/* A query for a nameserver of /etc/resolv.conf: in remote-DNS mode it goes
+ * to the stub (true, its address in stub); in local-DNS mode it goes to the
+ * nameserver as configured (true, *len 0). False for anything else. */
+static bool dns_query(const struct sv_call *c, union sa_any *stub, socklen_t *len)
 {
 	bool remote = shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
 	                                  : shim_config.proxy.remote_dns;
-	if (!remote || !is_udp(c) || !sv_dns_is_nameserver(&c->dst.sa))
+	if (!is_udp(c) || !sv_dns_is_nameserver(&c->dst.sa))
 		return false;
-	*len = sv_dns_stub_addr(c->domain, stub);
-	return *len > 0;
+	*len = remote ? sv_dns_stub_addr(c->domain, stub) : 0;
+	return !remote || *len > 0;
+}
+
+/* Answers with the result of a call of ours: 0 (answered) or the errno. */
+static int answer(const struct sv_call *c, long long rc)
+{
+	if (rc < 0)
+		return errno ? errno : EIO;
+	sv_return(c->listener, c->n.id, rc);
+	return 0;
 }
 
 /* connect(): see the top of the file. Returns the errno to fail with, 0
- * when answered, -1 to continue. */
+ * when answered, -1 to continue. A direct destination is connected here,
+ * with the address that was checked: continuing would let the kernel read
+ * the program's memory again, which another thread may have changed. */
 static int on_connect(struct sv_call *c)
 {
 	struct policy pol;
@@ -140,15 +159,14 @@ static int on_connect(struct sv_call *c)
 	socklen_t stub_len;
 
 	/* first: a loopback nameserver (a caching resolver) would send it on */
-	if (dns_redirect(c, &stub, &stub_len)) {
-		if (connect(c->fd, &stub.sa, stub_len) < 0)
-			return errno;
-		sv_return(c->listener, c->n.id, 0);
-		return 0;
+	if (dns_query(c, &stub, &stub_len)) {
+		if (stub_len == 0)
+			return sv_direct(c, NULL);
+		return answer(c, real_connect(c->fd, &stub.sa, stub_len));
 	}
 	policy_classify(&c->dst.sa, c->dst_len, &pol);
 	if (pol.verdict == POLICY_PASS)
-		return -1;
+		return sv_direct(c, NULL);
 	if (pol.verdict == POLICY_DENY)
 		return pol.err;
 	if (is_tcp(c)) {
@@ -181,41 +199,45 @@ static uint8_t *gather(pid_t pid, const struct iovec *iov, size_t n, size_t *len
 	return buf;
 }
 
-/* A send that names a destination, its data in the program's buffers (iov,
- * n): see the top of the file. Returns as on_connect. */
-static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, int flags)
+/* A send that names a destination (see the top of the file): its data in
+ * the program's buffers (iov, n), its control message (cmsg, cmsg_len) in
+ * the program's memory. Direct and DNS datagrams are sent here, with the
+ * checked address and copies of the data. Returns as on_connect. */
+static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, uint64_t cmsg,
+                   size_t cmsg_len, int flags)
 {
+	struct sv_send out = {.flags = flags, .ctl_len = cmsg_len};
 	struct policy pol;
 	union sa_any stub;
-	socklen_t stub_len;
-	size_t len = 0;
+	socklen_t stub_len = 0;
 
 	if (c->type == SOCK_STREAM && !(flags & MSG_FASTOPEN))
 		return -1; /* the kernel ignores the address of a stream send */
-	bool dns = dns_redirect(c, &stub, &stub_len);
+	bool dns = dns_query(c, &stub, &stub_len);
 	policy_classify(&c->dst.sa, c->dst_len, &pol);
-	if (pol.verdict == POLICY_PASS && !dns)
-		return -1;
-	if (pol.verdict == POLICY_DENY && !dns)
+	if (!dns && pol.verdict == POLICY_DENY)
 		return pol.err;
-	if (!is_tcp(c) && !dns) {
+	if (!dns && pol.verdict == POLICY_PROXY && !is_tcp(c)) {
 		log_refused(c, is_udp(c) ? "UDP datagram" : "datagram", EPERM);
 		return EPERM;
 	}
-	uint8_t *data = gather(c->n.pid, iov, n, &len);
-	if (!data)
+	if (cmsg_len > SV_CONTROL_MAX)
+		return ENOBUFS;
+	if (cmsg_len && sv_read_mem(c->n.pid, cmsg, out.ctl, cmsg_len) < 0)
 		return EFAULT;
-	if (is_tcp(c)) {
-		sv_proxy_connect(c, &pol.target, data, len, flags & ~MSG_FASTOPEN);
+	out.data = gather(c->n.pid, iov, n, &out.len);
+	if (!out.data)
+		return EFAULT;
+	if (pol.verdict == POLICY_PROXY && !dns) {
+		sv_proxy_connect(c, &pol.target, out.data, out.len,
+		                 flags & ~MSG_FASTOPEN);
 		return 0;
 	}
-	ssize_t sent = sendto(c->fd, data, len, flags | MSG_NOSIGNAL, &stub.sa, stub_len);
-	int err = errno;
-	free(data);
-	if (sent < 0)
-		return err;
-	sv_return(c->listener, c->n.id, sent);
-	return 0;
+	if (stub_len > 0) {
+		c->dst = stub;
+		c->dst_len = stub_len;
+	}
+	return sv_direct(c, &out);
 }
 
 /* sendto(fd, buf, len, flags, addr, addrlen) */
@@ -226,7 +248,7 @@ static int on_sendto(struct sv_call *c)
 	int rc = prepare(c, a[4], a[5]);
 	if (rc != 0)
 		return rc > 0 ? -1 : -rc;
-	return on_send(c, &one, 1, (int)a[3]);
+	return on_send(c, &one, 1, 0, 0, (int)a[3]);
 }
 
 /* sendmsg(fd, msg, flags): continues at once when msg names no address. */
@@ -249,7 +271,8 @@ static int on_sendmsg(struct sv_call *c)
 	if (m.msg_iovlen && sv_read_mem(c->n.pid, (uintptr_t)m.msg_iov, iov,
 	                                m.msg_iovlen * sizeof(iov[0])) < 0)
 		return EFAULT;
-	return on_send(c, iov, m.msg_iovlen, (int)a[2]);
+	return on_send(c, iov, m.msg_iovlen, (uintptr_t)m.msg_control,
+	               m.msg_control ? m.msg_controllen : 0, (int)a[2]);
 }
 
 /* sendmmsg(fd, vec, n, flags): continues when no message names an address

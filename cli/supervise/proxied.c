@@ -8,6 +8,10 @@
  * other threads run on. TCP Fast Open's data (sendto/sendmsg with
  * MSG_FASTOPEN) is sent once the exchange is over and its count answered.
  *
+ * The same workers carry out the calls to direct destinations that can
+ * block (a blocking TCP connect, a send on a full buffer): net.c checked the
+ * address, and the call is made with that address, not continued.
+ *
  * The workers stay: a job goes to an idle one, or to a new one while there
  * are fewer than WORKERS_MAX, else it waits its turn in the queue. (A thread
  * per connect cost a clone and its stack every time: a fifth of the
@@ -16,6 +20,7 @@
 #include "sv_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +31,10 @@
 #include "shim.h"
 #include "tcp.h"
 
+enum job_kind { JOB_PROXY, JOB_CONNECT, JOB_SEND };
+
 struct job {
+	enum job_kind kind;
 	int listener;
 	uint64_t id;
 	pid_t pid;
@@ -35,7 +43,10 @@ struct job {
 	uint8_t *payload;
 	size_t len;
 	int send_flags;
-	struct job *next; /* in the queue */
+	union sa_any dst; /* JOB_CONNECT, JOB_SEND */
+	socklen_t dst_len;
+	struct sv_send *send; /* JOB_SEND: malloc'd with its data */
+	struct job *next;     /* in the queue */
 };
 
 static void log_connect(const struct job *j, int rc, long long t0_us)
@@ -59,8 +70,42 @@ static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
 static struct job *queue_head, **queue_tail = &queue_head;
 static unsigned workers, idle;
 
+/* A call to a direct destination, with the checked address: its result. */
+static long long direct(int fd, const union sa_any *dst, socklen_t len,
+                        const struct sv_send *send, int extra_flags)
+{
+	if (!send)
+		return real_connect(fd, &dst->sa, len);
+	struct iovec iov = {.iov_base = send->data, .iov_len = send->len};
+	struct msghdr m = {.msg_name = (void *)&dst->sa,
+	                   .msg_namelen = len,
+	                   .msg_iov = &iov,
+	                   .msg_iovlen = 1,
+	                   .msg_control = send->ctl_len ? (void *)send->ctl : NULL,
+	                   .msg_controllen = send->ctl_len};
+	return real_sendmsg(fd, &m, send->flags | extra_flags | MSG_NOSIGNAL);
+}
+
+static void answer(const struct job *j, long long rc, int err)
+{
+	if (rc < 0)
+		sv_fail(j->listener, j->id, err);
+	else
+		sv_return(j->listener, j->id, rc);
+}
+
 static void run(struct job *j)
 {
+	if (j->kind != JOB_PROXY) {
+		long long rc = direct(j->fd, &j->dst, j->dst_len, j->send, 0);
+		answer(j, rc, errno);
+		if (j->send)
+			free(j->send->data);
+		free(j->send);
+		close(j->fd);
+		free(j);
+		return;
+	}
 	long long t0 = monotime_us();
 	int rc = tcp_connect_via_proxy(j->fd, j->family, &j->target, -1);
 
@@ -156,4 +201,65 @@ void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
 		return;
 	}
 	call->fd = -1;
+}
+
+/* True when the call cannot block: a non-blocking socket, MSG_DONTWAIT, or a
+ * connect that is not TCP's. */
+static bool cannot_block(const struct sv_call *call, const struct sv_send *send)
+{
+	if (send && (send->flags & MSG_DONTWAIT))
+		return true;
+	if (!send && call->type != SOCK_STREAM)
+		return true;
+	int fl = real_fcntl(call->fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+int sv_direct(struct sv_call *call, struct sv_send *send)
+{
+	if (cannot_block(call, send) || send) {
+		/* a datagram is tried at once, without waiting for room */
+		long long rc = direct(call->fd, &call->dst, call->dst_len, send,
+		                      send ? MSG_DONTWAIT : 0);
+		int err = errno;
+		bool again = rc < 0 && (err == EAGAIN || err == EINPROGRESS) && send &&
+		             !cannot_block(call, send);
+		if (!again) {
+			if (send)
+				free(send->data);
+			if (rc < 0)
+				return err;
+			sv_return(call->listener, call->n.id, rc);
+			return 0;
+		}
+	}
+	struct job *j = calloc(1, sizeof(*j));
+	struct sv_send *copy = send ? malloc(sizeof(*copy)) : NULL;
+	if (!j || (send && !copy)) {
+		free(j);
+		free(copy);
+		if (send)
+			free(send->data);
+		return ENOMEM;
+	}
+	if (send)
+		*copy = *send;
+	*j = (struct job){.kind = send ? JOB_SEND : JOB_CONNECT,
+	                  .listener = call->listener,
+	                  .id = call->n.id,
+	                  .pid = (pid_t)call->n.pid,
+	                  .fd = call->fd,
+	                  .dst = call->dst,
+	                  .dst_len = call->dst_len,
+	                  .send = copy};
+	int err = submit(j);
+	if (err != 0) {
+		if (copy)
+			free(copy->data);
+		free(copy);
+		free(j);
+		return err;
+	}
+	call->fd = -1;
+	return 0;
 }

