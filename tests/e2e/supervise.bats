@@ -731,3 +731,23 @@ sys.exit(subprocess.run(sys.argv[1:]).returncode)
 		((rc == want)) || fail "the launcher exited $rc after SIG$sig, expected the program's $want"
 	done
 }
+
+# ---------------------------------------------------------------------------------
+# a far proxy: only the calling goroutine's thread waits for the handshake
+# ---------------------------------------------------------------------------------
+
+@test "far proxy (200 ms towards the client): goget-static, 50 goroutines by name at once, all through in under 2 s" {
+	require_go
+	far_proxy_start 1095 200
+	local t0=$EPOCHREALTIME secs
+	run -0 client_run "$SOCKSIFY" -p "$(proxy_url far:1095 h)" -- \
+		"$GOGET_STATIC" -n 50 "http://target.test/small.txt?$TAG-far"
+	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	echo "# goget-static 50 goroutines through the far proxy: $secs s" >&3
+	assert_line "ok 50/50"
+	assert_via_proxy "/small.txt?$TAG-far " 50
+	[[ $(grep -c "^tcp " "$FAR_LOG") == 50 ]] || fail "the far proxy did not carry the 50: $(cat "$FAR_LOG")"
+	assert_no_dns_leak
+	awk -v s="$secs" 'BEGIN { exit !(s <= 2.0) }' ||
+		fail "took $secs s: the supervised connects did not overlap (one handshake is 0.6 s)"
+}
