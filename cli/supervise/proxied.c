@@ -217,13 +217,13 @@ static bool cannot_block(const struct sv_call *call, const struct sv_send *send)
 
 int sv_direct(struct sv_call *call, struct sv_send *send)
 {
-	if (cannot_block(call, send) || send) {
-		/* a datagram is tried at once, without waiting for room */
+	if (cannot_block(call, send) || (send && call->type != SOCK_STREAM)) {
+		/* a datagram is tried at once, without waiting for room; a
+		 * blocking TCP Fast Open connect goes to a worker whole */
 		long long rc = direct(call->fd, &call->dst, call->dst_len, send,
 		                      send ? MSG_DONTWAIT : 0);
 		int err = errno;
-		bool again = rc < 0 && (err == EAGAIN || err == EINPROGRESS) && send &&
-		             !cannot_block(call, send);
+		bool again = rc < 0 && err == EAGAIN && send && !cannot_block(call, send);
 		if (!again) {
 			if (send)
 				free(send->data);
