@@ -242,7 +242,7 @@ static void preload_value(char *preload, size_t cap)
 static int print_env(const char *preload)
 {
 	static const char *const vars[] = {"SOCKSIFY_PROXY", "SOCKSIFY_CONF",
-	                                   "SOCKSIFY_LOG_LEVEL"};
+	                                   "SOCKSIFY_LOG_LEVEL", "SOCKSIFY_SUPERVISE"};
 	print_export("LD_PRELOAD", preload);
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		if (getenv(vars[i]))
