@@ -349,6 +349,27 @@ static void test_formerr(void)
 	check_formerr("the question without type and class", &q);
 }
 
+static void test_name_length(void)
+{
+	uint8_t a[DNSMSG_MAX];
+	struct query q;
+
+	for (size_t wire = 250; wire <= 260; wire++) {
+		q_header(&q, 9, 0x0100, 1);
+		long_name(&q, wire);
+		q_type_class(&q, T_A_, C_IN_);
+		size_t n = answer(&q, a);
+		if (wire <= 255)
+			tap_ok(n == q.len + 16 && rcode(a) == 0 && get16(a + 6) == 1,
+			       "a name of %zu octets: answered", wire);
+		else
+			tap_ok(n == HDR && rcode(a) == 1,
+			       "a name of %zu octets (over 255): FORMERR", wire);
+		if (n >= 4 && rcode(a) != (wire <= 255 ? 0u : 1u))
+			tap_diag("length %zu rcode %u", n, rcode(a));
+	}
+}
+
 static void test_nxdomain(void)
 {
 	static const char *const names[] = {"1.2.3.4", "10.1", "127.0.0.1"};
@@ -437,6 +458,7 @@ int main(void)
 	test_no_data();
 	test_not_a_query();
 	test_formerr();
+	test_name_length();
 	test_nxdomain();
 	test_truncated();
 	test_servfail();
