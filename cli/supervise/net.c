@@ -253,7 +253,9 @@ static int on_sendmsg(struct sv_call *c)
 
 /* sendmmsg(fd, vec, n, flags): continues when no message names an address
  * or every named one may go direct; anything else is refused (the preload
- * carries such batches; the resolvers send theirs on connected sockets). */
+ * carries such batches; the resolvers send theirs on connected sockets).
+ * A stream socket's addresses count only with MSG_FASTOPEN, with which the
+ * kernel connects the socket to the first one. */
 static int on_sendmmsg(struct sv_call *c)
 {
 	const __u64 *a = c->n.data.args;
@@ -277,14 +279,17 @@ static int on_sendmmsg(struct sv_call *c)
 			rc = p > 0 ? -1 : -p;
 			break;
 		}
-		if (c->type == SOCK_STREAM)
+		bool stream = c->type == SOCK_STREAM;
+		if (stream && !(a[3] & MSG_FASTOPEN))
 			break;
 		struct policy pol;
 		policy_classify(&c->dst.sa, c->dst_len, &pol);
 		if (pol.verdict == POLICY_DENY)
 			rc = pol.err;
 		else if (pol.verdict == POLICY_PROXY) {
-			log_refused(c, "batch of datagrams", EPERM);
+			log_refused(c,
+			            stream ? "TCP Fast Open batch" : "batch of datagrams",
+			            EPERM);
 			rc = EPERM;
 		}
 	}

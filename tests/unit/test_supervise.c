@@ -394,6 +394,15 @@ static void test_proxied(struct proxy *p)
 	tap_ok(proxy_logged(p, want), "the server logs the CONNECT");
 	snprintf(want, sizeof(want), "supervisor: connect 127.0.0.1:%s via", port);
 	tap_ok(strstr(r.ebuf, want) != NULL, "the supervisor logs the proxied connect");
+
+	/* with MSG_FASTOPEN the kernel connects a TCP socket to the address of
+	 * sendmmsg's first message: refused, never direct */
+	start(&r, (const char *const[]){"tfo-mmsg", port, NULL}, env, NULL);
+	st = finish(&r);
+	tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 && !strstr(r.obuf, "FAIL"),
+	       "sendmmsg(MSG_FASTOPEN) of a TCP socket to a proxied destination fails");
+	tap_ok(lines(r.ebuf) == 1 && strstr(r.ebuf, "TCP Fast Open batch to 127.0.0.1:"),
+	       "the supervisor logs one line for it");
 }
 
 int main(void)
