@@ -34,7 +34,7 @@
 #define PIDFD_THREAD O_EXCL
 #endif
 
-enum { PAYLOAD_MAX = 65536, MMSG_MAX = 1024 };
+enum { PAYLOAD_MAX = 65536, MMSG_MAX = 1024, IOV_MAX_KERNEL = 1024 /* UIO_MAXIOV */ };
 
 int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
@@ -233,7 +233,6 @@ static int on_sendmsg(struct sv_call *c)
 {
 	const __u64 *a = c->n.data.args;
 	struct msghdr m;
-	struct iovec iov[64];
 
 	c->fd = -1;
 	if (sv_read_mem(c->n.pid, a[1], &m, sizeof(m)) < 0)
@@ -243,12 +242,18 @@ static int on_sendmsg(struct sv_call *c)
 	int rc = prepare(c, (uintptr_t)m.msg_name, m.msg_namelen);
 	if (rc != 0)
 		return rc > 0 ? -1 : -rc;
-	if (m.msg_iovlen > 64)
-		return EMSGSIZE;
+	if (m.msg_iovlen > IOV_MAX_KERNEL)
+		return EMSGSIZE; /* as the kernel says */
+	struct iovec *iov = calloc(m.msg_iovlen ? m.msg_iovlen : 1, sizeof(*iov));
+	if (!iov)
+		return ENOMEM;
 	if (m.msg_iovlen && sv_read_mem(c->n.pid, (uintptr_t)m.msg_iov, iov,
 	                                m.msg_iovlen * sizeof(iov[0])) < 0)
-		return EFAULT;
-	return on_send(c, iov, m.msg_iovlen, (int)a[2]);
+		rc = EFAULT;
+	else
+		rc = on_send(c, iov, m.msg_iovlen, (int)a[2]);
+	free(iov);
+	return rc;
 }
 
 /* sendmmsg(fd, vec, n, flags): continues when no message names an address

@@ -14,6 +14,7 @@
  *   loopback       connect() to a TCP listener on 127.0.0.1 works (direct)
  *   efault         connect() with unreadable addresses fails EFAULT
  *   udp            sendto() 192.0.2.1:9 fails EPERM, the socket still unbound
+ *   iovecs         sendmsg() of 65 and 1024 iovecs to 127.0.0.1:9 works
  *   int80          i386 socketcall/connect/sendto fail EPERM (x86-64 only)
  *   exit N         exits with N
  *   raise SIG      dies by the signal SIG (a number)
@@ -155,6 +156,31 @@ static int cmd_efault(void)
 	struct sockaddr_in a = loop4(9);
 	check(call(SYS_connect, fd, (long)&a, sizeof(a)) == -ECONNREFUSED,
 	      "the socket is still usable: connect to 127.0.0.1:9 is refused");
+	return failures;
+}
+
+/* sendmsg to 127.0.0.1:9 (direct) with n iovecs of one byte */
+static long sendmsg_iovecs(int u, size_t n)
+{
+	static struct iovec iov[1025];
+	struct sockaddr_in a = loop4(9);
+	for (size_t i = 0; i < n; i++)
+		iov[i] = (struct iovec){.iov_base = "x", .iov_len = 1};
+	struct msghdr m = {.msg_name = &a,
+	                   .msg_namelen = sizeof(a),
+	                   .msg_iov = iov,
+	                   .msg_iovlen = n};
+	return call(SYS_sendmsg, u, (long)&m, 0);
+}
+
+static int cmd_iovecs(void)
+{
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	check(sendmsg_iovecs(u, 65) == 65,
+	      "sendmsg of 65 iovecs to 127.0.0.1:9 sends 65 bytes");
+	check(sendmsg_iovecs(u, 1024) == 1024, "and of 1024 iovecs 1024 bytes");
+	check(sendmsg_iovecs(u, 1025) == -EMSGSIZE,
+	      "1025 iovecs fail EMSGSIZE, as the kernel says");
 	return failures;
 }
 
@@ -312,6 +338,8 @@ int main(int argc, char **argv)
 		return cmd_efault();
 	if (!strcmp(c, "udp"))
 		return cmd_udp();
+	if (!strcmp(c, "iovecs"))
+		return cmd_iovecs();
 	if (!strcmp(c, "int80"))
 		return cmd_int80();
 	if (!strcmp(c, "exit"))

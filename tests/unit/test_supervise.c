@@ -168,6 +168,8 @@ static void test_calls(void)
 	           (const char *const[]){"loopback", NULL});
 	check_prog("unreadable addresses fail EFAULT",
 	           (const char *const[]){"efault", NULL});
+	check_prog("sendmsg of up to 1024 iovecs to 127.0.0.1 works",
+	           (const char *const[]){"iovecs", NULL});
 	check_prog("the i386 ABI's socketcall/connect/sendto fail EPERM",
 	           (const char *const[]){"int80", NULL});
 }
