@@ -20,6 +20,7 @@ enum {
 	TYPE_AAAA = 28,
 	CLASS_IN = 1,
 	TTL = 60,
+	NAME_WIRE_MAX = 255,
 };
 
 static unsigned be16(const uint8_t *p)
@@ -34,7 +35,8 @@ static void put16(uint8_t *p, unsigned v)
 }
 
 /* The question's name at q[HDR..) as text into name; the offset just past
- * it, or 0 when it is malformed (compressed, too long, truncated). */
+ * it, or 0 when it is malformed (compressed, over 255 octets on the wire as
+ * RFC 1035 section 2.3.4 limits it, truncated). */
 static size_t read_name(const uint8_t *q, size_t qlen, char *name, size_t cap)
 {
 	size_t at = HDR, out = 0;
@@ -45,7 +47,9 @@ static size_t read_name(const uint8_t *q, size_t qlen, char *name, size_t cap)
 		unsigned l = q[at++];
 		if (l == 0)
 			break;
-		if (l > 63 || at + l > qlen || out + l + 1 >= cap)
+		/* at - HDR + l octets with this label, one more for the root */
+		if (l > 63 || at + l > qlen || at - HDR + l + 1 > NAME_WIRE_MAX ||
+		    out + l + 1 >= cap)
 			return 0;
 		if (out)
 			name[out++] = '.';

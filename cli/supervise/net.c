@@ -40,7 +40,7 @@
 #define PIDFD_THREAD O_EXCL
 #endif
 
-enum { PAYLOAD_MAX = 65536, MMSG_MAX = 1024 };
+enum { PAYLOAD_MAX = 65536, MMSG_MAX = 1024, IOV_MAX_KERNEL = 1024 /* UIO_MAXIOV */ };
 
 int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
@@ -256,7 +256,6 @@ static int on_sendmsg(struct sv_call *c)
 {
 	const __u64 *a = c->n.data.args;
 	struct msghdr m;
-	struct iovec iov[64];
 
 	c->fd = -1;
 	if (sv_read_mem(c->n.pid, a[1], &m, sizeof(m)) < 0)
@@ -266,18 +265,26 @@ static int on_sendmsg(struct sv_call *c)
 	int rc = prepare(c, (uintptr_t)m.msg_name, m.msg_namelen);
 	if (rc != 0)
 		return rc > 0 ? -1 : -rc;
-	if (m.msg_iovlen > 64)
-		return EMSGSIZE;
+	if (m.msg_iovlen > IOV_MAX_KERNEL)
+		return EMSGSIZE; /* as the kernel says */
+	struct iovec *iov = calloc(m.msg_iovlen ? m.msg_iovlen : 1, sizeof(*iov));
+	if (!iov)
+		return ENOMEM;
 	if (m.msg_iovlen && sv_read_mem(c->n.pid, (uintptr_t)m.msg_iov, iov,
 	                                m.msg_iovlen * sizeof(iov[0])) < 0)
-		return EFAULT;
-	return on_send(c, iov, m.msg_iovlen, (uintptr_t)m.msg_control,
-	               m.msg_control ? m.msg_controllen : 0, (int)a[2]);
+		rc = EFAULT;
+	else
+		rc = on_send(c, iov, m.msg_iovlen, (uintptr_t)m.msg_control,
+		             m.msg_control ? m.msg_controllen : 0, (int)a[2]);
+	free(iov);
+	return rc;
 }
 
 /* sendmmsg(fd, vec, n, flags): continues when no message names an address
  * or every named one may go direct; anything else is refused (the preload
- * carries such batches; the resolvers send theirs on connected sockets). */
+ * carries such batches; the resolvers send theirs on connected sockets).
+ * A stream socket's addresses count only with MSG_FASTOPEN, with which the
+ * kernel connects the socket to the first one. */
 static int on_sendmmsg(struct sv_call *c)
 {
 	const __u64 *a = c->n.data.args;
@@ -301,14 +308,17 @@ static int on_sendmmsg(struct sv_call *c)
 			rc = p > 0 ? -1 : -p;
 			break;
 		}
-		if (c->type == SOCK_STREAM)
+		bool stream = c->type == SOCK_STREAM;
+		if (stream && !(a[3] & MSG_FASTOPEN))
 			break;
 		struct policy pol;
 		policy_classify(&c->dst.sa, c->dst_len, &pol);
 		if (pol.verdict == POLICY_DENY)
 			rc = pol.err;
 		else if (pol.verdict == POLICY_PROXY) {
-			log_refused(c, "batch of datagrams", EPERM);
+			log_refused(c,
+			            stream ? "TCP Fast Open batch" : "batch of datagrams",
+			            EPERM);
 			rc = EPERM;
 		}
 	}
