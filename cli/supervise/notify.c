@@ -7,7 +7,9 @@
  * here (the supervisor is their subreaper: orphans of the program tree come
  * back to it), signals sent to the launcher by another process are passed to
  * the program, and a stop of the program stops the launcher, so that job
- * control in the shell works as without it.
+ * control in the shell works as without it. Once the program is over, the
+ * launcher waits for its background children, until SIGTERM, SIGINT,
+ * SIGHUP or SIGQUIT tells it to stop waiting.
  */
 #include "sv_int.h"
 
@@ -59,6 +61,7 @@ struct life {
 	bool exited;  /* the program itself is over */
 	int status;   /* its wait status */
 	bool orphans; /* waitpid still has children to report */
+	bool abandon; /* told to end while only those are left */
 };
 
 /* Reaps every child that is done; the program's own status is kept, its
@@ -93,10 +96,19 @@ static void on_signal(int sigfd, struct life *l)
 			reap(l);
 			continue;
 		}
-		if (si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE ||
-		    si.ssi_code == SI_TKILL)
-			if (!l->exited)
-				kill(l->child, (int)si.ssi_signo);
+		bool ending = si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT ||
+		              si.ssi_signo == SIGHUP || si.ssi_signo == SIGQUIT;
+		if (l->exited && ending) {
+			/* the program is over, its background children are
+			 * not: the launcher stops waiting for them (their
+			 * network calls fail from now on, ENOSYS) */
+			l->orphans = false;
+			l->abandon = true;
+		} else if (!l->exited &&
+		           (si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE ||
+		            si.ssi_code == SI_TKILL)) {
+			kill(l->child, (int)si.ssi_signo);
+		}
 	}
 }
 
@@ -128,7 +140,7 @@ int sv_serve(int listener, int sigfd, pid_t child)
 			on_notification(listener);
 		else if (p[1].revents & (POLLHUP | POLLERR))
 			listening = false; /* no process uses the filter any more */
-		if (l.exited && !listening)
+		if (l.exited && (!listening || l.abandon))
 			break;
 	}
 	return l.status;

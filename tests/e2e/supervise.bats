@@ -751,3 +751,23 @@ sys.exit(subprocess.run(sys.argv[1:]).returncode)
 	awk -v s="$secs" 'BEGIN { exit !(s <= 2.0) }' ||
 		fail "took $secs s: the supervised connects did not overlap (one handshake is 0.6 s)"
 }
+
+@test "the launcher waits for a background child that outlives the program; a SIGTERM then ends the wait with the program's status" {
+	local t0=$EPOCHREALTIME secs
+	run -5 client_run "$SOCKSIFY" --supervise -p "$(proxy_url sx)" -- sh -c 'sleep 1 & exit 5'
+	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	awk -v s="$secs" 'BEGIN { exit !(s >= 0.9) }' || fail "did not wait for the background child ($secs s)"
+	local out=$BATS_TEST_TMPDIR/out pid
+	# a simple command, so that $! is the launcher (scripts/netns and ip exec)
+	"$NETNS" exec "$NX" client "$SOCKSIFY" --supervise -p "$(proxy_url sx)" -- \
+		sh -c 'sleep 30 & exit 5' >"$out" 2>&1 &
+	pid=$!
+	sleep 0.5
+	kill -TERM "$pid"
+	t0=$EPOCHREALTIME
+	local rc=0
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 5
+	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	awk -v s="$secs" 'BEGIN { exit !(s < 5) }' || fail "SIGTERM did not end the wait ($secs s)"
+}
