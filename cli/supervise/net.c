@@ -139,6 +139,14 @@ static bool dns_query(const struct sv_call *c, union sa_any *stub, socklen_t *le
 	return !remote || *len > 0;
 }
 
+/* A datagram for the proxy's host, any port: the preload's own, to the UDP
+ * relay of its association (socksify-server and dante put the relay on the
+ * address the client reached). It goes direct, as the preload sends it. */
+static bool to_relay(const struct sv_call *c)
+{
+	return is_udp(c) && policy_is_proxy(&c->dst.sa, c->dst_len);
+}
+
 /* Answers with the result of a call of ours: 0 (answered) or the errno. */
 static int answer(const struct sv_call *c, long long rc)
 {
@@ -165,7 +173,7 @@ static int on_connect(struct sv_call *c)
 		return answer(c, real_connect(c->fd, &stub.sa, stub_len));
 	}
 	policy_classify(&c->dst.sa, c->dst_len, &pol);
-	if (pol.verdict == POLICY_PASS)
+	if (pol.verdict == POLICY_PASS || to_relay(c))
 		return sv_direct(c, NULL);
 	if (pol.verdict == POLICY_DENY)
 		return pol.err;
@@ -213,11 +221,12 @@ static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, uint64_
 
 	if (c->type == SOCK_STREAM && !(flags & MSG_FASTOPEN))
 		return -1; /* the kernel ignores the address of a stream send */
-	bool dns = dns_query(c, &stub, &stub_len);
+	/* a DNS query, or the preload's datagram to its relay: sent here */
+	bool ours = dns_query(c, &stub, &stub_len) || to_relay(c);
 	policy_classify(&c->dst.sa, c->dst_len, &pol);
-	if (!dns && pol.verdict == POLICY_DENY)
+	if (!ours && pol.verdict == POLICY_DENY)
 		return pol.err;
-	if (!dns && pol.verdict == POLICY_PROXY && !is_tcp(c)) {
+	if (!ours && pol.verdict == POLICY_PROXY && !is_tcp(c)) {
 		log_refused(c, is_udp(c) ? "UDP datagram" : "datagram", EPERM);
 		return EPERM;
 	}
@@ -228,7 +237,7 @@ static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, uint64_
 	out.data = gather(c->n.pid, iov, n, &out.len);
 	if (!out.data)
 		return EFAULT;
-	if (pol.verdict == POLICY_PROXY && !dns) {
+	if (pol.verdict == POLICY_PROXY && !ours) {
 		sv_proxy_connect(c, &pol.target, out.data, out.len,
 		                 flags & ~MSG_FASTOPEN);
 		return 0;
