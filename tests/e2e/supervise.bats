@@ -39,6 +39,7 @@ setup_file() {
 	load helpers
 	load netns
 	netns_setup_file || return 1
+	netns_udp_targets || return 1
 	IN_SETUP_FILE=1
 	# the UDP trap: anything sent there from the client came around the
 	# supervisor ("SRC_IP SRC_PORT LEN" per datagram)
@@ -770,4 +771,17 @@ sys.exit(subprocess.run(sys.argv[1:]).returncode)
 	assert_equal "$rc" 5
 	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 	awk -v s="$secs" 'BEGIN { exit !(s < 5) }' || fail "SIGTERM did not end the wait ($secs s)"
+}
+
+@test "--supervise on a preloaded python: its UDP still goes through UDP ASSOCIATE (the preload's datagrams to the relay pass the supervisor)" {
+	run -0 client_run "$SOCKSIFY" --supervise -p "$(proxy_url sx)" -- \
+		"$PYTHON" "$E2E_DIR/udp_prog.py" connected "$TARGET4" 7
+	assert_line --partial "ok"
+	run -0 client_run "$SOCKSIFY" --supervise -p "$(proxy_url sx)" -- \
+		"$PYTHON" "$E2E_DIR/udp_prog.py" sizes "$TARGET4" 7 1 1000
+	local seen
+	seen=$(log_since UDP_ECHO_LOG)
+	[[ -n $seen ]] || fail "the echo server saw nothing"
+	run -1 grep -v "^$PROXY_OUT4 " <<<"$seen"
+	assert_udptrap_untouched
 }
