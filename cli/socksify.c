@@ -196,8 +196,9 @@ static bool parse_options(int argc, char **argv)
 	        {"supervise", no_argument, NULL, 'S'},
 	        {"no-supervise", no_argument, NULL, 'N'},
 	        {"allow-direct", no_argument, NULL, 'D'},
-	        {HANDOFF_OPT_EXEC + 2, required_argument, NULL, 'X'},
-	        {HANDOFF_OPT_FD + 2, required_argument, NULL, 'F'},
+	        /* the hand-off's options (shim/common/handoff.h), without "--" */
+	        {&HANDOFF_OPT_EXEC[2], required_argument, NULL, 'X'},
+	        {&HANDOFF_OPT_FD[2], required_argument, NULL, 'F'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {0},

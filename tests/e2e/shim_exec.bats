@@ -12,7 +12,7 @@
 # SOCKSIFY_STATIC_PROG are set there; without them both are compiled with cc).
 
 # bats runs each test in a subshell and sets status/output/lines/stderr:
-# shellcheck disable=SC2030,SC2031,SC2154
+# shellcheck disable=SC2030,SC2031,SC2154,SC2001
 
 bats_require_minimum_version 1.5.0
 
