@@ -120,6 +120,8 @@ static bool verdict(const struct exec_target *t, int depth)
 	char interp[SHEBANG_BUF];
 
 	int fd = open_target(t);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		return false; /* the exec fails the same way (a $PATH search) */
 	if (fd < 0)
 		return unreadable_verdict(t);
 	int r = exe_probe_fd(fd, &e);
