@@ -70,7 +70,9 @@ static void send_listener(int sock, int listener)
 {
 	char ack;
 
-	if (write(sock, &listener, sizeof(listener)) != (ssize_t)sizeof(listener))
+	/* no listener: the parent answers nothing (it reports and waits) */
+	if (write(sock, &listener, sizeof(listener)) != (ssize_t)sizeof(listener) ||
+	    listener < 0)
 		return;
 	while (read(sock, &ack, 1) < 0 && errno == EINTR)
 		;
