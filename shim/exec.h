@@ -31,7 +31,7 @@ void exec_handoff_init(void);
 
 /* false when the hooks leave every exec alone: supervise = never, the
  * process is supervised already (so is what it execs), or the shim itself is
- * running. Costs nothing. */
+ * running. Costs a getenv() (and a prctl() where the variable is set). */
 bool exec_hooks_active(void);
 
 /*

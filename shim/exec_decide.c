@@ -24,25 +24,32 @@ enum { SECCOMP_FILTER_MODE = 2 };
  * and reads a script's first 256 bytes (BINPRM_BUF_SIZE). */
 enum { SHEBANG_DEPTH = 4, SHEBANG_BUF = 256 };
 
-/* This process runs under the supervisor, and so will whatever it execs (the
- * filter is inherited and cannot be removed). */
+/* This process ran under the supervisor when it started, and so will
+ * whatever it execs (the filter is inherited and cannot be removed). */
 static bool supervised;
+
+/* The variable alone could be inherited past a launcher's tree (or set by
+ * hand); the filter alone could be anyone's (a container's). */
+static bool supervised_now(const char *var)
+{
+	return var && strcmp(var, "1") == 0 &&
+	       prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == SECCOMP_FILTER_MODE;
+}
 
 void exec_init(void)
 {
-	const char *s = secure_getenv(HANDOFF_ENV_SUPERVISED);
-	/* The variable alone could be inherited past a launcher's tree (or set
-	 * by hand); the filter alone could be anyone's (a container's). */
-	supervised = s && strcmp(s, "1") == 0 &&
-	             prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == SECCOMP_FILTER_MODE;
+	supervised = supervised_now(secure_getenv(HANDOFF_ENV_SUPERVISED));
 	exec_handoff_init();
 }
 
 bool exec_hooks_active(void)
 {
 	shim_init();
-	return shim_depth == 0 && !supervised &&
-	       shim_config.supervise != CONFIG_SUPERVISE_NEVER;
+	/* supervised at start-up (its environment may be cleared since), or
+	 * since: the launcher's own child, when a preloaded process ran the
+	 * launcher, execs with the filter installed and the variable set */
+	return shim_depth == 0 && shim_config.supervise != CONFIG_SUPERVISE_NEVER &&
+	       !supervised && !supervised_now(getenv(HANDOFF_ENV_SUPERVISED));
 }
 
 static int at_flags(const struct exec_target *t)
@@ -143,6 +150,8 @@ static bool verdict(const struct exec_target *t, int depth)
 
 bool exec_must_supervise(const struct exec_target *t)
 {
+	if (!t->path)
+		return false; /* the exec answers EFAULT */
 	int saved = errno;
 	bool yes = verdict(t, 0);
 	errno = saved;

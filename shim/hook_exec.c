@@ -32,7 +32,7 @@
 enum {
 	/* pointers of a built argv kept on the stack; beyond, mmap() */
 	ARGV_STACK = 64,
-	/* where a $PATH search stops counting execl()'s arguments (glibc) */
+	/* where execl() stops counting its arguments: E2BIG (glibc) */
 	ARGS_MAX = INT_MAX,
 };
 

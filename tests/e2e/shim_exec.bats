@@ -158,6 +158,16 @@ print("returncode", r.returncode)'
 	assert_equal "$(grep -c '^socksify$' <<<"$output")" 1
 }
 
+@test "the launcher run from a preloaded shell (socksify --env): its child's exec is not handed off again" {
+	# shellcheck disable=SC2016
+	run -0 --separate-stderr client_run sh -c 'eval "$("$1" -p "$2" --env)"; "$1" -p "$2" -- "$3" tree; "$1" -p "$2" -- "$3" "$4" 80 "$5"' \
+		sh "$SOCKSIFY" "$(proxy_url sx)" "$STATIC_PROG" "$TARGET4" "small.txt?$TAG-env"
+	assert_equal "$(grep -c '^socksify$' <<<"$output")" 1
+	assert_line --partial " 200 "
+	assert_equal "$stderr" ""
+	assert_via_proxy "/small.txt?$TAG-env" 1
+}
+
 @test "no launcher to run: the exec fails with EACCES and one line, the program never runs" {
 	run --separate-stderr sx sh -c \
 		"SOCKSIFY_LAUNCHER=/nonexistent/socksify '$STATIC_PROG' $PROXY4 8080 'nolauncher-$TAG'; echo status \$?"
