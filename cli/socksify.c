@@ -11,8 +11,14 @@
  * prepends the shim to LD_PRELOAD, passes its options on as SOCKSIFY_*
  * variables and execs the program. Exit statuses follow env(1): 127 when
  * the program is not found, 126 when it cannot be run.
+ *
+ * It exports its own path as SOCKSIFY_LAUNCHER: the shim's exec hooks run
+ * it again, with the hidden options --exec-supervised and --exec-fd, to
+ * supervise a static or Go program that a preloaded process execs
+ * (shim/common/handoff.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -26,6 +32,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "exeprobe.h"
+#include "handoff.h"
 #include "supervise.h"
 
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
@@ -115,6 +122,9 @@ static bool find_program(const char *prog, char *out, size_t cap)
 
 /* --allow-direct */
 static bool allow_direct;
+/* --exec-supervised ARGV0 (the shim's hand-off), --exec-fd N */
+static const char *exec_argv0;
+static int exec_fd = -1;
 
 /* How the program runs: with the preload alone, or supervised as well. */
 enum run_how { RUN_PRELOAD, RUN_SUPERVISED };
@@ -175,6 +185,7 @@ static void print_export(const char *name, const char *value)
 
 /* The options: they become SOCKSIFY_* variables for the shim. Returns true
  * for --env; exits for --help, --version and bad usage. */
+/* size: getopt switch */
 static bool parse_options(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -185,6 +196,9 @@ static bool parse_options(int argc, char **argv)
 	        {"supervise", no_argument, NULL, 'S'},
 	        {"no-supervise", no_argument, NULL, 'N'},
 	        {"allow-direct", no_argument, NULL, 'D'},
+	        /* the hand-off's options (shim/common/handoff.h), without "--" */
+	        {&HANDOFF_OPT_EXEC[2], required_argument, NULL, 'X'},
+	        {&HANDOFF_OPT_FD[2], required_argument, NULL, 'F'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {0},
@@ -212,6 +226,12 @@ static bool parse_options(int argc, char **argv)
 			break;
 		case 'D':
 			allow_direct = true;
+			break;
+		case 'X':
+			exec_argv0 = optarg;
+			break;
+		case 'F':
+			exec_fd = atoi(optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -242,12 +262,45 @@ static void preload_value(char *preload, size_t cap)
 static int print_env(const char *preload)
 {
 	static const char *const vars[] = {"SOCKSIFY_PROXY", "SOCKSIFY_CONF",
-	                                   "SOCKSIFY_LOG_LEVEL", "SOCKSIFY_SUPERVISE"};
+	                                   "SOCKSIFY_LOG_LEVEL", "SOCKSIFY_SUPERVISE",
+	                                   HANDOFF_ENV_LAUNCHER};
 	print_export("LD_PRELOAD", preload);
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		if (getenv(vars[i]))
 			print_export(vars[i], getenv(vars[i]));
 	return 0;
+}
+
+/* SOCKSIFY_LAUNCHER: where the shim's exec hooks find us. */
+static void export_launcher(void)
+{
+	char self[PATH_MAX];
+	if (realpath("/proc/self/exe", self))
+		setenv(HANDOFF_ENV_LAUNCHER, self, 1);
+}
+
+/* --exec-supervised: the shim's hand-off (shim/common/handoff.h). args is
+ * PATH ARGS...; PATH runs supervised, with the caller's environment. */
+static int exec_supervised(char **args, const struct config *cfg)
+{
+	const char *preload = getenv(HANDOFF_ENV_PRELOAD);
+	if (preload) {
+		setenv("LD_PRELOAD", preload, 1);
+		unsetenv(HANDOFF_ENV_PRELOAD);
+	}
+	if (exec_fd >= 0)
+		fcntl(exec_fd, F_SETFD, FD_CLOEXEC);
+	const char *path = args[0];
+	args[0] = (char *)exec_argv0;
+	/* no auto decision: the shim made it; a setuid program is refused */
+	if (run_how(path, path, CONFIG_SUPERVISE_ALWAYS) == RUN_PRELOAD) {
+		execv(path, args);
+		die(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN, "%s: %s", path,
+		    strerror(errno));
+	}
+	struct supervise_opts o = {
+	        .path = path, .argv = args, .allow_direct = allow_direct};
+	return supervise_run(&o, cfg);
 }
 
 int main(int argc, char **argv)
@@ -261,6 +314,9 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err)) < 0)
 		die(EXIT_USAGE, "%s", err);
 
+	if (exec_argv0)
+		return exec_supervised(argv + optind, &cfg);
+	export_launcher();
 	char preload[PATH_MAX * 2];
 	preload_value(preload, sizeof(preload));
 	if (env_only)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "build_config.h"
+#include "exec.h"
 #include "fakedns.h"
 #include "fdtab.h"
 #include "log.h"
@@ -88,6 +89,7 @@ static void init_once_fn(void)
 		shim_log_init(&shim_config);
 		attach_fakedns();
 	}
+	exec_init();
 	pthread_atfork(NULL, NULL, fdtab_atfork_child);
 	udp_init();
 	tcp_bg_init();

@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <resolv.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/select.h>

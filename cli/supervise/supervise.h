@@ -16,9 +16,11 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "handoff.h"
 
-/* The environment variable the supervised program tree finds set to 1. */
-#define SUPERVISE_ENV_ACTIVE "SOCKSIFY_SUPERVISED"
+/* The environment variable the supervised program tree finds set to 1 (the
+ * shim's exec hooks then leave the tree's execs alone). */
+#define SUPERVISE_ENV_ACTIVE HANDOFF_ENV_SUPERVISED
 
 struct supervise_opts {
 	const char *path;  /* the program, as execv() takes it */

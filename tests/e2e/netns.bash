@@ -798,6 +798,11 @@ udp_probe_bin() {
 	built_or_cc "${SOCKSIFY_UDP_PROBE:-}" udp_probe
 }
 
+# exec_probe_bin: the exec probe (tests/e2e/exec_probe.c), the same way.
+exec_probe_bin() {
+	built_or_cc "${SOCKSIFY_EXEC_PROBE:-}" exec_probe
+}
+
 # udp_probe_fortify_bin: udp_probe.c built with _FORTIFY_SOURCE=2 (-O2).
 udp_probe_fortify_bin() {
 	if [[ -x ${SOCKSIFY_UDP_PROBE_FORTIFY:-} ]]; then

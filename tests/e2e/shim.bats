@@ -1305,7 +1305,9 @@ for host, port in ((sys.argv[1], 80), (sys.argv[2], 8080)):
 @test "valgrind: curl under the shim by name, no memory errors or definite leaks" {
 	[[ -z ${SOCKSIFY_TEST_PRELOAD:-} ]] || skip "valgrind cannot run with the ASan shim (this is the ASan pass)"
 	command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/deps installs it)"
-	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url sx h)" \
+	# valgrind's tool is static: the shim's exec hook runs it supervised,
+	# through the launcher named here (LD_PRELOAD is set without one)
+	run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_LAUNCHER="$SOCKSIFY" SOCKSIFY_PROXY="$(proxy_url sx h)" \
 		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		--show-possibly-lost=no \
 		"${CURL[@]}" "http://target.test/small.txt?$TAG"

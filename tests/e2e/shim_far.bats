@@ -323,7 +323,9 @@ bg_run() {
 	far_paths 1
 	local cmd
 	for cmd in window epoll; do
-		run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_PROXY="$(proxy_url "far:$FAR_SX_PORT")" \
+		# valgrind's tool is static: the shim's exec hook runs it supervised,
+		# through the launcher named here (LD_PRELOAD is set without one)
+		run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_LAUNCHER="$SOCKSIFY" SOCKSIFY_PROXY="$(proxy_url "far:$FAR_SX_PORT")" \
 			BG_PROBE_FAST_MS=200 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 			--show-possibly-lost=no "$SOCKSIFY_BG_PROBE" "$cmd" "$TARGET4" 80 "/$TAG/0" "/$TAG/0"
 		refute_line --partial FAIL
