@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,15 @@ static enum run_how run_how(const char *path, const char *name,
 	return RUN_PRELOAD;
 }
 
+/* Inside a supervised tree (a supervised program ran socksify) the outer
+ * supervisor serves whatever runs already: the kernel takes one listener per
+ * chain of filters, a second supervisor would fail with EBUSY. */
+static bool inside_supervisor(void)
+{
+	const char *v = getenv(SUPERVISE_ENV_ACTIVE);
+	return v && strcmp(v, "1") == 0 && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2;
+}
+
 /* Prints NAME='VALUE' with single quotes escaped for sh. */
 static void print_export(const char *name, const char *value)
 {
@@ -293,7 +303,8 @@ static int exec_supervised(char **args, const struct config *cfg)
 	const char *path = args[0];
 	args[0] = (char *)exec_argv0;
 	/* no auto decision: the shim made it; a setuid program is refused */
-	if (run_how(path, path, CONFIG_SUPERVISE_ALWAYS) == RUN_PRELOAD) {
+	if (inside_supervisor() ||
+	    run_how(path, path, CONFIG_SUPERVISE_ALWAYS) == RUN_PRELOAD) {
 		execv(path, args);
 		die(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN, "%s: %s", path,
 		    strerror(errno));
@@ -326,7 +337,8 @@ int main(int argc, char **argv)
 	char path[PATH_MAX];
 	if (!find_program(argv[optind], path, sizeof(path)))
 		die(EXIT_NOT_FOUND, "%s: command not found", argv[optind]);
-	if (run_how(path, argv[optind], cfg.supervise) == RUN_SUPERVISED) {
+	if (!inside_supervisor() &&
+	    run_how(path, argv[optind], cfg.supervise) == RUN_SUPERVISED) {
 		struct supervise_opts o = {.path = path,
 		                           .argv = argv + optind,
 		                           .allow_direct = allow_direct};

@@ -144,11 +144,18 @@ static int exit_status(int st)
  * (--allow-direct), else the exit status. */
 static int no_listener(const struct supervise_opts *o, int err, pid_t pid)
 {
-	fprintf(stderr,
-	        "socksify: cannot supervise %s: seccomp user notification is not "
-	        "available (%s; Linux 5.9 or later is needed)%s\n",
-	        o->argv[0], strerror(err),
-	        o->allow_direct ? "; --allow-direct: it runs unproxied" : "");
+	if (err == EBUSY)
+		fprintf(stderr,
+		        "socksify: cannot supervise %s: another supervisor's filter is "
+		        "already installed (one listener per process tree)%s\n",
+		        o->argv[0],
+		        o->allow_direct ? "; --allow-direct: it runs unproxied" : "");
+	else
+		fprintf(stderr,
+		        "socksify: cannot supervise %s: seccomp user notification is not "
+		        "available (%s; Linux 5.9 or later is needed)%s\n",
+		        o->argv[0], strerror(err),
+		        o->allow_direct ? "; --allow-direct: it runs unproxied" : "");
 	if (o->allow_direct)
 		return 0;
 	waitpid(pid, NULL, 0);

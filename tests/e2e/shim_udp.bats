@@ -458,11 +458,11 @@ print("loopback reply", b.recvfrom(100)[0].decode())
 	[[ -z ${SOCKSIFY_TEST_PRELOAD:-} ]] || skip "valgrind cannot run with the ASan shim (this is the ASan pass)"
 	command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/deps installs it)"
 	local sub
-	# valgrind's tool is static: the shim's exec hook would run it supervised,
-	# and the supervisor refuses the preload's datagrams to the proxy's UDP
-	# relay (supervise = always has the same limit); never leaves it alone
+	# valgrind's tool is static: the shim's exec hook runs it supervised
+	# (through the launcher named here), and the preload's datagrams to the
+	# proxy's UDP relay pass the supervisor
 	for sub in peek dupfork; do
-		run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_SUPERVISE=never SOCKSIFY_PROXY="$(proxy_url sx)" \
+		run -0 client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_LAUNCHER="$SOCKSIFY" SOCKSIFY_PROXY="$(proxy_url sx)" \
 			valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 			--trace-children=no "$(udp_probe_bin)" "$sub" "$TARGET4" 7
 		refute_line --partial FAIL

@@ -785,3 +785,12 @@ sys.exit(subprocess.run(sys.argv[1:]).returncode)
 	run -1 grep -v "^$PROXY_OUT4 " <<<"$seen"
 	assert_udptrap_untouched
 }
+
+@test "socksify run inside a supervised tree starts no second supervisor (the kernel takes one listener): the outer one serves" {
+	static_prog_bin || skip "$STATIC_PROG_WHY"
+	run -0 --separate-stderr client_run "$SOCKSIFY" --supervise -p "$(proxy_url sx)" -- \
+		"$SOCKSIFY" -p "$(proxy_url sx)" -- "$STATIC_PROG" "$TARGET4" 80 "small.txt?$TAG-nested"
+	assert_output --partial "200"
+	assert_equal "$stderr" ""
+	assert_via_proxy "/small.txt?$TAG-nested" 1
+}
