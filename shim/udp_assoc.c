@@ -265,6 +265,13 @@ static int set_relay(struct udp_assoc *a, const struct socks5_addr *bound,
 		sa_set_port(&a->relay.sa, port);
 	}
 	a->relay_len = sa_len(&a->relay.sa);
+	/* Announced to a supervisor, if the program runs under one: an empty
+	 * send on the control connection naming the relay (the kernel ignores
+	 * the address of a connected TCP socket's send; the supervisor sees it
+	 * and lets this socket's datagrams to the relay out, which it would
+	 * otherwise refuse as UDP it cannot carry). */
+	real_sendto(a->ctl, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL, &a->relay.sa,
+	            a->relay_len);
 	return 0;
 }
 

@@ -139,12 +139,42 @@ static bool dns_query(const struct sv_call *c, union sa_any *stub, socklen_t *le
 	return !remote || *len > 0;
 }
 
-/* A datagram for the proxy's host, any port: the preload's own, to the UDP
- * relay of its association (socksify-server and dante put the relay on the
- * address the client reached). It goes direct, as the preload sends it. */
+/* The UDP relays the preload announced (see announce()): its datagrams to
+ * them go out, as it sends them. Only the main thread reads and writes it. */
+enum { RELAYS_MAX = 256 };
+static union sa_any relays[RELAYS_MAX];
+static size_t n_relays, next_relay;
+
+static bool known_relay(const union sa_any *a)
+{
+	for (size_t i = 0; i < n_relays; i++)
+		if (sa_same(&a->sa, &relays[i].sa))
+			return true;
+	return false;
+}
+
 static bool to_relay(const struct sv_call *c)
 {
-	return is_udp(c) && policy_is_proxy(&c->dst.sa, c->dst_len);
+	return is_udp(c) && known_relay(&c->dst);
+}
+
+/* An empty send naming an address on a TCP socket connected to the proxy:
+ * the preload's announcement of the relay of a UDP association it made
+ * (udp_assoc.c). The relay must be on the proxy's host. */
+static void announce(const struct sv_call *c, size_t len)
+{
+	union sa_any peer;
+	socklen_t plen = sizeof(peer);
+
+	if (len != 0 || !is_tcp(c) || !policy_is_proxy(&c->dst.sa, c->dst_len) ||
+	    getpeername(c->fd, &peer.sa, &plen) < 0 || !policy_is_proxy(&peer.sa, plen))
+		return;
+	if (known_relay(&c->dst))
+		return;
+	relays[next_relay] = c->dst;
+	next_relay = (next_relay + 1) % RELAYS_MAX;
+	if (n_relays < RELAYS_MAX)
+		n_relays++;
 }
 
 /* Answers with the result of a call of ours: 0 (answered) or the errno. */
@@ -219,8 +249,13 @@ static int on_send(struct sv_call *c, const struct iovec *iov, size_t n, uint64_
 	union sa_any stub;
 	socklen_t stub_len = 0;
 
-	if (c->type == SOCK_STREAM && !(flags & MSG_FASTOPEN))
+	if (c->type == SOCK_STREAM && !(flags & MSG_FASTOPEN)) {
+		size_t total = 0;
+		for (size_t i = 0; i < n; i++)
+			total += iov[i].iov_len;
+		announce(c, total);
 		return -1; /* the kernel ignores the address of a stream send */
+	}
 	/* a DNS query, or the preload's datagram to its relay: sent here */
 	bool ours = dns_query(c, &stub, &stub_len) || to_relay(c);
 	policy_classify(&c->dst.sa, c->dst_len, &pol);
