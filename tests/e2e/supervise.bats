@@ -17,8 +17,9 @@
 # detector's must stay empty, and a UDP trap in the proxy namespace
 # (198.18.1.1:9 and :53) must get no datagram.
 #
-# Tests tagged [exec] need the shim's exec hooks (a Go program started by a
-# preloaded shell or python): they fail until the shim has them.
+# Tests tagged [exec] go through the shim's exec hooks (a Go program started
+# by a preloaded shell or python is handed to the launcher; shim_exec.bats
+# tests the hooks themselves with a static C program).
 #
 # Run (as root):
 #   SOCKSIFY_SERVER=build/cli/socksify-server SOCKSIFY=build/cli/socksify \
