@@ -275,7 +275,9 @@ static int handoff_build(struct handoff *h, const struct exec_target *t,
 	}
 	/* the strings: LD_PRELOAD=... and SOCKSIFY_LD_PRELOAD=..., each at
 	 * most as long as the original value and its name */
-	size_t vec = (size_t)argc + EXTRA_ARGS + (size_t)envc + 2;
+	/* argv's entries after PATH: argc - 1 and the NULL (with no argv at
+	 * all, the NULL alone) */
+	size_t vec = (size_t)(argc > 0 ? argc : 1) + EXTRA_ARGS + (size_t)envc + 2;
 	char **v =
 	        exec_mem_get(&h->mem, stack, cap, vec * sizeof(char *) + 2 * plen + 64);
 	if (!v)

@@ -108,9 +108,14 @@ static int prepare(struct sv_call *c, uint64_t addr, uint64_t len)
 		return c->fd;
 	if (!socket_kind(c) || (c->domain != AF_INET && c->domain != AF_INET6))
 		return 1;
-	if (c->dst.sa.sa_family == AF_UNSPEC)
-		return 1; /* a datagram socket's disconnect */
-	if (c->dst.sa.sa_family != AF_INET && c->dst.sa.sa_family != AF_INET6)
+	/* AF_UNSPEC: connect() disconnects (on_connect does it with this
+	 * address: continued, the kernel would read it again); a send on an
+	 * IPv4 datagram or raw socket (udp_sendmsg, raw_sendmsg) goes to the
+	 * address as if it were AF_INET, and so it is decided */
+	if (c->dst.sa.sa_family == AF_UNSPEC && c->n.data.nr != SYS_connect)
+		c->dst.sa.sa_family = (sa_family_t)c->domain;
+	if (c->dst.sa.sa_family != AF_INET && c->dst.sa.sa_family != AF_INET6 &&
+	    c->dst.sa.sa_family != AF_UNSPEC)
 		return -EAFNOSUPPORT;
 	return sv_id_valid(c->listener, c->n.id) ? 0 : -ENOENT;
 }
@@ -196,6 +201,8 @@ static int on_connect(struct sv_call *c)
 	union sa_any stub;
 	socklen_t stub_len;
 
+	if (c->dst.sa.sa_family == AF_UNSPEC) /* a disconnect: never blocks */
+		return answer(c, real_connect(c->fd, &c->dst.sa, c->dst_len));
 	/* first: a loopback nameserver (a caching resolver) would send it on */
 	if (dns_query(c, &stub, &stub_len)) {
 		if (stub_len == 0)

@@ -26,6 +26,9 @@
  *   proxy PORT     connect() to 127.0.0.1:PORT, "ping" echoed back
  *   tfo-mmsg PORT  sendmmsg(MSG_FASTOPEN) of a TCP socket to 127.0.0.1:PORT
  *                  must not connect (it would go around the proxy)
+ *   unspec         (proxy_loopback) sendto/sendmsg/sendmmsg naming an
+ *                  AF_UNSPEC address of 127.0.0.1 (IPv4 UDP sends there) fail
+ *                  EPERM, nothing arrives; connect(AF_UNSPEC) still works
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -320,6 +323,37 @@ static int cmd_tfo_mmsg(int port)
 	return failures;
 }
 
+/* An AF_UNSPEC address is an IPv4 one to udp_sendmsg: never sent direct. */
+static int cmd_unspec(void)
+{
+	struct sockaddr_in a = loop4(0);
+	socklen_t l = sizeof(a);
+	char c;
+	int trap = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	if (trap < 0 || bind(trap, (struct sockaddr *)&a, l) < 0 ||
+	    getsockname(trap, (struct sockaddr *)&a, &l) < 0)
+		return 2;
+	a.sin_family = AF_UNSPEC;
+	struct iovec iov = {.iov_base = "x", .iov_len = 1};
+	struct mmsghdr m = {.msg_hdr = {.msg_name = &a,
+	                                .msg_namelen = sizeof(a),
+	                                .msg_iov = &iov,
+	                                .msg_iovlen = 1}};
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	check(call6(SYS_sendto, u, (long)"x", 1, 0, (long)&a, sizeof(a)) == -EPERM,
+	      "sendto AF_UNSPEC 127.0.0.1 fails EPERM");
+	check(call(SYS_sendmsg, u, (long)&m.msg_hdr, 0) == -EPERM,
+	      "sendmsg AF_UNSPEC 127.0.0.1 fails EPERM");
+	check(call(SYS_sendmmsg, u, (long)&m, 1) == -EPERM,
+	      "sendmmsg AF_UNSPEC 127.0.0.1 fails EPERM");
+	usleep(100000);
+	check(recv(trap, &c, 1, 0) < 0 && errno == EAGAIN, "nothing arrived");
+	int t = socket(AF_INET, SOCK_STREAM, 0);
+	check(call(SYS_connect, t, (long)&a, sizeof(a)) == 0,
+	      "connect AF_UNSPEC of a TCP socket (a disconnect) answers 0");
+	return failures;
+}
+
 int main(int argc, char **argv)
 {
 	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
@@ -359,6 +393,8 @@ int main(int argc, char **argv)
 		return cmd_proxy(n);
 	if (!strcmp(c, "tfo-mmsg"))
 		return cmd_tfo_mmsg(n);
+	if (!strcmp(c, "unspec"))
+		return cmd_unspec();
 	fprintf(stderr, "sv_prog: unknown subcommand %s\n", c);
 	return 2;
 }

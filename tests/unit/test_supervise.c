@@ -186,6 +186,23 @@ static void test_udp(void)
 	       "the supervisor logs one line for it");
 }
 
+/* udp_sendmsg takes an AF_UNSPEC address as an IPv4 one: it was continued,
+ * and the datagram went direct (proxy_loopback: 127.0.0.1 is proxied) */
+static void test_unspec(void)
+{
+	static const char *const env[] = {"SOCKSIFY_PROXY_LOOPBACK=1", NULL};
+	struct run r;
+	start(&r, (const char *const[]){"unspec", NULL}, env, NULL);
+	int st = finish(&r);
+	tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 && !strstr(r.obuf, "FAIL"),
+	       "UDP sends naming AF_UNSPEC 127.0.0.1 are refused, nothing sent");
+	tap_ok(lines(r.ebuf) == 3 && strstr(r.ebuf, "UDP datagram to 127.0.0.1:") &&
+	               strstr(r.ebuf, "batch of datagrams to 127.0.0.1:"),
+	       "the supervisor logs one line for each");
+	if (lines(r.ebuf) != 3)
+		diag_lines("stderr", r.ebuf);
+}
+
 static void test_exit(void)
 {
 	struct run r;
@@ -427,6 +444,7 @@ int main(void)
 	setenv("ASAN_OPTIONS", opts, 1);
 	test_calls();
 	test_udp();
+	test_unspec();
 	test_exit();
 	test_sigterm_forwarded();
 	test_supervisor_killed();
