@@ -239,11 +239,42 @@ static ssize_t dgram_send_to(int fd, enum fd_class cls, int family,
 	return udp_send_to(fd, family, msg, flags, pol);
 }
 
+static bool is_unspec(const struct sockaddr *addr, socklen_t len)
+{
+	return addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC;
+}
+
+/* A datagram's AF_UNSPEC address as the kernel reads it: an IPv4 socket
+ * sends to it as to an AF_INET one (so it is classified as one, never sent
+ * around the proxy), an IPv6 socket ignores it (the connected peer). Returns
+ * msg, or copy with the address in addr. */
+static const struct msghdr *unspec_as_kernel(int fd, const struct msghdr *msg,
+                                             struct msghdr *copy, union sa_any *addr)
+{
+	int family = 0;
+	if (!is_unspec(msg->msg_name, msg->msg_namelen) ||
+	    fdtab_class(fd, &family) == FD_CLASS_OTHER)
+		return msg;
+	*copy = *msg;
+	copy->msg_name = NULL;
+	copy->msg_namelen = 0;
+	if (family == AF_INET && msg->msg_namelen >= sizeof(struct sockaddr_in)) {
+		memcpy(&addr->v4, msg->msg_name, sizeof(addr->v4));
+		addr->v4.sin_family = AF_INET;
+		copy->msg_name = &addr->v4;
+		copy->msg_namelen = sizeof(addr->v4);
+	}
+	return copy;
+}
+
 /* sendmsg() of one message: pol is its destination's verdict when the
  * caller has it already (else NULL). No re-entrancy guard across the send. */
 static ssize_t send_one(int fd, const struct msghdr *msg, int flags,
                         const struct policy *pol)
 {
+	struct msghdr copy;
+	union sa_any addr;
+	msg = unspec_as_kernel(fd, msg, &copy, &addr);
 	const struct fd_entry *e = fdtab_lookup(fd);
 	if (!is_inet(msg->msg_name, msg->msg_namelen)) {
 		if ((!msg->msg_name || !msg->msg_namelen) && e && fdtab_kind(e) == FD_UDP)
@@ -305,12 +336,17 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 /* The first datagram of vec that is the shim's business on an unassociated
  * datagram socket, with its verdict in *pol; n when there is none. */
 static unsigned int first_proxied(int fd, const struct mmsghdr *vec, unsigned int n,
-                                  struct policy *pol)
+                                  struct policy *pol, bool *have_pol)
 {
+	*have_pol = true;
 	int family;
 	enum fd_class cls = FD_CLASS_UNKNOWN;
 	for (unsigned int i = 0; i < n; i++) {
 		const struct msghdr *m = &vec[i].msg_hdr;
+		if (is_unspec(m->msg_name, m->msg_namelen)) {
+			*have_pol = false; /* send_one reads it as the kernel does */
+			return i;
+		}
 		if (!is_inet(m->msg_name, m->msg_namelen))
 			continue;
 		if (cls == FD_CLASS_UNKNOWN)
@@ -339,17 +375,17 @@ SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 	struct policy pol;
 	/* an untracked socket keeps its batch unless a datagram needs the proxy;
 	 * the verdict found on the way is used for that datagram */
-	bool assoc = e && fdtab_kind(e) == FD_UDP;
-	unsigned int first = assoc ? 0 : first_proxied(fd, vec, n, &pol);
+	bool assoc = e && fdtab_kind(e) == FD_UDP, have_pol = false;
+	unsigned int first = assoc ? 0 : first_proxied(fd, vec, n, &pol, &have_pol);
 	if (first == n)
 		return real_sendmmsg(fd, vec, n, flags);
 	unsigned int done = 0;
 	for (; done < n; done++) {
 		const struct msghdr *m = &vec[done].msg_hdr;
-		ssize_t sent = done < first
-		                       ? real_sendmsg(fd, m, flags)
-		                       : send_one(fd, m, flags,
-		                                  done == first && !assoc ? &pol : NULL);
+		ssize_t sent =
+		        done < first ? real_sendmsg(fd, m, flags)
+		                     : send_one(fd, m, flags,
+		                                done == first && have_pol ? &pol : NULL);
 		if (sent < 0)
 			return done > 0 ? (int)done : -1;
 		vec[done].msg_len = (unsigned int)sent;

@@ -300,6 +300,13 @@ t_probe() { # KIND SUBCOMMAND HOST... : every check "ok", none "FAIL"
 @test "socksify-server: C probe: MSG_PEEK, MSG_TRUNC, msg_flags, a short address buffer" {
 	t_probe sx peek "$TARGET4"
 }
+@test "socksify-server: C probe: a datagram to an IPv4 address named AF_UNSPEC (sendto, sendmsg, sendmmsg) goes through the proxy, as the kernel would send it to AF_INET" {
+	run socksify_client sx -- "$(udp_probe_bin)" unspec "$TARGET4" 7
+	refute_line --partial FAIL
+	assert_success
+	[[ $(grep -c '^ok ' <<<"$output") -eq 3 ]] || fail "not the 3 checks: $output"
+	assert_udp_via_proxy 3 "$PROXY_OUT4"
+}
 @test "socksify-server: C probe: O_NONBLOCK, MSG_DONTWAIT, read() EAGAIN, poll readiness" {
 	t_probe sx nonblock "$TARGET4"
 }

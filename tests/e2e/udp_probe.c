@@ -273,6 +273,34 @@ static int cmd_mmsg(const union sa *dst, socklen_t len)
 	return failures ? 1 : 0;
 }
 
+/* An IPv4 destination named with sa_family AF_UNSPEC: the kernel's IPv4 UDP
+ * sends to it as to AF_INET, so the shim must too (never around the proxy):
+ * sendto, sendmsg and a sendmmsg batch, each echoed back. */
+static int cmd_unspec(const union sa *dst, socklen_t len)
+{
+	char in[64];
+	union sa u = *dst;
+	int fd = udp_socket(AF_INET);
+
+	u.sa.sa_family = AF_UNSPEC;
+	ssize_t n = sendto(fd, "unspec-sendto", 13, 0, &u.sa, len);
+	report(n == 13 && wait_readable(fd) && recv(fd, in, sizeof(in), 0) == 13,
+	       "sendto to an AF_UNSPEC address: %zd, echoed", n);
+	struct iovec iov = {"unspec-sendmsg", 14};
+	struct msghdr m = {
+	        .msg_name = &u, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1};
+	n = sendmsg(fd, &m, 0);
+	report(n == 14 && wait_readable(fd) && recv(fd, in, sizeof(in), 0) == 14,
+	       "sendmsg to an AF_UNSPEC address: %zd, echoed", n);
+	struct mmsghdr v = {.msg_hdr = m};
+	iov = (struct iovec){"unspec-mmsg", 11};
+	int k = sendmmsg(fd, &v, 1, 0);
+	report(k == 1 && wait_readable(fd) && recv(fd, in, sizeof(in), 0) == 11,
+	       "sendmmsg to an AF_UNSPEC address: %d, echoed", k);
+	close(fd);
+	return failures ? 1 : 0;
+}
+
 static int cmd_peek(const union sa *dst, socklen_t len)
 {
 	char out[100], in[200];
@@ -861,6 +889,8 @@ int main(int argc, char **argv)
 		return cmd_mmsg(&dst, len);
 	if (!strcmp(cmd, "peek") && argc == 4)
 		return cmd_peek(&dst, len);
+	if (!strcmp(cmd, "unspec") && argc == 4)
+		return cmd_unspec(&dst, len);
 	if (!strcmp(cmd, "nonblock") && argc == 4)
 		return cmd_nonblock(&dst, len);
 	if (!strcmp(cmd, "connected") && argc == 4)
@@ -886,9 +916,10 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "refused") && argc == 5)
 		return cmd_refused(&dst, len, argv[4]);
 usage:
-	fprintf(stderr, "usage: udp_probe mmsg|peek|nonblock|connected|dupfork|control|"
-	                "fortify|forkhandshake|threads HOST PORT\n"
-	                "       udp_probe mixed HOST6 HOST4 PORT\n"
-	                "       udp_probe refused HOST PORT ERRNO-NAME\n");
+	fprintf(stderr,
+	        "usage: udp_probe mmsg|peek|unspec|nonblock|connected|dupfork|control|"
+	        "fortify|forkhandshake|threads HOST PORT\n"
+	        "       udp_probe mixed HOST6 HOST4 PORT\n"
+	        "       udp_probe refused HOST PORT ERRNO-NAME\n");
 	return 2;
 }
