@@ -182,6 +182,16 @@ static void announce(const struct sv_call *c, size_t len)
 		n_relays++;
 }
 
+/* In remote-DNS mode, a TCP connect to a nameserver's port 53 (a resolver's
+ * fallback for a truncated answer, or `options use-vc`): refused, since the
+ * stub answers over UDP only and the name must not reach a nameserver. */
+static bool dns_over_tcp(const struct sv_call *c)
+{
+	bool remote = shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
+	                                  : shim_config.proxy.remote_dns;
+	return remote && is_tcp(c) && sv_dns_is_nameserver(&c->dst.sa);
+}
+
 /* Answers with the result of a call of ours: 0 (answered) or the errno. */
 static int answer(const struct sv_call *c, long long rc)
 {
@@ -204,6 +214,11 @@ static int on_connect(struct sv_call *c)
 	if (c->dst.sa.sa_family == AF_UNSPEC) /* a disconnect: never blocks */
 		return answer(c, real_connect(c->fd, &c->dst.sa, c->dst_len));
 	/* first: a loopback nameserver (a caching resolver) would send it on */
+	if (dns_over_tcp(c)) {
+		log_refused(c, "DNS over TCP (remote DNS: names go to the proxy)",
+		            ECONNREFUSED);
+		return ECONNREFUSED;
+	}
 	if (dns_query(c, &stub, &stub_len)) {
 		if (stub_len == 0)
 			return sv_direct(c, NULL);

@@ -795,3 +795,10 @@ sys.exit(subprocess.run(sys.argv[1:]).returncode)
 	assert_equal "$stderr" ""
 	assert_via_proxy "/small.txt?$TAG-nested" 1
 }
+
+@test "[dns] remote DNS: a TCP connect to the nameserver's port 53 (a resolver's fallback) is refused with one line, never direct, never through the proxy" {
+	run -1 --separate-stderr client_run "$SOCKSIFY" -p "$(proxy_url sx h)" --supervise -- \
+		"$RAWCONNECT" "$NAMESERVER4" 53 "/dns-over-tcp-$TAG"
+	[[ $stderr == *"DNS over TCP"*"refused"* ]] || fail "no log line: $stderr"
+	assert_no_dns_leak
+}
