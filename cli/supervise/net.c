@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -145,17 +146,20 @@ static bool dns_query(const struct sv_call *c, union sa_any *stub, socklen_t *le
 }
 
 /* The UDP relays the preload announced (see announce()): its datagrams to
- * them go out, as it sends them. Only the main thread reads and writes it. */
+ * them go out, as it sends them. The receivers share it, under relay_lock. */
 enum { RELAYS_MAX = 256 };
+static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
 static union sa_any relays[RELAYS_MAX];
 static size_t n_relays, next_relay;
 
 static bool known_relay(const union sa_any *a)
 {
-	for (size_t i = 0; i < n_relays; i++)
-		if (sa_same(&a->sa, &relays[i].sa))
-			return true;
-	return false;
+	bool found = false;
+	pthread_mutex_lock(&relay_lock);
+	for (size_t i = 0; i < n_relays && !found; i++)
+		found = sa_same(&a->sa, &relays[i].sa);
+	pthread_mutex_unlock(&relay_lock);
+	return found;
 }
 
 static bool to_relay(const struct sv_call *c)
@@ -176,10 +180,12 @@ static void announce(const struct sv_call *c, size_t len)
 		return;
 	if (known_relay(&c->dst))
 		return;
+	pthread_mutex_lock(&relay_lock);
 	relays[next_relay] = c->dst;
 	next_relay = (next_relay + 1) % RELAYS_MAX;
 	if (n_relays < RELAYS_MAX)
 		n_relays++;
+	pthread_mutex_unlock(&relay_lock);
 }
 
 /* In remote-DNS mode, a TCP connect to a nameserver's port 53 (a resolver's

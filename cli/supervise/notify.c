@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The supervisor's loop (see sv_int.h): one thread polls the listener and a
- * signalfd. Each notification is decided at once on this thread (net.c);
- * only a proxied connect goes on to a worker thread (proxied.c), so that a
- * slow proxy never holds up the program's other calls. Children are reaped
+ * The supervisor's loop (see sv_int.h): the main thread polls a signalfd
+ * (and the listener for its hang-up); receiver threads wait for the
+ * notifications and decide each on the spot (net.c), a proxied connect's
+ * handshake included (proxied.c): a receiver is always kept waiting while
+ * the others are busy, so that a slow proxy never holds up the program's
+ * other calls. Children are reaped
  * here (the supervisor is their subreaper: orphans of the program tree come
  * back to it), signals sent to the launcher by another process are passed to
  * the program, and a stop of the program stops the launcher, so that job
@@ -15,7 +17,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -112,15 +116,54 @@ static void on_signal(int sigfd, struct life *l)
 	}
 }
 
-/* One notification: received and handled. */
-static void on_notification(int listener)
+/* --- the receivers --------------------------------------------------------------------
+ * Threads that each wait in NOTIF_RECV and handle what they receive to the
+ * end, a proxied connect's handshake included; one of them is kept idle
+ * (waiting) while the others are busy, up to RECEIVERS_MAX. */
+enum { RECEIVERS_MAX = 256 };
+
+static pthread_mutex_t recv_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned receivers, waiting;
+
+static void *receiver(void *arg);
+
+/* Starts one more receiver (recv_lock held). */
+static void add_receiver(int listener)
 {
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (receivers >= RECEIVERS_MAX)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	if (pthread_create(&t, &attr, receiver, (void *)(intptr_t)listener) == 0)
+		receivers++;
+	pthread_attr_destroy(&attr);
+}
+
+static void *receiver(void *arg)
+{
+	int listener = (int)(intptr_t)arg;
 	struct seccomp_notif n;
 
-	memset(&n, 0, sizeof(n));
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0)
-		return; /* ENOENT: the task went away before we saw its call */
-	sv_handle(listener, &n);
+	for (;;) {
+		pthread_mutex_lock(&recv_lock);
+		waiting++;
+		pthread_mutex_unlock(&recv_lock);
+		memset(&n, 0, sizeof(n));
+		int rc = ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
+		int err = errno;
+		pthread_mutex_lock(&recv_lock);
+		if (--waiting == 0)
+			add_receiver(listener);
+		pthread_mutex_unlock(&recv_lock);
+		if (rc == 0)
+			sv_handle(listener, &n);
+		else if (err != ENOENT && err != EINTR)
+			return NULL; /* the listener is gone */
+	}
 }
 
 int sv_serve(int listener, int sigfd, pid_t child)
@@ -128,17 +171,20 @@ int sv_serve(int listener, int sigfd, pid_t child)
 	struct life l = {.child = child, .orphans = true};
 	bool listening = listener >= 0;
 
+	if (listening) {
+		pthread_mutex_lock(&recv_lock);
+		add_receiver(listener);
+		pthread_mutex_unlock(&recv_lock);
+	}
 	while (!l.exited || l.orphans) {
-		struct pollfd p[2] = {
-		        {.fd = sigfd, .events = POLLIN},
-		        {.fd = listening ? listener : -1, .events = POLLIN}};
+		/* the listener for its POLLHUP alone: the receivers take its calls */
+		struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
+		                      {.fd = listening ? listener : -1, .events = 0}};
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents)
 			on_signal(sigfd, &l);
-		if (p[1].revents & POLLIN)
-			on_notification(listener);
-		else if (p[1].revents & (POLLHUP | POLLERR))
+		if (p[1].revents & (POLLHUP | POLLERR))
 			listening = false; /* no process uses the filter any more */
 		if (l.exited && (!listening || l.abandon))
 			break;

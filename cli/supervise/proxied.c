@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A proxied connect (see sv_int.h), on a worker thread: the
+ * A proxied connect (see sv_int.h), on the receiving thread: the
  * program's socket (our copy of its descriptor) is connected to the proxy
  * and the SOCKS5 exchange run on it by the shim's own client (tcp.c), within
  * connect_timeout; the call is then answered with 0 or the errno the shim
@@ -8,14 +8,13 @@
  * other threads run on. TCP Fast Open's data (sendto/sendmsg with
  * MSG_FASTOPEN) is sent once the exchange is over and its count answered.
  *
- * The same workers carry out the calls to direct destinations that can
- * block (a blocking TCP connect, a send on a full buffer): net.c checked the
- * address, and the call is made with that address, not continued.
+ * The calls to direct destinations that can block go the same way (a blocking TCP
+ * connect, a send on a full buffer): net.c checked the address, and the call is made with
+ * that address, not continued.
  *
- * The workers stay: a job goes to an idle one, or to a new one while there
- * are fewer than WORKERS_MAX, else it waits its turn in the queue. (A thread
- * per connect cost a clone and its stack every time: a fifth of the
- * supervisor's time in a loop of connections.)
+ * The job runs on the thread that received the notification (notify.c keeps
+ * one receiver idle while the others are busy): no hand-over to another
+ * thread, one wake-up less per connect.
  */
 #include "sv_int.h"
 
@@ -62,13 +61,6 @@ static void log_connect(const struct job *j, int rc, long long t0_us)
 	         "supervisor: connect %s via %s for pid %d: %s, %lld us", dst, via,
 	         (int)j->pid, rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0_us);
 }
-
-enum { WORKERS_MAX = 256 };
-
-static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
-static struct job *queue_head, **queue_tail = &queue_head;
-static unsigned workers, idle;
 
 /* A call to a direct destination, with the checked address: its result. */
 static long long direct(int fd, const union sa_any *dst, socklen_t len,
@@ -126,52 +118,12 @@ static void run(struct job *j)
 	free(j);
 }
 
-static void *worker(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		pthread_mutex_lock(&queue_lock);
-		while (!queue_head) {
-			idle++;
-			pthread_cond_wait(&queue_cond, &queue_lock);
-			idle--;
-		}
-		struct job *j = queue_head;
-		queue_head = j->next;
-		if (!queue_head)
-			queue_tail = &queue_head;
-		pthread_mutex_unlock(&queue_lock);
-		run(j);
-	}
-	return NULL;
-}
-
-/* Queues j; 0, or the errno when there is no worker and none can start. */
+/* The job runs here, on the receiving thread (notify.c starts another
+ * receiver while this one is busy). */
 static int submit(struct job *j)
 {
-	pthread_attr_t attr;
-	pthread_t t;
-	int err = 0;
-
-	pthread_mutex_lock(&queue_lock);
-	if (idle == 0 && workers < WORKERS_MAX) {
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 256 * 1024);
-		err = pthread_create(&t, &attr, worker, NULL);
-		pthread_attr_destroy(&attr);
-		if (err == 0)
-			workers++;
-	}
-	if (err == 0 || workers > 0) {
-		err = 0;
-		j->next = NULL;
-		*queue_tail = j;
-		queue_tail = &j->next;
-		pthread_cond_signal(&queue_cond);
-	}
-	pthread_mutex_unlock(&queue_lock);
-	return err;
+	run(j);
+	return 0;
 }
 
 void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
