@@ -171,7 +171,7 @@ int sv_direct(struct sv_call *call, struct sv_send *send)
 {
 	if (cannot_block(call, send) || (send && call->type != SOCK_STREAM)) {
 		/* a datagram is tried at once, without waiting for room; a
-		 * blocking TCP Fast Open connect goes to a worker whole */
+		 * blocking TCP Fast Open connect is made whole, blocking */
 		long long rc = direct(call->fd, &call->dst, call->dst_len, send,
 		                      send ? MSG_DONTWAIT : 0);
 		int err = errno;

@@ -2,7 +2,7 @@
 /*
  * The supervisor's parts (see supervise.h): the filter (filter.c), the
  * notification loop (notify.c), the network calls (net.c), the proxied
- * connects on worker threads (proxied.c), the DNS stub (dnsstub.c) and the
+ * connects and blocking direct calls (proxied.c), the DNS stub (dnsstub.c) and the
  * program's life (run.c).
  */
 #ifndef SOCKSIFY_CLI_SV_INT_H
@@ -55,7 +55,7 @@ void sv_handle(int listener, const struct seccomp_notif *n);
 /* Reads len bytes at addr of task pid: 0 or -EFAULT. */
 int sv_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 
-/* --- proxied.c: the workers --- */
+/* --- proxied.c: calls carried out for the program --- */
 
 /* The ancillary data a direct send may carry. */
 enum { SV_CONTROL_MAX = 1024 };
@@ -72,15 +72,15 @@ struct sv_send {
 /* A call to a direct destination carried out on the call's socket with the
  * checked address (call->dst): connect() when send is NULL, else the send.
  * At once when it cannot block (a non-blocking socket, MSG_DONTWAIT, a UDP
- * connect; a datagram is tried at once in any case), else on a worker
- * thread. Returns as net.c's handlers: 0 when answered (or to be), or the
- * errno. Takes over call->fd when queued, and send->data always. */
+ * connect; a datagram is tried at once in any case), else blocking, on the
+ * receiving thread. Returns as net.c's handlers: 0 when answered, or the
+ * errno. Takes over call->fd when it answers, and send->data always. */
 int sv_direct(struct sv_call *call, struct sv_send *send);
 
-/* Connects the call's socket through the proxy to target on a worker thread
- * and answers there (0 or the errno); a payload (TCP Fast Open's data, owned
- * by the job from here on) is then sent and its count answered. Takes over
- * call->fd. */
+/* Connects the call's socket through the proxy to target (blocking, on the
+ * receiving thread) and answers (0 or the errno); a payload (TCP Fast Open's
+ * data, owned by the callee from here on) is then sent and its count
+ * answered. Takes over call->fd. */
 void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
                       uint8_t *payload, size_t len, int send_flags);
 
