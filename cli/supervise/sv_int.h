@@ -74,7 +74,7 @@ struct sv_send {
  * At once when it cannot block (a non-blocking socket, MSG_DONTWAIT, a UDP
  * connect; a datagram is tried at once in any case), else blocking, on the
  * receiving thread. Returns as net.c's handlers: 0 when answered, or the
- * errno. Takes over call->fd when it answers, and send->data always. */
+ * errno. Takes over call->fd on the blocking path, send->data always. */
 int sv_direct(struct sv_call *call, struct sv_send *send);
 
 /* Connects the call's socket through the proxy to target (blocking, on the
