@@ -9,8 +9,10 @@
  *   - a proxied TCP connect is carried out here (proxied.c): the program's
  *     socket ends up connected to the proxy, the handshake done;
  *   - in remote-DNS mode, a UDP query to port 53 of a nameserver of
- *     /etc/resolv.conf goes to the DNS stub (dnsstub.c) instead; in
- *     local-DNS mode to the nameserver, as configured;
+ *     /etc/resolv.conf goes to the DNS stub (dnsstub.c) instead, and a TCP
+ *     connect there is refused; in local-DNS mode the query goes to the
+ *     nameserver, as configured;
+ *   - the preload's datagrams to a UDP relay it announced go out;
  *   - any other datagram that would leave the machine is refused (EPERM),
  *     with one log line: UDP ASSOCIATE is the preload's (docs/design.md);
  *   - whatever cannot be read or decided fails (fail closed).

@@ -8,9 +8,9 @@
  * other threads run on. TCP Fast Open's data (sendto/sendmsg with
  * MSG_FASTOPEN) is sent once the exchange is over and its count answered.
  *
- * The calls to direct destinations that can block go the same way (a blocking TCP
- * connect, a send on a full buffer): net.c checked the address, and the call is made with
- * that address, not continued.
+ * The calls to direct destinations that can block go the same way (a
+ * blocking TCP connect, a send on a full buffer): net.c checked the
+ * address, and the call is made with that address, not continued.
  *
  * The job runs on the thread that received the notification (notify.c keeps
  * one receiver idle while the others are busy): no hand-over to another
