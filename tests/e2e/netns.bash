@@ -750,11 +750,12 @@ proxy_url() {
 	esac
 }
 
-# require_proxy KIND: skips when the proxy of that kind is not running (dante
-# when dante-server is not installed).
+# require_proxy KIND: fails when the proxy of that kind cannot run (dante when
+# dante-server is not installed: scripts/deps installs it).
 require_proxy() {
 	if [[ $1 == dante ]] && ! have_dante; then
-		skip "dante-server is not installed ($DANTED)"
+		# a CI dependency (scripts/deps installs it): its absence fails
+		fail "dante-server is not installed ($DANTED; scripts/deps installs it)"
 	fi
 	return 0
 }

@@ -236,7 +236,7 @@ far_async() {
 }
 
 @test "far proxy in front of dante: python asyncio, 50 connections at once" {
-	[[ -n $FAR_DANTE_LOG ]] || skip "dante-server is not installed ($DANTED)"
+	[[ -n $FAR_DANTE_LOG ]] || fail "dante-server is not installed ($DANTED; scripts/deps installs it)"
 	far_async dante "$FAR_DANTE_PORT" FAR_DANTE_LOG
 }
 
@@ -308,7 +308,7 @@ bg_run() {
 }
 
 @test "bg_probe window and epoll through dante behind a far proxy" {
-	[[ -n $FAR_DANTE_LOG ]] || skip "dante-server is not installed ($DANTED)"
+	[[ -n $FAR_DANTE_LOG ]] || fail "dante-server is not installed ($DANTED; scripts/deps installs it)"
 	far_paths 1
 	run -0 bg_run "far:$FAR_DANTE_PORT" window "$TARGET4" 80 "/$TAG/0" "/$TAG/0"
 	refute_line --partial FAIL

@@ -27,7 +27,8 @@
 # (meson test --suite supervise sets these and SOCKSIFY_RAWCONNECT,
 # SOCKSIFY_GOGET_STATIC and SOCKSIFY_GOGET_DYNAMIC itself; without them
 # rawconnect.c is compiled with cc, and goget.go with go when it is installed,
-# into the run's temporary dir; without go the Go tests skip, saying why.)
+# into the run's temporary dir; without go the Go tests fail, saying why
+# (scripts/deps installs golang-go).)
 # SOCKSIFY_TEST_PRELOAD (see netns.bash) runs every program under test with
 # more libraries preloaded: scripts/test uses it for the ASan/UBSan pass.
 
@@ -133,8 +134,9 @@ goget_bins() {
 	done
 }
 
+# go is a CI dependency (scripts/deps installs golang-go): its absence fails
 require_go() {
-	[[ -n $GOGET_STATIC ]] || skip "$GOGET_WHY"
+	[[ -n $GOGET_STATIC ]] || fail "$GOGET_WHY"
 }
 
 # goget_bin static|dynamic: the path of that build
