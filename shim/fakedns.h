@@ -69,6 +69,16 @@ struct fakedns_params {
  */
 int fakedns_attach(const struct fakedns_params *p);
 
+/*
+ * fakedns_attach() with the ranges of the configuration c (config.h) and the
+ * inherited descriptor inherited_fd (NULL: none), then SOCKSIFY_FAKEDNS_FD
+ * set to the pool's descriptor, so that the programs this process executes
+ * share the pool (the shim's constructor and the supervisor both start the
+ * pool so). Returns as fakedns_attach().
+ */
+struct config;
+int fakedns_attach_config(const struct config *c, const char *inherited_fd);
+
 /* The descriptor to export in SOCKSIFY_FAKEDNS_FD, or -1 (not attached, or
  * memfd_create was refused and the pool is shared across fork() only). It is
  * not close-on-exec. */

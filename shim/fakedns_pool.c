@@ -8,10 +8,14 @@
  */
 #include "fakedns_int.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -264,4 +268,23 @@ void fakedns_detach_for_tests(void)
 		close(view.fd);
 	memset(&view, 0, sizeof(view));
 	view.fd = -1;
+}
+
+int fakedns_attach_config(const struct config *c, const char *inherited_fd)
+{
+	struct fakedns_params p = {
+	        .v4 = c->fake_v4,
+	        .v4_prefix = c->fake_v4_prefix,
+	        .v6 = c->fake_v6,
+	        .v6_prefix = c->fake_v6_prefix,
+	        .inherited_fd = inherited_fd,
+	};
+	char fd[16];
+
+	int rc = fakedns_attach(&p);
+	if (rc == 0 && fakedns_fd() >= 0) {
+		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
+		setenv(FAKEDNS_ENV_FD, fd, 1);
+	}
+	return rc;
 }

@@ -27,8 +27,7 @@
 
 static bool remote_dns(void)
 {
-	return shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
-	                           : shim_config.proxy.remote_dns;
+	return config_remote_dns(&shim_config);
 }
 
 static bool is_numeric(const char *name)

@@ -43,30 +43,13 @@ static void *next_symbol(const char *name, void *self)
  * pass its descriptor on to the programs this one executes. */
 static void attach_fakedns(void)
 {
-	const struct config *c = &shim_config;
-	bool remote = c->dns_set ? c->dns == CONFIG_DNS_REMOTE : c->proxy.remote_dns;
-	struct fakedns_params p = {
-	        .v4 = c->fake_v4,
-	        .v4_prefix = c->fake_v4_prefix,
-	        .v6 = c->fake_v6,
-	        .v6_prefix = c->fake_v6_prefix,
-	        .inherited_fd = secure_getenv(FAKEDNS_ENV_FD),
-	};
-	char fd[16];
-
-	if (!remote)
+	if (!config_remote_dns(&shim_config))
 		return;
-	int rc = fakedns_attach(&p);
-	if (rc < 0) {
+	int rc = fakedns_attach_config(&shim_config, secure_getenv(FAKEDNS_ENV_FD));
+	if (rc < 0)
 		shim_log(SHIM_LOG_ERROR,
 		         "cannot set up the fake-DNS pool: %s; names will not resolve",
 		         strerror(-rc));
-		return;
-	}
-	if (fakedns_fd() >= 0) {
-		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
-		setenv(FAKEDNS_ENV_FD, fd, 1);
-	}
 }
 
 static void init_once_fn(void)

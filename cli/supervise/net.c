@@ -139,8 +139,7 @@ static bool is_udp(const struct sv_call *c)
  * nameserver as configured (true, *len 0). False for anything else. */
 static bool dns_query(const struct sv_call *c, union sa_any *stub, socklen_t *len)
 {
-	bool remote = shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
-	                                  : shim_config.proxy.remote_dns;
+	bool remote = config_remote_dns(&shim_config);
 	if (!is_udp(c) || !sv_dns_is_nameserver(&c->dst.sa))
 		return false;
 	*len = remote ? sv_dns_stub_addr(c->domain, stub) : 0;
@@ -195,8 +194,7 @@ static void announce(const struct sv_call *c, size_t len)
  * stub answers over UDP only and the name must not reach a nameserver. */
 static bool dns_over_tcp(const struct sv_call *c)
 {
-	bool remote = shim_config.dns_set ? shim_config.dns == CONFIG_DNS_REMOTE
-	                                  : shim_config.proxy.remote_dns;
+	bool remote = config_remote_dns(&shim_config);
 	return remote && is_tcp(c) && sv_dns_is_nameserver(&c->dst.sa);
 }
 

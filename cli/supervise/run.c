@@ -37,26 +37,10 @@ static const int caught[] = {SIGCHLD, SIGHUP,  SIGINT,   SIGQUIT, SIGTERM,
  * process) for the program tree, and the stub that answers from it. */
 static int setup_dns(const struct config *c)
 {
-	bool remote = c->dns_set ? c->dns == CONFIG_DNS_REMOTE : c->proxy.remote_dns;
-	struct fakedns_params p = {
-	        .v4 = c->fake_v4,
-	        .v4_prefix = c->fake_v4_prefix,
-	        .v6 = c->fake_v6,
-	        .v6_prefix = c->fake_v6_prefix,
-	        .inherited_fd = getenv(FAKEDNS_ENV_FD),
-	};
-	char fd[16];
-
-	if (!remote)
+	if (!config_remote_dns(c))
 		return sv_dns_start(false);
-	int rc = fakedns_attach(&p);
-	if (rc < 0)
-		return rc;
-	if (fakedns_fd() >= 0) {
-		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
-		setenv(FAKEDNS_ENV_FD, fd, 1);
-	}
-	return sv_dns_start(true);
+	int rc = fakedns_attach_config(c, getenv(FAKEDNS_ENV_FD));
+	return rc < 0 ? rc : sv_dns_start(true);
 }
 
 /*

@@ -167,6 +167,10 @@ bool config_excluded_addr(const struct config *cfg, const struct sockaddr *sa);
 bool config_excluded_name(const struct config *cfg, const char *name);
 bool config_is_fake_addr(const struct config *cfg, const struct sockaddr *sa);
 
+/* Names go to the proxy: dns = remote, or, without a dns setting, a
+ * socks5h:// proxy. */
+bool config_remote_dns(const struct config *cfg);
+
 /* The i-th option name of the file syntax, or NULL past the last one. */
 const char *config_option_name(size_t i);
 

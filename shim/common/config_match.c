@@ -213,6 +213,11 @@ bool config_excluded_name(const struct config *cfg, const char *name)
 	return false;
 }
 
+bool config_remote_dns(const struct config *cfg)
+{
+	return cfg->dns_set ? cfg->dns == CONFIG_DNS_REMOTE : cfg->proxy.remote_dns;
+}
+
 bool config_is_fake_addr(const struct config *cfg, const struct sockaddr *sa)
 {
 	static const uint8_t broadcast[4] = {0xff, 0xff, 0xff, 0xff};
