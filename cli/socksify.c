@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -176,8 +175,7 @@ static enum run_how run_how(const char *path, const char *name,
  * chain of filters, a second supervisor would fail with EBUSY. */
 static bool inside_supervisor(void)
 {
-	const char *v = getenv(SUPERVISE_ENV_ACTIVE);
-	return v && strcmp(v, "1") == 0 && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2;
+	return handoff_supervised(getenv(SUPERVISE_ENV_ACTIVE));
 }
 
 /* Prints NAME='VALUE' with single quotes escaped for sh. */

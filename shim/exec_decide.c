@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,8 +17,6 @@
 #include "handoff.h"
 #include "shim.h"
 
-/* PR_GET_SECCOMP's answer for a seccomp filter (SECCOMP_MODE_FILTER). */
-enum { SECCOMP_FILTER_MODE = 2 };
 /* The kernel follows at most 4 interpreters (fs/exec.c, BINPRM_MAX_RECURSION)
  * and reads a script's first 256 bytes (BINPRM_BUF_SIZE). */
 enum { SHEBANG_DEPTH = 4, SHEBANG_BUF = 256 };
@@ -28,17 +25,9 @@ enum { SHEBANG_DEPTH = 4, SHEBANG_BUF = 256 };
  * whatever it execs (the filter is inherited and cannot be removed). */
 static bool supervised;
 
-/* The variable alone could be inherited past a launcher's tree (or set by
- * hand); the filter alone could be anyone's (a container's). */
-static bool supervised_now(const char *var)
-{
-	return var && strcmp(var, "1") == 0 &&
-	       prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == SECCOMP_FILTER_MODE;
-}
-
 void exec_init(void)
 {
-	supervised = supervised_now(secure_getenv(HANDOFF_ENV_SUPERVISED));
+	supervised = handoff_supervised(secure_getenv(HANDOFF_ENV_SUPERVISED));
 	exec_handoff_init();
 }
 
@@ -49,7 +38,7 @@ bool exec_hooks_active(void)
 	 * since: the launcher's own child, when a preloaded process ran the
 	 * launcher, execs with the filter installed and the variable set */
 	return shim_depth == 0 && shim_config.supervise != CONFIG_SUPERVISE_NEVER &&
-	       !supervised && !supervised_now(getenv(HANDOFF_ENV_SUPERVISED));
+	       !supervised && !handoff_supervised(getenv(HANDOFF_ENV_SUPERVISED));
 }
 
 static int at_flags(const struct exec_target *t)

@@ -30,4 +30,22 @@
 #define HANDOFF_OPT_EXEC       "--exec-supervised"
 #define HANDOFF_OPT_FD         "--exec-fd"
 
+#include <stdbool.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+/*
+ * True when this process runs under a supervisor: var (the value of
+ * SOCKSIFY_SUPERVISED) is "1" and a seccomp filter is installed. The
+ * variable alone could be inherited past a launcher's tree (or set by hand);
+ * the filter alone could be anyone's (a container's). Its children are
+ * supervised too (the filter is inherited and cannot be removed), and a
+ * second supervisor cannot start (one listener per chain of filters).
+ */
+static inline bool handoff_supervised(const char *var)
+{
+	return var && strcmp(var, "1") == 0 &&
+	       prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2 /* SECCOMP_MODE_FILTER */;
+}
+
 #endif
