@@ -70,17 +70,16 @@ struct sv_send {
 };
 
 /* A call to a direct destination carried out on the call's socket with the
- * checked address (call->dst): connect() when send is NULL, else the send.
- * At once when it cannot block (a non-blocking socket, MSG_DONTWAIT, a UDP
- * connect; a datagram is tried at once in any case), else blocking, on the
- * receiving thread. Returns as net.c's handlers: 0 when answered, or the
- * errno. Takes over call->fd on the blocking path, send->data always. */
+ * checked address (call->dst): connect() when send is NULL, else the send,
+ * as the program asked it (blocking or not), on the receiving thread.
+ * Returns as net.c's handlers: 0 when answered, or the errno. Frees
+ * send->data; call->fd stays the caller's. */
 int sv_direct(struct sv_call *call, struct sv_send *send);
 
 /* Connects the call's socket through the proxy to target (blocking, on the
  * receiving thread) and answers (0 or the errno); a payload (TCP Fast Open's
- * data, owned by the callee from here on) is then sent and its count
- * answered. Takes over call->fd. */
+ * data, freed here) is then sent and its count answered. call->fd stays the
+ * caller's. */
 void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
                       uint8_t *payload, size_t len, int send_flags);
 
