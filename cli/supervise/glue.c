@@ -19,7 +19,46 @@ struct config shim_config;
 bool shim_config_broken;
 __thread int shim_depth;
 
-void sv_glue_init(const struct config *cfg)
+#ifdef SOCKSIFY_STATIC_LAUNCHER
+/*
+ * A static launcher: no preload can interpose on it, so the real_* pointers
+ * are libc's functions as linked in. The name-lookup hooks are weak
+ * references: the core never looks a name up through real_* (policy.c calls
+ * getaddrinfo itself), and a strong reference would link the resolver and
+ * NSS code for nothing (their real_* stay NULL here). A lookup hook added to
+ * hooks.def and not listed here fails the static link, not a run.
+ */
+#pragma weak getnameinfo
+#pragma weak gethostbyname
+#pragma weak gethostbyname2
+#pragma weak gethostbyname_r
+#pragma weak gethostbyname2_r
+#pragma weak gethostbyaddr
+#pragma weak gethostbyaddr_r
+#pragma weak res_query
+#pragma weak res_search
+#pragma weak res_querydomain
+#pragma weak res_send
+#pragma weak res_nquery
+#pragma weak res_nsearch
+#pragma weak res_nquerydomain
+#pragma weak res_nsend
+#pragma weak __res_query
+#pragma weak __res_search
+#pragma weak __res_querydomain
+#pragma weak __res_send
+#pragma weak __res_nquery
+#pragma weak __res_nsearch
+#pragma weak __res_nquerydomain
+#pragma weak __res_nsend
+static void aim_real(void)
+{
+#define HOOK(ret, name, params) real_##name = (ret(*) params) & name;
+#include "hooks.def"
+#undef HOOK
+}
+#else
+static void aim_real(void)
 {
 	/* libc's own definitions, also when the launcher itself runs with the
 	 * shim preloaded (a preloaded program exec'd it to supervise another):
@@ -29,6 +68,12 @@ void sv_glue_init(const struct config *cfg)
 #define HOOK(ret, name, params) real_##name = (ret(*) params)dlsym(scope, #name);
 #include "hooks.def"
 #undef HOOK
+}
+#endif
+
+void sv_glue_init(const struct config *cfg)
+{
+	aim_real();
 	shim_config = *cfg;
 	shim_config_broken = false;
 	shim_log_init(&shim_config);
