@@ -13,6 +13,7 @@
 #ifndef SOCKSIFY_BENCH_PEERS_H
 #define SOCKSIFY_BENCH_PEERS_H
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
