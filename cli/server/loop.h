@@ -19,6 +19,7 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct loop;
+struct resolve_home;
 struct loop_watch;
 typedef void (*loop_cb)(struct loop_watch *w, uint32_t revents);
 
@@ -30,7 +31,8 @@ struct loop_watch {
 
 struct loop {
 	int epfd;
-	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed after every wait */
+	uint64_t now_ms;               /* CLOCK_MONOTONIC, refreshed after every wait */
+	struct resolve_home *resolver; /* this loop's finished lookups (resolve.c) */
 };
 
 int loop_init(struct loop *l);

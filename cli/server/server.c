@@ -42,6 +42,7 @@ static void refuse(struct conn *c)
 static void accept_one(struct server *srv, int fd, const struct sockaddr_storage *peer)
 {
 	bool over = srv->nconns >= srv->cfg.max_conns;
+	srv->served++;
 	if (over && srv->nrefusing >= REFUSING_MAX) {
 		close(fd);
 		return;
