@@ -145,16 +145,40 @@ static void cancel_lookup(struct conn *c)
 	c->job = NULL;
 }
 
+/*
+ * The client watch's callback while RESOLVING and CONNECTING: early data
+ * waits in c->hs until the destination is connected. The client stays
+ * watched (no epoll_ctl between the handshake and the relay) until the
+ * buffer is full or its EOF comes, which the relay reads again.
+ */
+static void absorb_early(struct loop_watch *w, uint32_t revents)
+{
+	struct conn *c = conn_of_client(w);
+	ssize_t n = 0;
+
+	(void)revents;
+	if (c->hs_len < sizeof(c->hs)) {
+		do
+			n = recv(w->fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			conn_close(c, strerror(errno));
+			return;
+		}
+		c->hs_len += (size_t)n;
+	}
+	if ((n == 0 || c->hs_len == sizeof(c->hs)) &&
+	    loop_watch_set(&c->srv->loop, &c->client, 0) < 0)
+		conn_close(c, "epoll failed");
+}
+
 /* CONNECT: resolve the name, if it is one, then connect. */
 static void start_connect(struct conn *c)
 {
 	struct server *srv = c->srv;
 
-	/* Early data waits in c->hs until the destination is connected. */
-	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
-		conn_close(c, "epoll failed");
-		return;
-	}
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
 		conn_enter(c, &resolving);
@@ -252,13 +276,31 @@ static const struct hs_phase auth = {
 static const struct hs_phase request = {
         {.on_client = read_handshake, .on_timeout = handshake_expired}, on_request};
 
+/* Phases that read the client (the others set its interest themselves). */
+static bool reads_client(const struct phase *p)
+{
+	return p == &greeting.phase || p == &auth.phase || p == &request.phase ||
+	       p == &resolving || p == &connecting;
+}
+
 void handshake_start(struct conn *c)
 {
 	struct server *srv = c->srv;
 
 	conn_enter(c, &greeting.phase);
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.handshake_timeout_ms;
-	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
+	/* With TCP_DEFER_ACCEPT the greeting (or the whole pipelined handshake)
+	 * is usually here already: read it before any epoll registration. */
+	read_handshake(&c->client, EPOLLIN);
+	if (c->closed)
+		return;
+	/* Nothing yet: the kernel held the silent client for the defer period,
+	 * which counts towards its handshake timeout. */
+	if (c->phase == &greeting.phase && c->hs_len == 0)
+		c->deadline_ms -= srv->defer_ms < srv->cfg.handshake_timeout_ms
+		                          ? srv->defer_ms
+		                          : srv->cfg.handshake_timeout_ms;
+	if (reads_client(c->phase) && loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
 		conn_close(c, "epoll failed");
 }
 
@@ -381,20 +423,22 @@ static void on_connected(struct loop_watch *w, uint32_t revents)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	/* EPOLLOUT alone is a connect that succeeded: only a failure is asked for. */
+	if ((revents & (EPOLLERR | EPOLLHUP)) &&
+	    getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	/*
 	 * A reset (rather than a refusal) means the connection was made and
 	 * the destination already closed it, perhaps after sending data: report
 	 * success and let the relay pass the data on, then the end.
 	 */
-	(void)revents;
 	if (err == ECONNRESET || err == EPIPE)
 		err = 0;
 	/* The rules apply to the host reached: 0.0.0.0 and :: reach this one. */
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
-	if (err == 0 && getpeername(c->target.fd, (struct sockaddr *)&peer, &plen) == 0 &&
+	if (err == 0 && c->srv->cfg.acl.ndeny > 0 &&
+	    getpeername(c->target.fd, (struct sockaddr *)&peer, &plen) == 0 &&
 	    acl_denies(&c->srv->cfg.acl, (struct sockaddr *)&peer)) {
 		c->denied = true;
 		loop_watch_close(&c->srv->loop, &c->target);
@@ -420,7 +464,9 @@ static void connect_expired(struct conn *c)
 	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
 }
 
-/* The client is not read until the destination is connected. */
-static const struct phase resolving = {.on_timeout = connect_expired};
-static const struct phase connecting = {.on_target = on_connected,
+/* The client's early data is kept until the destination is connected. */
+static const struct phase resolving = {.on_client = absorb_early,
+                                       .on_timeout = connect_expired};
+static const struct phase connecting = {.on_client = absorb_early,
+                                        .on_target = on_connected,
                                         .on_timeout = connect_expired};

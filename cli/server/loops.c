@@ -22,6 +22,8 @@
 #include "sockaddr.h"
 #include "socks5.h"
 
+enum { DEFER_S = 1 }; /* TCP_DEFER_ACCEPT, seconds (see defer_accept) */
+
 static struct server *group;
 static unsigned ngroup;
 static int stopping; /* atomic */
@@ -53,6 +55,7 @@ int loops_init(struct server *srvs, unsigned n, const struct server_config *cfg)
 		/* --max-conns split fairly: the first loops take the remainder. */
 		srv->cfg.max_conns = cfg->max_conns / n + (i < cfg->max_conns % n);
 		srv->id = i;
+		srv->defer_ms = DEFER_S * 1000; /* until a listener refuses it */
 		int rc = loop_init(&srv->loop);
 		if (rc < 0 || (rc = resolve_init(&srv->loop)) < 0)
 			return rc;
@@ -112,8 +115,25 @@ static void die_listen(const struct sockaddr_storage *ss, int err)
 	exit(1);
 }
 
+/*
+ * TCP_DEFER_ACCEPT: the kernel hands us a client once its first bytes (the
+ * greeting) arrived, so the accept and the first read are one wake-up. A
+ * client that stays silent is handed over after about DEFER_S seconds
+ * anyway, and that time counts towards its --handshake-timeout
+ * (handshake_start); under DEFER_S of handshake timeout there is no
+ * deferring.
+ */
+static void defer_accept(struct server *srv, int fd)
+{
+	int s = DEFER_S;
+	if (srv->cfg.handshake_timeout_ms < DEFER_S * 1000 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s, sizeof(s)) < 0)
+		srv->defer_ms = 0;
+}
+
 static void add_listener(struct server *srv, int fd)
 {
+	defer_accept(srv, fd);
 	struct listener *li = &srv->listeners[srv->nlisteners++];
 	li->srv = srv;
 	loop_watch_init(&li->watch, fd, server_accept);

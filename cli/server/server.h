@@ -57,6 +57,7 @@ struct server {
 	unsigned id;            /* 0 .. loops - 1 */
 	struct loop_watch wake; /* an eventfd: written to stop this loop (loops.c) */
 	unsigned long served;   /* clients accepted */
+	unsigned defer_ms;      /* TCP_DEFER_ACCEPT on the listeners, 0: none */
 	struct listener listeners[SERVER_MAX_LISTEN];
 	size_t nlisteners;
 	bool listeners_paused; /* after EMFILE, until the next sweep */
