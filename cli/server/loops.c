@@ -22,7 +22,10 @@
 #include "sockaddr.h"
 #include "socks5.h"
 
-enum { DEFER_S = 1 }; /* TCP_DEFER_ACCEPT, seconds (see defer_accept) */
+enum {
+	DEFER_S = 1,     /* TCP_DEFER_ACCEPT, seconds (see defer_accept) */
+	TFO_QLEN = 1024, /* TCP_FASTOPEN: pending Fast Open requests */
+};
 
 static struct server *group;
 static unsigned ngroup;
@@ -81,6 +84,11 @@ static int open_listener(const struct sockaddr_storage *ss, bool shared)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* Accepted sockets inherit it: no setsockopt per client. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP Fast Open: a client that has a cookie sends its greeting in the SYN.
+	 * The kernel serves it only with bit 2 of net.ipv4.tcp_fastopen set;
+	 * where it refuses the option, nothing changes. */
+	int qlen = TFO_QLEN;
+	setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen));
 	if ((shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (const struct sockaddr *)ss, sa_len((const struct sockaddr *)ss)) <
 	            0 ||
