@@ -56,6 +56,34 @@ static uint8_t choose_method(const struct server *srv, const struct socks5_greet
 	return socks5_greeting_offers(g, want) ? want : SOCKS5_METHOD_UNACCEPTABLE;
 }
 
+/*
+ * A client that pipelined its handshake reads the replies whenever they
+ * come: when the next message (RFC 1929 or the request) is already here in
+ * full, the reply to this one is held back and goes out in one send with
+ * the next reply (conn_send). A partial next message does not hold it, so
+ * a client that stalls still gets the replies so far.
+ */
+static bool next_is_here(const struct conn *c, bool auth_next)
+{
+	struct socks5_request req;
+	struct socks5_userpass up;
+	ssize_t n = auth_next ? socks5_userpass_parse(c->hs, c->hs_len, &up)
+	                      : socks5_request_parse(c->hs, c->hs_len, &req);
+	if (auth_next)
+		explicit_bzero(&up, sizeof(up));
+	return n != SOCKS5_PARTIAL;
+}
+
+static int reply(struct conn *c, const uint8_t *buf, size_t len, bool auth_next)
+{
+	if (c->hs_len == 0 || c->nheld + len > sizeof(c->held) ||
+	    !next_is_here(c, auth_next))
+		return conn_send(c, buf, len);
+	memcpy(c->held + c->nheld, buf, len);
+	c->nheld += (uint8_t)len;
+	return 0;
+}
+
 static enum step on_greeting(struct conn *c)
 {
 	struct socks5_greeting g;
@@ -69,9 +97,11 @@ static enum step on_greeting(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	uint8_t method = choose_method(c->srv, &g);
-	uint8_t reply[SOCKS5_METHOD_REPLY_LEN];
-	socks5_method_reply_encode(reply, sizeof(reply), method);
-	if (conn_send(c, reply, sizeof(reply)) < 0)
+	uint8_t buf[SOCKS5_METHOD_REPLY_LEN];
+	socks5_method_reply_encode(buf, sizeof(buf), method);
+	if (method == SOCKS5_METHOD_UNACCEPTABLE
+	            ? conn_send(c, buf, sizeof(buf)) < 0
+	            : reply(c, buf, sizeof(buf), method == SOCKS5_METHOD_USERPASS) < 0)
 		return STEP_STOP;
 	if (method == SOCKS5_METHOD_UNACCEPTABLE) {
 		conn_drain(c, "no acceptable authentication method");
@@ -119,10 +149,10 @@ static enum step on_auth(struct conn *c)
 	explicit_bzero(&up, sizeof(up));
 	if (n > 0)
 		consume(c, (size_t)n);
-	uint8_t reply[SOCKS5_AUTH_REPLY_LEN];
-	socks5_auth_reply_encode(reply, sizeof(reply),
+	uint8_t buf[SOCKS5_AUTH_REPLY_LEN];
+	socks5_auth_reply_encode(buf, sizeof(buf),
 	                         ok ? SOCKS5_AUTH_SUCCESS : SOCKS5_AUTH_FAILURE);
-	if (conn_send(c, reply, sizeof(reply)) < 0)
+	if ((ok ? reply(c, buf, sizeof(buf), false) : conn_send(c, buf, sizeof(buf))) < 0)
 		return STEP_STOP;
 	if (!ok) {
 		conn_drain(c,

@@ -479,6 +479,15 @@ while True:
 	assert_line "reply="
 }
 
+# The listeners defer accepting (TCP_DEFER_ACCEPT, 1 s) until the greeting comes:
+# the kernel holds a silent client about 1 s before handing it over, and that
+# second counts towards the timeout (closed at 2 s, not 3).
+@test "--handshake-timeout 2: a silent client is closed after 1.5 to 2.7 s" {
+	start_server --handshake-timeout 2
+	run -0 client hold --proxy "$PROXY" --expect-close-within 2.7 --min-seconds 1.5
+	assert_line "reply="
+}
+
 @test "--handshake-timeout 1: a half greeting (05 02 00) is closed within 3 s" {
 	start_server --handshake-timeout 1
 	run -0 client hold --proxy "$PROXY" --hex 050200 --expect-close-within 3 \
