@@ -107,11 +107,19 @@ static int open_listener(const struct sockaddr_storage *ss, bool shared)
  */
 static int probe_free(const struct sockaddr_storage *ss)
 {
-	int fd = open_listener(ss, false);
+	int one = 1, rc = 0;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fd;
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Bound, never listening: no client can be queued on it. */
+	if (bind(fd, (const struct sockaddr *)ss, sa_len((const struct sockaddr *)ss)) <
+	    0)
+		rc = -errno;
 	close(fd);
-	return 0;
+	return rc;
 }
 
 static void die_listen(const struct sockaddr_storage *ss, int err)
