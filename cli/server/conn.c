@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -144,12 +145,17 @@ void conn_close(struct conn *c, const char *result)
 
 int conn_send(struct conn *c, const uint8_t *buf, size_t len)
 {
+	struct iovec iov[2] = {{c->held, c->nheld}, {(void *)buf, len}};
+	struct msghdr mh = {.msg_iov = c->nheld ? iov : iov + 1,
+	                    .msg_iovlen = c->nheld ? 2 : 1};
+	size_t want = c->nheld + len;
 	ssize_t n;
 	do
-		n = send(c->client.fd, buf, len, MSG_NOSIGNAL);
+		n = sendmsg(c->client.fd, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
+	c->nheld = 0;
 	/* A fresh connection's send buffer always has room for a handshake message. */
-	if (n != (ssize_t)len) {
+	if (n != (ssize_t)want) {
 		conn_close(c, "client went away during the handshake");
 		return -1;
 	}

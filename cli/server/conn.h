@@ -63,6 +63,10 @@ struct conn {
 	/* Handshake bytes not consumed yet; after the request, early data. */
 	uint8_t hs[CONN_HS_BUF];
 	size_t hs_len;
+	/* Replies held back to go out with the next one: the method and RFC 1929
+	 * replies to a client that pipelined its handshake (handshake.c). */
+	uint8_t held[4];
+	uint8_t nheld;
 	struct socks5_request req;
 	struct resolve_job *job;
 	struct sockaddr_storage addrs[CONN_MAX_ADDRS];
@@ -101,7 +105,8 @@ void conn_start_relay(struct conn *c);
 void conn_fail(struct conn *c, uint8_t rep, const char *result);
 /* Starts draining: shut our write side, read until EOF or a short timeout. */
 void conn_drain(struct conn *c, const char *result);
-/* Sends a short handshake message; closes the connection and returns -1 on failure. */
+/* Sends a short handshake message, after the replies held back; closes the
+ * connection and returns -1 on failure. */
 int conn_send(struct conn *c, const uint8_t *buf, size_t len);
 /* A client watch callback: discards what the client sends, closes at its EOF. */
 void conn_discard(struct loop_watch *w, uint32_t revents);

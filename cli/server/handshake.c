@@ -56,6 +56,34 @@ static uint8_t choose_method(const struct server *srv, const struct socks5_greet
 	return socks5_greeting_offers(g, want) ? want : SOCKS5_METHOD_UNACCEPTABLE;
 }
 
+/*
+ * A client that pipelined its handshake reads the replies whenever they
+ * come: when the next message (RFC 1929 or the request) is already here in
+ * full, the reply to this one is held back and goes out in one send with
+ * the next reply (conn_send). A partial next message does not hold it, so
+ * a client that stalls still gets the replies so far.
+ */
+static bool next_is_here(const struct conn *c, bool auth_next)
+{
+	struct socks5_request req;
+	struct socks5_userpass up;
+	ssize_t n = auth_next ? socks5_userpass_parse(c->hs, c->hs_len, &up)
+	                      : socks5_request_parse(c->hs, c->hs_len, &req);
+	if (auth_next)
+		explicit_bzero(&up, sizeof(up));
+	return n != SOCKS5_PARTIAL;
+}
+
+static int reply(struct conn *c, const uint8_t *buf, size_t len, bool auth_next)
+{
+	if (c->hs_len == 0 || c->nheld + len > sizeof(c->held) ||
+	    !next_is_here(c, auth_next))
+		return conn_send(c, buf, len);
+	memcpy(c->held + c->nheld, buf, len);
+	c->nheld += (uint8_t)len;
+	return 0;
+}
+
 static enum step on_greeting(struct conn *c)
 {
 	struct socks5_greeting g;
@@ -69,9 +97,11 @@ static enum step on_greeting(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	uint8_t method = choose_method(c->srv, &g);
-	uint8_t reply[SOCKS5_METHOD_REPLY_LEN];
-	socks5_method_reply_encode(reply, sizeof(reply), method);
-	if (conn_send(c, reply, sizeof(reply)) < 0)
+	uint8_t buf[SOCKS5_METHOD_REPLY_LEN];
+	socks5_method_reply_encode(buf, sizeof(buf), method);
+	if (method == SOCKS5_METHOD_UNACCEPTABLE
+	            ? conn_send(c, buf, sizeof(buf)) < 0
+	            : reply(c, buf, sizeof(buf), method == SOCKS5_METHOD_USERPASS) < 0)
 		return STEP_STOP;
 	if (method == SOCKS5_METHOD_UNACCEPTABLE) {
 		conn_drain(c, "no acceptable authentication method");
@@ -119,10 +149,10 @@ static enum step on_auth(struct conn *c)
 	explicit_bzero(&up, sizeof(up));
 	if (n > 0)
 		consume(c, (size_t)n);
-	uint8_t reply[SOCKS5_AUTH_REPLY_LEN];
-	socks5_auth_reply_encode(reply, sizeof(reply),
+	uint8_t buf[SOCKS5_AUTH_REPLY_LEN];
+	socks5_auth_reply_encode(buf, sizeof(buf),
 	                         ok ? SOCKS5_AUTH_SUCCESS : SOCKS5_AUTH_FAILURE);
-	if (conn_send(c, reply, sizeof(reply)) < 0)
+	if ((ok ? reply(c, buf, sizeof(buf), false) : conn_send(c, buf, sizeof(buf))) < 0)
 		return STEP_STOP;
 	if (!ok) {
 		conn_drain(c,
@@ -145,16 +175,40 @@ static void cancel_lookup(struct conn *c)
 	c->job = NULL;
 }
 
+/*
+ * The client watch's callback while RESOLVING and CONNECTING: early data
+ * waits in c->hs until the destination is connected. The client stays
+ * watched (no epoll_ctl between the handshake and the relay) until the
+ * buffer is full or its EOF comes, which the relay reads again.
+ */
+static void absorb_early(struct loop_watch *w, uint32_t revents)
+{
+	struct conn *c = conn_of_client(w);
+	ssize_t n = 0;
+
+	(void)revents;
+	if (c->hs_len < sizeof(c->hs)) {
+		do
+			n = recv(w->fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			conn_close(c, strerror(errno));
+			return;
+		}
+		c->hs_len += (size_t)n;
+	}
+	if ((n == 0 || c->hs_len == sizeof(c->hs)) &&
+	    loop_watch_set(&c->srv->loop, &c->client, 0) < 0)
+		conn_close(c, "epoll failed");
+}
+
 /* CONNECT: resolve the name, if it is one, then connect. */
 static void start_connect(struct conn *c)
 {
 	struct server *srv = c->srv;
 
-	/* Early data waits in c->hs until the destination is connected. */
-	if (loop_watch_set(&srv->loop, &c->client, 0) < 0) {
-		conn_close(c, "epoll failed");
-		return;
-	}
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
 		conn_enter(c, &resolving);
@@ -252,13 +306,31 @@ static const struct hs_phase auth = {
 static const struct hs_phase request = {
         {.on_client = read_handshake, .on_timeout = handshake_expired}, on_request};
 
+/* Phases that read the client (the others set its interest themselves). */
+static bool reads_client(const struct phase *p)
+{
+	return p == &greeting.phase || p == &auth.phase || p == &request.phase ||
+	       p == &resolving || p == &connecting;
+}
+
 void handshake_start(struct conn *c)
 {
 	struct server *srv = c->srv;
 
 	conn_enter(c, &greeting.phase);
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.handshake_timeout_ms;
-	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
+	/* With TCP_DEFER_ACCEPT the greeting (or the whole pipelined handshake)
+	 * is usually here already: read it before any epoll registration. */
+	read_handshake(&c->client, EPOLLIN);
+	if (c->closed)
+		return;
+	/* Nothing yet: the kernel held the silent client for the defer period,
+	 * which counts towards its handshake timeout. */
+	if (c->phase == &greeting.phase && c->hs_len == 0)
+		c->deadline_ms -= srv->defer_ms < srv->cfg.handshake_timeout_ms
+		                          ? srv->defer_ms
+		                          : srv->cfg.handshake_timeout_ms;
+	if (reads_client(c->phase) && loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
 		conn_close(c, "epoll failed");
 }
 
@@ -381,20 +453,22 @@ static void on_connected(struct loop_watch *w, uint32_t revents)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	/* EPOLLOUT alone is a connect that succeeded: only a failure is asked for. */
+	if ((revents & (EPOLLERR | EPOLLHUP)) &&
+	    getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	/*
 	 * A reset (rather than a refusal) means the connection was made and
 	 * the destination already closed it, perhaps after sending data: report
 	 * success and let the relay pass the data on, then the end.
 	 */
-	(void)revents;
 	if (err == ECONNRESET || err == EPIPE)
 		err = 0;
 	/* The rules apply to the host reached: 0.0.0.0 and :: reach this one. */
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
-	if (err == 0 && getpeername(c->target.fd, (struct sockaddr *)&peer, &plen) == 0 &&
+	if (err == 0 && c->srv->cfg.acl.ndeny > 0 &&
+	    getpeername(c->target.fd, (struct sockaddr *)&peer, &plen) == 0 &&
 	    acl_denies(&c->srv->cfg.acl, (struct sockaddr *)&peer)) {
 		c->denied = true;
 		loop_watch_close(&c->srv->loop, &c->target);
@@ -420,7 +494,9 @@ static void connect_expired(struct conn *c)
 	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
 }
 
-/* The client is not read until the destination is connected. */
-static const struct phase resolving = {.on_timeout = connect_expired};
-static const struct phase connecting = {.on_target = on_connected,
+/* The client's early data is kept until the destination is connected. */
+static const struct phase resolving = {.on_client = absorb_early,
+                                       .on_timeout = connect_expired};
+static const struct phase connecting = {.on_client = absorb_early,
+                                        .on_target = on_connected,
                                         .on_timeout = connect_expired};

@@ -19,6 +19,7 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct loop;
+struct resolve_home;
 struct loop_watch;
 typedef void (*loop_cb)(struct loop_watch *w, uint32_t revents);
 
@@ -30,7 +31,8 @@ struct loop_watch {
 
 struct loop {
 	int epfd;
-	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed after every wait */
+	uint64_t now_ms;               /* CLOCK_MONOTONIC, refreshed after every wait */
+	struct resolve_home *resolver; /* this loop's finished lookups (resolve.c) */
 };
 
 int loop_init(struct loop *l);
@@ -41,7 +43,8 @@ uint64_t loop_clock_ms(void);
 void loop_watch_init(struct loop_watch *w, int fd, loop_cb cb);
 /* Sets the interest set (EPOLLIN/EPOLLOUT...); 0 removes it. Returns 0 or -errno. */
 int loop_watch_set(struct loop *l, struct loop_watch *w, uint32_t events);
-/* Removes the watch and closes its fd. */
+/* Closes the watch's fd, which removes it from epoll: the fd must have no
+ * duplicate (dup, fork) that would keep it registered. */
 void loop_watch_close(struct loop *l, struct loop_watch *w);
 
 /* Waits up to timeout_ms (-1: forever) and dispatches one batch of events. */

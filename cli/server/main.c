@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * socksify-server: a small RFC 1928 SOCKS5 server for verifying socksify on
- * one machine. This file reads the command line, opens the listeners and
- * runs the event loop until SIGTERM or SIGINT; server.c accepts the
- * connections and the phases (handshake.c, bind.c, udp.c, conn.c) serve them.
+ * one machine. This file reads the command line and runs the event loops
+ * (loops.c) until SIGTERM or SIGINT; server.c accepts the connections and
+ * the phases (handshake.c, bind.c, udp.c, conn.c) serve them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +21,7 @@
 
 #include "build_config.h"
 #include "log.h"
-#include "resolve.h"
+#include "loops.h"
 #include "server.h"
 #include "sockaddr.h"
 #include "socks5.h"
@@ -35,6 +35,7 @@ enum long_only {
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_CONNS,
 	OPT_DENY,
+	OPT_LOOPS,
 };
 
 static const char usage[] =
@@ -42,7 +43,7 @@ static const char usage[] =
         "                       [--allow-open] [--handshake-timeout SEC] "
         "[--connect-timeout SEC]\n"
         "                       [--idle-timeout SEC] [--max-conns N] [--deny CIDR]...\n"
-        "                       [-v|-q] [--help] [--version]\n"
+        "                       [-j N] [-v|-q] [--help] [--version]\n"
         "\n"
         "A SOCKS5 server (RFC 1928, RFC 1929) for testing socksify on one machine.\n"
         "\n"
@@ -58,10 +59,14 @@ static const char usage[] =
         "  --max-conns N          serve at most N connections at once (1024); more are\n"
         "                         refused with \"no acceptable method\"\n"
         "  --deny CIDR            refuse destinations in this range (reply 2)\n"
+        "  -j, --loops N          N event loops, one thread each, sharing the listening\n"
+        "                         ports (SO_REUSEPORT); each serves its share of\n"
+        "                         --max-conns (default: the CPUs, at most 8; 1 to 64)\n"
         "  -v                     log one line per connection (-vv: more)\n"
         "  -q                     log errors only\n";
 
-static struct server srv;
+static struct server_config cfg;
+static unsigned nloops; /* -j; 0: loops_default() */
 
 static void die_usage(const char *fmt, ...)
         __attribute__((format(printf, 1, 2), noreturn));
@@ -111,7 +116,7 @@ static void parse_listen(const char *arg)
 	const char *colon = strrchr(arg, ':');
 	char *end;
 
-	if (srv.cfg.nlisten >= SERVER_MAX_LISTEN)
+	if (cfg.nlisten >= SERVER_MAX_LISTEN)
 		die_usage("-l %s: too many listeners", arg);
 	if (!colon || colon[1] == '\0')
 		die_usage("-l %s: expected ADDR:PORT (IPv6 as [ADDR]:PORT)", arg);
@@ -121,11 +126,11 @@ static void parse_listen(const char *arg)
 	bool v6_unbracketed = memchr(arg, ':', (size_t)(colon - arg)) && arg[0] != '[';
 	if (*end || errno || port > 65535 || v6_unbracketed ||
 	    parse_host(arg, (size_t)(colon - arg), (uint16_t)port,
-	               &srv.cfg.listen[srv.cfg.nlisten]) < 0)
+	               &cfg.listen[cfg.nlisten]) < 0)
 		die_usage("-l %s: expected ADDR:PORT with a numeric address (IPv6 as "
 		          "[ADDR]:PORT)",
 		          arg);
-	srv.cfg.nlisten++;
+	cfg.nlisten++;
 }
 
 static void parse_bind(const char *arg)
@@ -135,11 +140,11 @@ static void parse_bind(const char *arg)
 	if (parse_host(arg, strlen(arg), 0, &ss) < 0)
 		die_usage("-b %s: expected a numeric IPv4 or IPv6 address", arg);
 	if (ss.ss_family == AF_INET) {
-		srv.cfg.bind4 = ss;
-		srv.cfg.have_bind4 = true;
+		cfg.bind4 = ss;
+		cfg.have_bind4 = true;
 	} else {
-		srv.cfg.bind6 = ss;
-		srv.cfg.have_bind6 = true;
+		cfg.bind6 = ss;
+		cfg.have_bind6 = true;
 	}
 }
 
@@ -149,7 +154,7 @@ static void parse_user(char *arg)
 	char *colon = strchr(arg, ':');
 	size_t alen = strlen(arg);
 
-	if (srv.cfg.nusers >= SERVER_MAX_USERS)
+	if (cfg.nusers >= SERVER_MAX_USERS)
 		die_usage("-u: %s", "too many users");
 	if (!colon || colon == arg || (size_t)(colon - arg) > 255 ||
 	    alen - (size_t)(colon - arg) - 1 > 255)
@@ -160,7 +165,7 @@ static void parse_user(char *arg)
 		perror("socksify-server");
 		exit(EXIT_RUNTIME);
 	}
-	struct server_user *u = &srv.cfg.users[srv.cfg.nusers++];
+	struct server_user *u = &cfg.users[cfg.nusers++];
 	u->user = copy;
 	u->ulen = (size_t)(colon - arg);
 	copy[u->ulen] = '\0';
@@ -198,11 +203,24 @@ static unsigned parse_count(const char *opt, const char *arg)
 	return (unsigned)n;
 }
 
+static unsigned parse_loops(const char *arg)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(arg, &end, 10);
+	if (*end || end == arg || errno || n == 0 || n > LOOPS_MAX || arg[0] == '-') {
+		fprintf(stderr,
+		        "socksify-server: -j %s: expected a number of event loops from 1 "
+		        "to %d\n",
+		        arg, LOOPS_MAX);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned)n;
+}
+
 /* One option from getopt_long(); -v and -q adjust *level. */
 static void parse_option(int opt, char **argv, int *level)
 {
-	struct server_config *cfg = &srv.cfg;
-
 	switch (opt) {
 	case 'l':
 		parse_listen(optarg);
@@ -214,26 +232,30 @@ static void parse_option(int opt, char **argv, int *level)
 		parse_user(optarg);
 		break;
 	case OPT_ALLOW_OPEN:
-		cfg->allow_open = true;
+		cfg.allow_open = true;
 		break;
 	case OPT_HANDSHAKE_TIMEOUT:
-		cfg->handshake_timeout_ms =
+		cfg.handshake_timeout_ms =
 		        parse_seconds("--handshake-timeout", optarg, false);
 		break;
 	case OPT_CONNECT_TIMEOUT:
-		cfg->connect_timeout_ms =
+		cfg.connect_timeout_ms =
 		        parse_seconds("--connect-timeout", optarg, false);
 		break;
 	case OPT_IDLE_TIMEOUT:
-		cfg->idle_timeout_ms = parse_seconds("--idle-timeout", optarg, true);
+		cfg.idle_timeout_ms = parse_seconds("--idle-timeout", optarg, true);
 		break;
 	case OPT_MAX_CONNS:
-		cfg->max_conns = parse_count("--max-conns", optarg);
+		cfg.max_conns = parse_count("--max-conns", optarg);
 		break;
 	case OPT_DENY:
-		if (acl_add_deny(&cfg->acl, optarg) < 0)
+		if (acl_add_deny(&cfg.acl, optarg) < 0)
 			die_usage("--deny %s: expected ADDR[/PREFIX] (at most 64 rules)",
 			          optarg);
+		break;
+	case 'j':
+	case OPT_LOOPS:
+		nloops = parse_loops(optarg);
 		break;
 	case 'v':
 		*level = *level < LOG_CONN ? LOG_CONN : *level + 1;
@@ -267,6 +289,7 @@ static void parse_args(int argc, char **argv)
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
 	        {"deny", required_argument, NULL, OPT_DENY},
+	        {"loops", required_argument, NULL, OPT_LOOPS},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"quiet", no_argument, NULL, 'q'},
 	        {"help", no_argument, NULL, 'h'},
@@ -275,51 +298,27 @@ static void parse_args(int argc, char **argv)
 	};
 	int level = LOG_INFO, opt;
 
-	srv.cfg.handshake_timeout_ms = 10000;
-	srv.cfg.connect_timeout_ms = 10000;
-	srv.cfg.max_conns = 1024;
+	cfg.handshake_timeout_ms = 10000;
+	cfg.connect_timeout_ms = 10000;
+	cfg.max_conns = 1024;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":l:b:u:vqhV", opts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, ":l:b:u:j:vqhV", opts, NULL)) != -1)
 		parse_option(opt, argv, &level);
 	if (optind < argc)
 		die_usage("unexpected argument %s", argv[optind]);
 	log_set_level(level);
-	if (srv.cfg.nlisten == 0)
+	if (cfg.nlisten == 0)
 		parse_listen("127.0.0.1:1080");
-}
-
-static int open_listener(const struct sockaddr_storage *ss, char *name, size_t cap)
-{
-	socklen_t len = sa_len((const struct sockaddr *)ss);
-	int one = 1;
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss->ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	struct sockaddr_storage bound;
-	socklen_t blen = sizeof(bound);
-	struct socks5_addr a;
-	if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 1024) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&bound, &blen) < 0) {
-		int err = errno;
-		close(fd);
-		return -err;
-	}
-	if (socks5_addr_from_sockaddr(&a, (struct sockaddr *)&bound, blen) == 0)
-		socks5_addr_format(&a, name, cap);
-	return fd;
 }
 
 /* Refuses an open proxy before any listener is opened. */
 static void check_listeners(void)
 {
-	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
-		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
+	for (size_t i = 0; i < cfg.nlisten; i++) {
+		const struct sockaddr_storage *ss = &cfg.listen[i];
 		char name[SOCKS5_ADDR_STRLEN];
-		if (sa_loopback((const struct sockaddr *)ss) || srv.cfg.nusers > 0 ||
-		    srv.cfg.allow_open)
+		if (sa_loopback((const struct sockaddr *)ss) || cfg.nusers > 0 ||
+		    cfg.allow_open)
 			continue;
 		sa_format((const struct sockaddr *)ss, name, sizeof(name));
 		fprintf(stderr,
@@ -328,29 +327,6 @@ static void check_listeners(void)
 		        "give -u USER:PASS, or --allow-open to run an open proxy\n",
 		        name);
 		exit(EXIT_USAGE);
-	}
-}
-
-static void open_listeners(void)
-{
-	for (size_t i = 0; i < srv.cfg.nlisten; i++) {
-		const struct sockaddr_storage *ss = &srv.cfg.listen[i];
-		char name[SOCKS5_ADDR_STRLEN];
-		sa_format((const struct sockaddr *)ss, name, sizeof(name));
-		int fd = open_listener(ss, name, sizeof(name));
-		if (fd < 0) {
-			fprintf(stderr, "socksify-server: cannot listen on %s: %s\n",
-			        name, strerror(-fd));
-			exit(EXIT_RUNTIME);
-		}
-		struct listener *li = &srv.listeners[srv.nlisteners++];
-		li->srv = &srv;
-		loop_watch_init(&li->watch, fd, server_accept);
-		if (loop_watch_set(&srv.loop, &li->watch, EPOLLIN) < 0) {
-			perror("socksify-server: epoll");
-			exit(EXIT_RUNTIME);
-		}
-		log_msg(LOG_INFO, "listening on %s", name);
 	}
 }
 
@@ -364,15 +340,13 @@ static void fit_fd_limit(void)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	getrlimit(RLIMIT_NOFILE, &rl);
 	rlim_t fit = rl.rlim_cur > 128 ? (rl.rlim_cur - 128) / 2 : 1;
-	if (srv.cfg.max_conns > fit) {
+	if (cfg.max_conns > fit) {
 		log_msg(LOG_INFO,
 		        "--max-conns lowered to %lu to fit the descriptor limit",
 		        (unsigned long)fit);
-		srv.cfg.max_conns = (unsigned)fit;
+		cfg.max_conns = (unsigned)fit;
 	}
 }
-
-static bool stopping;
 
 static void on_signal(struct loop_watch *w, uint32_t revents)
 {
@@ -380,7 +354,7 @@ static void on_signal(struct loop_watch *w, uint32_t revents)
 	(void)revents;
 	if (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
 		log_msg(LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
-		stopping = true;
+		loops_stop();
 	}
 }
 
@@ -392,30 +366,29 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	check_listeners();
 	signal(SIGPIPE, SIG_IGN);
+	/* Blocked before any thread starts, so every thread inherits the mask and
+	 * the signals wait for the signalfd that loop 0 watches. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	fit_fd_limit();
+	if (nloops == 0)
+		nloops = loops_default();
+	if (nloops > cfg.max_conns) {
+		/* A loop without a share of --max-conns would refuse every client. */
+		log_msg(LOG_INFO, "-j lowered to %u to give each loop a connection",
+		        cfg.max_conns);
+		nloops = cfg.max_conns;
+	}
+	struct server *srvs = calloc(nloops, sizeof(*srvs));
 	int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0 || loop_init(&srv.loop) < 0 || resolve_init(&srv.loop) < 0) {
+	if (!srvs || sfd < 0 || loops_init(srvs, nloops, &cfg) < 0) {
 		perror("socksify-server: start-up");
 		return EXIT_RUNTIME;
 	}
 	loop_watch_init(&sigwatch, sfd, on_signal);
-	loop_watch_set(&srv.loop, &sigwatch, EPOLLIN);
-	fit_fd_limit();
-	open_listeners();
-
-	while (!stopping) {
-		int rc = loop_run_once(&srv.loop, server_poll_timeout(&srv));
-		if (rc < 0) {
-			log_msg(LOG_ERROR, "epoll_wait: %s", strerror(-rc));
-			return EXIT_RUNTIME;
-		}
-		server_sweep(&srv);
-		server_reap(&srv);
-	}
-	for (size_t i = 0; i < srv.nlisteners; i++)
-		loop_watch_close(&srv.loop, &srv.listeners[i].watch);
-	return EXIT_OK;
+	loop_watch_set(&srvs[0].loop, &sigwatch, EPOLLIN);
+	loops_listen(srvs, nloops);
+	return loops_run(srvs, nloops) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

@@ -18,19 +18,32 @@
 
 #include "log.h"
 
+/* The worker pool, shared by every event loop: the queue of lookups to run. */
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct resolve_job *todo_head, **todo_tail;
-	struct resolve_job *done_head, **done_tail;
 	unsigned queued; /* jobs in todo */
-	int efd;
-	struct loop_watch watch;
+	pthread_once_t started;
+	int start_err;
 } rs = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .wake = PTHREAD_COND_INITIALIZER,
-        .efd = -1,
+        .todo_tail = &rs.todo_head,
+        .started = PTHREAD_ONCE_INIT,
 };
+
+/* One per event loop: its finished lookups and the eventfd that announces them,
+ * so that a loop takes no lock another loop takes. */
+struct resolve_home {
+	pthread_mutex_t lock;
+	struct resolve_job *done_head, **done_tail;
+	int efd;
+	struct loop_watch watch;
+};
+
+/* The home of the loop this thread runs (resolve_use). */
+static __thread struct resolve_home *home;
 
 static void push(struct resolve_job ***tail, struct resolve_job *job)
 {
@@ -93,13 +106,14 @@ static void *worker(void *arg)
 		if (!__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED))
 			lookup(job);
 
-		pthread_mutex_lock(&rs.lock);
-		bool was_empty = !rs.done_head;
-		push(&rs.done_tail, job);
-		pthread_mutex_unlock(&rs.lock);
+		struct resolve_home *h = job->home;
+		pthread_mutex_lock(&h->lock);
+		bool was_empty = !h->done_head;
+		push(&h->done_tail, job);
+		pthread_mutex_unlock(&h->lock);
 		if (was_empty) {
 			uint64_t one = 1;
-			ssize_t r = write(rs.efd, &one, sizeof(one));
+			ssize_t r = write(h->efd, &one, sizeof(one));
 			(void)r;
 		}
 	}
@@ -109,15 +123,16 @@ static void *worker(void *arg)
 /* Loop thread: hands every finished job to its owner. */
 static void on_done(struct loop_watch *w, uint32_t revents)
 {
+	struct resolve_home *h = container_of(w, struct resolve_home, watch);
 	uint64_t count;
 	(void)revents;
 	ssize_t r = read(w->fd, &count, sizeof(count));
 	(void)r;
-	pthread_mutex_lock(&rs.lock);
-	struct resolve_job *job = rs.done_head;
-	rs.done_head = NULL;
-	rs.done_tail = &rs.done_head;
-	pthread_mutex_unlock(&rs.lock);
+	pthread_mutex_lock(&h->lock);
+	struct resolve_job *job = h->done_head;
+	h->done_head = NULL;
+	h->done_tail = &h->done_head;
+	pthread_mutex_unlock(&h->lock);
 	while (job) {
 		struct resolve_job *next = job->next;
 		if (job->owner)
@@ -128,20 +143,11 @@ static void on_done(struct loop_watch *w, uint32_t revents)
 	}
 }
 
-int resolve_init(struct loop *l)
+static void start_workers(void)
 {
 	sigset_t all, old;
 	int rc = 0;
 
-	rs.todo_tail = &rs.todo_head;
-	rs.done_tail = &rs.done_head;
-	rs.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (rs.efd < 0)
-		return -errno;
-	loop_watch_init(&rs.watch, rs.efd, on_done);
-	rc = loop_watch_set(l, &rs.watch, EPOLLIN);
-	if (rc < 0)
-		return rc;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 0; i < RESOLVE_THREADS && rc == 0; i++) {
@@ -151,7 +157,31 @@ int resolve_init(struct loop *l)
 			pthread_detach(t);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc;
+	rs.start_err = rc;
+}
+
+int resolve_init(struct loop *l)
+{
+	struct resolve_home *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	h->done_tail = &h->done_head;
+	h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->efd < 0)
+		return -errno;
+	loop_watch_init(&h->watch, h->efd, on_done);
+	int rc = loop_watch_set(l, &h->watch, EPOLLIN);
+	if (rc < 0)
+		return rc;
+	l->resolver = h;
+	pthread_once(&rs.started, start_workers);
+	return rs.start_err;
+}
+
+void resolve_use(struct loop *l)
+{
+	home = l->resolver;
 }
 
 struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
@@ -166,6 +196,7 @@ struct resolve_job *resolve_start(const char *name, uint16_t port, void *owner,
 	job->port = port;
 	job->owner = owner;
 	job->done = done;
+	job->home = home;
 	pthread_mutex_lock(&rs.lock);
 	push(&rs.todo_tail, job);
 	__atomic_add_fetch(&rs.queued, 1, __ATOMIC_RELAXED);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Non-blocking name resolution for the event loop: a small pool of threads
- * runs getaddrinfo(); finished jobs are queued back and announced through an
- * eventfd that the loop watches. Only the loop thread touches job->owner, so
+ * Non-blocking name resolution for the event loops: a small pool of threads,
+ * shared by every loop, runs getaddrinfo(); finished jobs are queued back to
+ * the loop that started them (its own queue and lock) and announced through
+ * that loop's eventfd. Only the loop thread touches job->owner, so
  * an owner that goes away while its job runs just clears it (resolve_cancel)
  * and the job is freed when it comes back.
  */
@@ -22,9 +23,12 @@ enum {
 	RESOLVE_MAX_QUEUED = 256, /* lookups waiting for a thread; more fail at once */
 };
 
+struct resolve_home;
+
 struct resolve_job {
 	struct resolve_job *next;
-	void *owner;    /* loop thread only; NULL once cancelled */
+	struct resolve_home *home; /* the loop that started it */
+	void *owner;               /* loop thread only; NULL once cancelled */
 	bool cancelled; /* atomic: set with owner = NULL, read by the workers */
 	void (*done)(void *owner, struct resolve_job *job);
 	char name[256];
@@ -34,8 +38,12 @@ struct resolve_job {
 	struct sockaddr_storage addrs[RESOLVE_MAX_ADDRS];
 };
 
-/* Starts the threads (with all signals blocked) and watches the eventfd. */
+/* Gives loop l its queue of finished lookups and watches its eventfd; the
+ * first call starts the threads (with all signals blocked). */
 int resolve_init(struct loop *l);
+/* Lookups started on this thread from now on come back to loop l (the loop
+ * this thread runs; l was given to resolve_init). */
+void resolve_use(struct loop *l);
 /* Queues a lookup of name:port; done(owner, job) runs later on the loop thread
  * and owns the job (free it with resolve_free). Returns NULL when out of
  * memory or when RESOLVE_MAX_QUEUED lookups already wait. */

@@ -21,15 +21,9 @@
 
 enum {
 	SWEEP_INTERVAL_MS = 250,
-	ACCEPT_BATCH = 64,
+	ACCEPT_TRIES = 64, /* accept4 calls that fail with EINTR or ECONNABORTED */
 	REFUSING_MAX = 64, /* refused clients draining at once; more are just closed */
 };
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 /* Over --max-conns: "no acceptable method", then the drain. */
 static void refuse(struct conn *c)
@@ -42,6 +36,7 @@ static void refuse(struct conn *c)
 static void accept_one(struct server *srv, int fd, const struct sockaddr_storage *peer)
 {
 	bool over = srv->nconns >= srv->cfg.max_conns;
+	srv->served++;
 	if (over && srv->nrefusing >= REFUSING_MAX) {
 		close(fd);
 		return;
@@ -49,7 +44,7 @@ static void accept_one(struct server *srv, int fd, const struct sockaddr_storage
 	struct conn *c = conn_new(srv, fd, peer, over);
 	if (!c)
 		return;
-	set_nodelay(fd);
+	/* TCP_NODELAY comes from the listener. */
 	if (over)
 		refuse(c);
 	else
@@ -69,14 +64,17 @@ void server_accept(struct loop_watch *w, uint32_t revents)
 	struct server *srv = li->srv;
 	(void)revents;
 
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
+	for (int i = 0; i < ACCEPT_TRIES; i++) {
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
 		int fd = accept4(w->fd, (struct sockaddr *)&peer, &len,
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			/* One client per wake-up: the listener is level-triggered, so
+			 * more waiting ones wake the loop again at once, with the other
+			 * events, and a lone client costs no accept4 that finds none. */
 			accept_one(srv, fd, &peer);
-			continue;
+			return;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * socksify-server's server-wide state (configuration, listeners, the lists
- * of connections) and the work that belongs to no connection's phase:
+ * socksify-server's state per event loop (configuration, listeners, the
+ * lists of connections) and the work that belongs to no connection's phase:
  * accepting clients (the listeners' watch callback) and, after each batch
  * of events, the timeout sweep and freeing the connections closed in it.
  */
@@ -47,9 +47,17 @@ struct listener {
 
 struct conn;
 
+/* One event loop (-j N runs N, one thread each): its own copy of the
+ * configuration (with its share of --max-conns), epoll set, listeners and
+ * connections. Loops share nothing they write but the log and the pool of
+ * name-lookup threads (resolve.c). */
 struct server {
 	struct server_config cfg;
 	struct loop loop;
+	unsigned id;            /* 0 .. loops - 1 */
+	struct loop_watch wake; /* an eventfd: written to stop this loop (loops.c) */
+	unsigned long served;   /* clients accepted */
+	unsigned defer_ms;      /* TCP_DEFER_ACCEPT on the listeners, 0: none */
 	struct listener listeners[SERVER_MAX_LISTEN];
 	size_t nlisteners;
 	bool listeners_paused; /* after EMFILE, until the next sweep */

@@ -54,8 +54,8 @@ struct udp_assoc {
 	uint64_t up, up_bytes, down, down_bytes, dropped;
 };
 
-/* One buffer for the whole loop: datagrams are handled one at a time. */
-static uint8_t dgram[SOCKS5_UDP_HEADER_MAX + UDP_MAX];
+/* One buffer per loop thread: datagrams are handled one at a time. */
+static __thread uint8_t dgram[SOCKS5_UDP_HEADER_MAX + UDP_MAX];
 
 static void on_out4(struct loop_watch *w, uint32_t revents);
 static void on_out6(struct loop_watch *w, uint32_t revents);
