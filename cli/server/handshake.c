@@ -221,7 +221,7 @@ static void read_handshake(struct loop_watch *w, uint32_t revents)
 
 	(void)revents;
 	do
-		n = recv(c->client.fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
+		n = recv(c->client.fd, c->hs + c->hs_len, CONN_HS_BUF - c->hs_len, 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
@@ -236,7 +236,7 @@ static void read_handshake(struct loop_watch *w, uint32_t revents)
 		s = ((const struct hs_phase *)c->phase)->step(c);
 	while (s == STEP_NEXT);
 	/* Every message fits the buffer, so a full buffer here is garbage. */
-	if (s == STEP_MORE && c->hs_len == sizeof(c->hs))
+	if (s == STEP_MORE && c->hs_len == CONN_HS_BUF)
 		conn_close(c, "oversized handshake");
 }
 

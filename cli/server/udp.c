@@ -367,7 +367,7 @@ void udp_start(struct conn *c)
 		return;
 	conn_enter(c, &associated);
 	c->result = "closed";
-	c->hs_len = 0;
+	conn_end_setup(c);
 	c->deadline_ms = srv->cfg.idle_timeout_ms
 	                         ? srv->loop.now_ms + srv->cfg.idle_timeout_ms
 	                         : 0;

@@ -12,6 +12,8 @@ timeout, so nothing hangs):
             server closed
   hold      open a connection, optionally send some bytes, then stay silent and
             report when (or whether) the server closes it
+  bulk      random bytes to an echo target and back at the same time (a thread
+            each way), then half-close: the whole echo, intact, then EOF
   maxconns  the --max-conns scenario: N held relays, one refused client, relays
             still working, a new client served once they are gone
   udp       UDP ASSOCIATE (RFC 1928 sections 4 and 7), then steps in command-line
@@ -404,6 +406,48 @@ def open_relay(args, i):
         raise Fail(f"relay {i}: reply {rep}")
     echo(conn, f"relay {i} hello\n".encode(), f"relay {i}")
     return conn
+
+
+def cmd_bulk(args):
+    """Sends --bytes of random data to an echo target while reading the echo
+    (a thread each way), then shuts the write side; the whole echo and then
+    EOF must come back."""
+    import hashlib
+    import threading
+
+    conn = open_relay(args, 0)
+    data = os.urandom(args.bytes)
+    errors = []
+
+    def sender():
+        try:
+            for off in range(0, len(data), 1 << 16):
+                conn.sock.sendall(data[off : off + (1 << 16)])
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append(f"sending: {e}")
+
+    t = threading.Thread(target=sender)
+    conn.sock.settimeout(args.timeout)
+    t.start()
+    got = hashlib.sha256()
+    n = 0
+    try:
+        while True:
+            chunk = conn.sock.recv(1 << 16)
+            if not chunk:
+                break
+            got.update(chunk)
+            n += len(chunk)
+    except OSError as e:
+        errors.append(f"reading the echo after {n} bytes: {e}")
+    t.join()
+    if errors:
+        raise Fail("; ".join(errors))
+    print(f"sent={len(data)} received={n}")
+    if got.digest() != hashlib.sha256(data).digest():
+        raise Fail(f"the {n} bytes echoed differ from the {len(data)} sent")
+    print("intact=yes")
 
 
 def echo(conn, msg, what):
@@ -954,6 +998,11 @@ def main():
     h.add_argument("--min-seconds", type=float, default=0.0,
                    help="with --expect-close-within: not closed before this")
     h.set_defaults(func=cmd_hold)
+
+    b = client("bulk", "random bytes to an echo target and back at once, then EOF")
+    b.add_argument("--target", type=hostport, required=True, help="an echo server")
+    b.add_argument("--bytes", type=int, default=16 << 20)
+    b.set_defaults(func=cmd_bulk)
 
     m = client("maxconns", "the --max-conns scenario")
     m.add_argument("--target", type=hostport, required=True, help="an echo server")
