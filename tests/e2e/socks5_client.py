@@ -711,6 +711,23 @@ class UdpAssoc:
         self.echoed += 1
         print(f"echo={size} from={fmt_hostport(host, port)}")
 
+    def step_burst(self, value):
+        """N datagrams (1 to 3000 bytes) sent back to back without waiting,
+        then N replies, in any order: each payload must come back once."""
+        self.flush_silent()
+        target = self.args.target
+        sizes = [(1, 100, 1400, 3000)[i % 4] for i in range(value)]
+        sent = sorted(bytes([i % 251]) + os.urandom(n - 1) for i, n in enumerate(sizes))
+        for p in sent:
+            self.send(self.main, self.header(target) + p, f"burst of {value}")
+        back = []
+        for i in range(value):
+            back.append(self.recv_reply(target, f"datagram {i + 1} of a burst of {value}")[2])
+        if sorted(back) != sent:
+            raise Fail(f"a burst of {value}: the payloads that came back differ from those sent")
+        self.echoed += value
+        print(f"burst={value}")
+
     def step_ask_peer(self, _value):
         self.flush_silent()
         target = self.args.target
@@ -1044,6 +1061,8 @@ def main():
                        help="a good datagram from another socket bound to ADDR (dropped)")
     steps.add_argument("--from-other-port", dest="from_other_port", action=Step, nargs=0,
                        help="a good datagram from another port of our address (dropped)")
+    steps.add_argument("--burst", dest="burst", action=Step, type=int, metavar="N",
+                       help="N datagrams at once to the target, then their N echoes")
     steps.add_argument("--ask-peer", dest="ask_peer", action=Step, nargs=0,
                        help="ask the echo target who sent it; prints target_saw=")
     steps.add_argument("--sleep", dest="sleep", action=Step, type=float, metavar="S")
