@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -14,9 +15,25 @@
 
 #include "log.h"
 
-/* Idle buffers, per thread: each event loop runs on one thread, so no lock. */
+/* Idle buffers, per thread: each event loop runs on one thread, so no lock.
+ * A thread that ends frees its pool (a key destructor). */
 static __thread uint8_t *pool[RELAY_POOL_MAX];
 static __thread size_t npool;
+static __thread bool pool_armed;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_free(void *unused)
+{
+	(void)unused;
+	while (npool)
+		free(pool[--npool]);
+}
+
+static void pool_key_create(void)
+{
+	pthread_key_create(&pool_key, pool_free);
+}
 
 static uint8_t *buf_get(void)
 {
@@ -25,6 +42,11 @@ static uint8_t *buf_get(void)
 
 static void buf_put(uint8_t *buf)
 {
+	if (!pool_armed) {
+		pthread_once(&pool_once, pool_key_create);
+		pthread_setspecific(pool_key, pool); /* non-NULL: the destructor runs */
+		pool_armed = true;
+	}
 	if (npool < RELAY_POOL_MAX)
 		pool[npool++] = buf;
 	else

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,19 @@ struct udp_batch {
 };
 
 static __thread struct udp_batch *batch;
+static pthread_key_t batch_key; /* its destructor frees a thread's batch */
+static pthread_once_t batch_once = PTHREAD_ONCE_INIT;
+
+static void batch_free(void *b)
+{
+	free(b);
+	batch = NULL;
+}
+
+static void batch_key_create(void)
+{
+	pthread_key_create(&batch_key, batch_free);
+}
 
 static void on_out4(struct loop_watch *w, uint32_t revents);
 static void on_out6(struct loop_watch *w, uint32_t revents);
@@ -260,6 +274,8 @@ static bool send_to_name(struct udp_assoc *u, const struct socks5_addr *a,
 static struct udp_batch *get_batch(void)
 {
 	if (!batch && (batch = calloc(1, sizeof(*batch)))) {
+		pthread_once(&batch_once, batch_key_create);
+		pthread_setspecific(batch_key, batch);
 		batch->q4.up = batch->q6.up = true;
 		for (int i = 0; i < UDP_MMSG; i++)
 			batch->iov[i] =
