@@ -236,12 +236,13 @@ static int fill(struct relay *r, int d)
 		dir->tail += (size_t)n;
 		return 0;
 	}
+	int err = n < 0 ? errno : 0;
 	if (dir->tail == 0) { /* nothing to hold on to */
 		buf_put(dir->buf);
 		dir->buf = NULL;
 	}
 	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		return err == EAGAIN || err == EWOULDBLOCK ? 0 : -err;
 	dir->eof = true;
 	return 0;
 }
