@@ -53,10 +53,16 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage 
                       bool refused)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	if (!c) {
+	struct conn_setup *setup = malloc(sizeof(*setup));
+	if (!c || !setup) {
+		free(c);
+		free(setup);
 		close(fd);
 		return NULL;
 	}
+	c->setup = setup;
+	c->hs = setup->hs;
+	c->addrs = setup->addrs;
 	c->srv = srv;
 	c->peer = *peer;
 	c->start_ms = srv->loop.now_ms;
@@ -71,6 +77,19 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage 
 	else
 		srv->nconns++;
 	return c;
+}
+
+void conn_end_setup(struct conn *c)
+{
+	if (!c->setup)
+		return;
+	explicit_bzero(c->setup->hs, sizeof(c->setup->hs));
+	free(c->setup);
+	c->setup = NULL;
+	c->hs = NULL;
+	c->hs_len = 0;
+	c->addrs = NULL;
+	c->naddrs = c->next_addr = 0;
 }
 
 void conn_enter(struct conn *c, const struct phase *p)
@@ -133,11 +152,13 @@ void conn_close(struct conn *c, const char *result)
 	loop_watch_close(&srv->loop, &c->target);
 	if (c->on_close)
 		c->on_close(c);
-	explicit_bzero(c->hs, sizeof(c->hs));
-	if (c->refused)
+	conn_end_setup(c);
+	if (c->refused) {
 		srv->nrefusing--;
-	else
+	} else {
 		srv->nconns--;
+		atomic_fetch_sub_explicit(srv->serving, 1, memory_order_relaxed);
+	}
 	c->closed = true;
 	list_remove(&srv->live, c);
 	list_push(&srv->dead, c);
@@ -179,7 +200,7 @@ void conn_drain(struct conn *c, const char *result)
 	c->result = result;
 	loop_watch_close(&srv->loop, &c->target);
 	shutdown(c->client.fd, SHUT_WR);
-	c->hs_len = 0;
+	conn_end_setup(c);
 	conn_enter(c, &draining);
 	c->deadline_ms = srv->loop.now_ms + DRAIN_TIMEOUT_MS;
 	if (loop_watch_set(&srv->loop, &c->client, EPOLLIN) < 0)
@@ -264,7 +285,7 @@ void conn_start_relay(struct conn *c)
 		return;
 	}
 	c->on_close = relay_release;
-	c->hs_len = 0;
+	conn_end_setup(c);
 	conn_enter(c, &relaying);
 	c->result = "succeeded";
 	c->deadline_ms = 0;

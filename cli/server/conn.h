@@ -44,6 +44,14 @@ enum { CONN_HS_BUF = 1024, CONN_MAX_ADDRS = 16 };
 struct resolve_job;
 struct udp_assoc;
 
+/* What only the handshake needs, allocated apart from the connection and
+ * freed when it ends (relay, UDP association, DRAINING or close), so that a
+ * held connection does not carry it. */
+struct conn_setup {
+	uint8_t hs[CONN_HS_BUF];
+	struct sockaddr_storage addrs[CONN_MAX_ADDRS];
+};
+
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next; /* in srv->live, or srv->dead once closed */
@@ -60,8 +68,10 @@ struct conn {
 	struct loop_watch client, target;
 	uint64_t start_ms, deadline_ms; /* deadline 0: none */
 	struct sockaddr_storage peer;
-	/* Handshake bytes not consumed yet; after the request, early data. */
-	uint8_t hs[CONN_HS_BUF];
+	struct conn_setup *setup; /* NULL once the handshake is over */
+	/* Handshake bytes not consumed yet (CONN_HS_BUF of room); after the
+	 * request, early data. setup->hs, NULL with it. */
+	uint8_t *hs;
 	size_t hs_len;
 	/* Replies held back to go out with the next one: the method and RFC 1929
 	 * replies to a client that pipelined its handshake (handshake.c). */
@@ -69,7 +79,7 @@ struct conn {
 	uint8_t nheld;
 	struct socks5_request req;
 	struct resolve_job *job;
-	struct sockaddr_storage addrs[CONN_MAX_ADDRS];
+	struct sockaddr_storage *addrs; /* setup->addrs: where to connect */
 	size_t naddrs, next_addr;
 	int last_err;                 /* of the last failed connect, or 0 */
 	bool denied;                  /* an address was denied by a rule */
@@ -95,6 +105,8 @@ static inline struct conn *conn_of_target(struct loop_watch *w)
  * the caller enters its first. NULL (fd closed) when out of memory. */
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr_storage *peer,
                       bool refused);
+/* Frees c->setup (wiping the handshake bytes): the handshake is over. */
+void conn_end_setup(struct conn *c);
 /* Makes p the connection's phase: its callbacks get the watches' events. */
 void conn_enter(struct conn *c, const struct phase *p);
 void conn_close(struct conn *c, const char *result);

@@ -187,9 +187,9 @@ static void absorb_early(struct loop_watch *w, uint32_t revents)
 	ssize_t n = 0;
 
 	(void)revents;
-	if (c->hs_len < sizeof(c->hs)) {
+	if (c->hs_len < CONN_HS_BUF) {
 		do
-			n = recv(w->fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
+			n = recv(w->fd, c->hs + c->hs_len, CONN_HS_BUF - c->hs_len, 0);
 		while (n < 0 && errno == EINTR);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
@@ -199,7 +199,7 @@ static void absorb_early(struct loop_watch *w, uint32_t revents)
 		}
 		c->hs_len += (size_t)n;
 	}
-	if ((n == 0 || c->hs_len == sizeof(c->hs)) &&
+	if ((n == 0 || c->hs_len == CONN_HS_BUF) &&
 	    loop_watch_set(&c->srv->loop, &c->client, 0) < 0)
 		conn_close(c, "epoll failed");
 }
@@ -275,7 +275,7 @@ static void read_handshake(struct loop_watch *w, uint32_t revents)
 
 	(void)revents;
 	do
-		n = recv(c->client.fd, c->hs + c->hs_len, sizeof(c->hs) - c->hs_len, 0);
+		n = recv(c->client.fd, c->hs + c->hs_len, CONN_HS_BUF - c->hs_len, 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
@@ -290,7 +290,7 @@ static void read_handshake(struct loop_watch *w, uint32_t revents)
 		s = ((const struct hs_phase *)c->phase)->step(c);
 	while (s == STEP_NEXT);
 	/* Every message fits the buffer, so a full buffer here is garbage. */
-	if (s == STEP_MORE && c->hs_len == sizeof(c->hs))
+	if (s == STEP_MORE && c->hs_len == CONN_HS_BUF)
 		conn_close(c, "oversized handshake");
 }
 

@@ -29,7 +29,8 @@ enum {
 
 static struct server *group;
 static unsigned ngroup;
-static int stopping; /* atomic */
+static int stopping;        /* atomic */
+static atomic_uint serving; /* connections served by all loops */
 
 unsigned loops_default(void)
 {
@@ -55,8 +56,7 @@ int loops_init(struct server *srvs, unsigned n, const struct server_config *cfg)
 	for (unsigned i = 0; i < n; i++) {
 		struct server *srv = &srvs[i];
 		srv->cfg = *cfg;
-		/* --max-conns split fairly: the first loops take the remainder. */
-		srv->cfg.max_conns = cfg->max_conns / n + (i < cfg->max_conns % n);
+		srv->serving = &serving; /* --max-conns counts every loop's clients */
 		srv->id = i;
 		srv->defer_ms = DEFER_S * 1000; /* until a listener refuses it */
 		int rc = loop_init(&srv->loop);

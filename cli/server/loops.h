@@ -14,7 +14,7 @@ enum { LOOPS_MAX = 64, LOOPS_DEFAULT_MAX = 8 };
 
 /* The default -j: the CPUs this process may run on, at most LOOPS_DEFAULT_MAX. */
 unsigned loops_default(void);
-/* Prepares n servers from cfg (each with its share of --max-conns): their
+/* Prepares n servers from cfg (sharing one count against --max-conns): their
  * epoll sets, name-lookup queues and wake-up eventfds. Returns 0 or -errno. */
 int loops_init(struct server *srvs, unsigned n, const struct server_config *cfg);
 /* Opens every -l address on every loop and logs "listening on ADDR:PORT"

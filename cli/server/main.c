@@ -60,8 +60,8 @@ static const char usage[] =
         "                         refused with \"no acceptable method\"\n"
         "  --deny CIDR            refuse destinations in this range (reply 2)\n"
         "  -j, --loops N          N event loops, one thread each, sharing the listening\n"
-        "                         ports (SO_REUSEPORT); each serves its share of\n"
-        "                         --max-conns (default: the CPUs, at most 8; 1 to 64)\n"
+        "                         ports (SO_REUSEPORT); --max-conns counts them all\n"
+        "                         (default: the CPUs, at most 8; 1 to 64)\n"
         "  -v                     log one line per connection (-vv: more)\n"
         "  -q                     log errors only\n";
 
@@ -375,12 +375,6 @@ int main(int argc, char **argv)
 	fit_fd_limit();
 	if (nloops == 0)
 		nloops = loops_default();
-	if (nloops > cfg.max_conns) {
-		/* A loop without a share of --max-conns would refuse every client. */
-		log_msg(LOG_INFO, "-j lowered to %u to give each loop a connection",
-		        cfg.max_conns);
-		nloops = cfg.max_conns;
-	}
 	struct server *srvs = calloc(nloops, sizeof(*srvs));
 	int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (!srvs || sfd < 0 || loops_init(srvs, nloops, &cfg) < 0) {

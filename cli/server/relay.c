@@ -5,35 +5,167 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
+
+/* Idle buffers, per thread: each event loop runs on one thread, so no lock.
+ * A thread that ends frees its pool (a key destructor). */
+static __thread uint8_t *pool[RELAY_POOL_MAX];
+static __thread size_t npool;
+static __thread bool pool_armed;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_free(void *unused)
+{
+	(void)unused;
+	while (npool)
+		free(pool[--npool]);
+}
+
+static void pool_key_create(void)
+{
+	pthread_key_create(&pool_key, pool_free);
+}
+
+static uint8_t *buf_get(void)
+{
+	return npool ? pool[--npool] : malloc(RELAY_BUF);
+}
+
+static void buf_put(uint8_t *buf)
+{
+	if (!pool_armed) {
+		pthread_once(&pool_once, pool_key_create);
+		pthread_setspecific(pool_key, pool); /* non-NULL: the destructor runs */
+		pool_armed = true;
+	}
+	if (npool < RELAY_POOL_MAX)
+		pool[npool++] = buf;
+	else
+		free(buf);
+}
+
 int relay_init(struct relay *r, int client_fd, int target_fd, const uint8_t *early,
                size_t early_len)
 {
-	uint8_t *mem = malloc(2 * RELAY_BUF);
-	if (!mem)
-		return -ENOMEM;
 	memset(r, 0, sizeof(*r));
 	r->fd[RELAY_CLIENT] = client_fd;
 	r->fd[RELAY_TARGET] = target_fd;
-	r->dir[RELAY_CLIENT].buf = mem;
-	r->dir[RELAY_TARGET].buf = mem + RELAY_BUF;
+	for (int d = 0; d < 2; d++)
+		r->dir[d].pipe[0] = r->dir[d].pipe[1] = -1;
+	if (early_len == 0)
+		return 0;
+	struct relay_dir *up = &r->dir[RELAY_CLIENT];
+	up->buf = buf_get();
+	if (!up->buf)
+		return -ENOMEM;
 	if (early_len > RELAY_BUF)
 		early_len = RELAY_BUF;
-	memcpy(mem, early, early_len);
-	r->dir[RELAY_CLIENT].tail = early_len;
+	memcpy(up->buf, early, early_len);
+	up->tail = early_len;
 	return 0;
+}
+
+static void close_pipe(struct relay_dir *dir)
+{
+	if (dir->pipe[0] < 0)
+		return;
+	close(dir->pipe[0]);
+	close(dir->pipe[1]);
+	dir->pipe[0] = dir->pipe[1] = -1;
 }
 
 void relay_free(struct relay *r)
 {
-	free(r->dir[RELAY_CLIENT].buf);
-	r->dir[RELAY_CLIENT].buf = NULL;
-	r->dir[RELAY_TARGET].buf = NULL;
+	for (int d = 0; d < 2; d++) {
+		if (r->dir[d].buf)
+			buf_put(r->dir[d].buf);
+		r->dir[d].buf = NULL;
+		close_pipe(&r->dir[d]);
+	}
+}
+
+/* A direction that has carried enough to be bulk gets a pipe for splice();
+ * without one (out of descriptors, say) it stays on buffers. */
+static void maybe_splice(struct relay_dir *dir, int in, int out)
+{
+	if (dir->no_splice || dir->pipe[0] >= 0 || dir->bytes < RELAY_SPLICE_AFTER)
+		return;
+	if (pipe2(dir->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_msg(LOG_DEBUG, "relay fd %d -> fd %d: no pipe (%s), buffers only", in,
+		        out, strerror(errno));
+		dir->pipe[0] = dir->pipe[1] = -1;
+		dir->no_splice = true;
+		return;
+	}
+	fcntl(dir->pipe[1], F_SETPIPE_SZ, RELAY_PIPE_SIZE); /* as large as allowed */
+	int cap = fcntl(dir->pipe[1], F_GETPIPE_SZ);
+	dir->pipe_cap = cap > 0 ? (size_t)cap : 4096;
+	log_msg(LOG_DEBUG,
+	        "relay fd %d -> fd %d: splicing after %llu bytes (%zu-byte pipe)", in,
+	        out, (unsigned long long)dir->bytes, dir->pipe_cap);
+}
+
+static bool in_full(const struct relay_dir *dir)
+{
+	if (dir->pipe[0] >= 0)
+		return dir->pipe_full || dir->piped >= dir->pipe_cap;
+	return dir->tail == RELAY_BUF;
+}
+
+static bool pending(const struct relay_dir *dir)
+{
+	return dir->piped > 0 || dir->head < dir->tail;
+}
+
+/* Sends the buffer's bytes; gives the buffer back once they are all out. */
+static int drain_buf(struct relay_dir *dir, int in, int out)
+{
+	while (dir->head < dir->tail) {
+		ssize_t n = send(out, dir->buf + dir->head, dir->tail - dir->head,
+		                 MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		}
+		dir->head += (size_t)n;
+		dir->bytes += (uint64_t)n;
+	}
+	dir->head = dir->tail = 0;
+	if (dir->buf)
+		buf_put(dir->buf);
+	dir->buf = NULL;
+	maybe_splice(dir, in, out);
+	return 0;
+}
+
+/* Splices the pipe's bytes out. */
+static int drain_pipe(struct relay_dir *dir, int out)
+{
+	while (dir->piped > 0) {
+		ssize_t n = splice(dir->pipe[0], NULL, out, NULL, dir->piped,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		}
+		if (n == 0)
+			return -EIO; /* cannot happen with bytes in the pipe */
+		dir->piped -= (size_t)n;
+		dir->bytes += (uint64_t)n;
+		dir->pipe_full = false;
+	}
+	return 0;
 }
 
 /* Writes direction d's pending bytes; shuts the write side down after EOF. */
@@ -41,21 +173,10 @@ static int drain(struct relay *r, int d)
 {
 	struct relay_dir *dir = &r->dir[d];
 	int out = r->fd[!d];
+	int rc = dir->piped ? drain_pipe(dir, out) : drain_buf(dir, r->fd[d], out);
 
-	while (dir->head < dir->tail) {
-		ssize_t n = send(out, dir->buf + dir->head, dir->tail - dir->head,
-		                 MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -errno;
-		}
-		dir->head += (size_t)n;
-		dir->bytes += (uint64_t)n;
-	}
-	dir->head = dir->tail = 0;
+	if (rc < 0 || pending(dir))
+		return rc;
 	if (dir->eof && !dir->shut) {
 		dir->shut = true;
 		if (shutdown(out, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -64,22 +185,65 @@ static int drain(struct relay *r, int d)
 	return 0;
 }
 
-/* Reads into direction d's buffer while there is room. */
+/* Splices from the socket into the pipe. 1: splice cannot be used here. */
+static int fill_pipe(struct relay_dir *dir, int in)
+{
+	ssize_t n;
+	do
+		n = splice(in, NULL, dir->pipe[1], NULL, dir->pipe_cap - dir->piped,
+		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EINVAL && dir->piped == 0) {
+		log_msg(LOG_DEBUG, "relay fd %d: splice: %s, buffers only", in,
+		        strerror(errno));
+		close_pipe(dir);
+		dir->no_splice = true;
+		return 1;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		/* The socket is empty, or the pipe has no free slot left (a slot
+		 * may hold less than a page): wait for the pipe to drain. */
+		dir->pipe_full = dir->piped > 0;
+		return 0;
+	}
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		dir->eof = true;
+	dir->piped += (size_t)n;
+	return 0;
+}
+
+/* Reads into direction d's channel while there is room. */
 static int fill(struct relay *r, int d)
 {
 	struct relay_dir *dir = &r->dir[d];
 
-	if (dir->eof || dir->tail == RELAY_BUF)
+	if (dir->eof || in_full(dir))
 		return 0;
+	if (dir->pipe[0] >= 0) {
+		int rc = fill_pipe(dir, r->fd[d]);
+		if (rc <= 0)
+			return rc;
+	}
+	if (!dir->buf && !(dir->buf = buf_get()))
+		return -ENOMEM;
 	ssize_t n;
 	do
 		n = recv(r->fd[d], dir->buf + dir->tail, RELAY_BUF - dir->tail, 0);
 	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		dir->tail += (size_t)n;
+		return 0;
+	}
+	int err = n < 0 ? errno : 0;
+	if (dir->tail == 0) { /* nothing to hold on to */
+		buf_put(dir->buf);
+		dir->buf = NULL;
+	}
 	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-	if (n == 0)
-		dir->eof = true;
-	dir->tail += (size_t)n;
+		return err == EAGAIN || err == EWOULDBLOCK ? 0 : -err;
+	dir->eof = true;
 	return 0;
 }
 
@@ -102,7 +266,7 @@ int relay_pump(struct relay *r, int side, uint32_t revents)
 	 * reset) are still readable: pass them on, and let recv() report the
 	 * error. Only when nothing more can be read is the error final.
 	 */
-	if ((revents & EPOLLERR) && (in->eof || in->tail == RELAY_BUF))
+	if ((revents & EPOLLERR) && (in->eof || in_full(in)))
 		return -socket_error(r->fd[side]);
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		rc = fill(r, side);
@@ -126,9 +290,9 @@ uint32_t relay_events(const struct relay *r, int side)
 	const struct relay_dir *in = &r->dir[side], *out = &r->dir[!side];
 	uint32_t ev = 0;
 
-	if (!in->eof && in->tail < RELAY_BUF)
+	if (!in->eof && !in_full(in))
 		ev |= EPOLLIN;
-	if (out->head < out->tail)
+	if (pending(out))
 		ev |= EPOLLOUT;
 	return ev;
 }

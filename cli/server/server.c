@@ -35,15 +35,22 @@ static void refuse(struct conn *c)
 
 static void accept_one(struct server *srv, int fd, const struct sockaddr_storage *peer)
 {
-	bool over = srv->nconns >= srv->cfg.max_conns;
+	/* Counted before it is served: two loops cannot both take the last place. */
+	bool over = atomic_fetch_add_explicit(srv->serving, 1, memory_order_relaxed) >=
+	            srv->cfg.max_conns;
+	if (over)
+		atomic_fetch_sub_explicit(srv->serving, 1, memory_order_relaxed);
 	srv->served++;
 	if (over && srv->nrefusing >= REFUSING_MAX) {
 		close(fd);
 		return;
 	}
 	struct conn *c = conn_new(srv, fd, peer, over);
-	if (!c)
+	if (!c) {
+		if (!over)
+			atomic_fetch_sub_explicit(srv->serving, 1, memory_order_relaxed);
 		return;
+	}
 	/* TCP_NODELAY comes from the listener. */
 	if (over)
 		refuse(c);

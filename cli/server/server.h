@@ -8,6 +8,7 @@
 #ifndef SOCKSIFY_SERVER_SERVER_H
 #define SOCKSIFY_SERVER_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,9 +49,10 @@ struct listener {
 struct conn;
 
 /* One event loop (-j N runs N, one thread each): its own copy of the
- * configuration (with its share of --max-conns), epoll set, listeners and
- * connections. Loops share nothing they write but the log and the pool of
- * name-lookup threads (resolve.c). */
+ * configuration, epoll set, listeners and connections. Loops share nothing
+ * they write but the log, the pool of name-lookup threads (resolve.c) and
+ * the count of connections served, an atomic counter against --max-conns
+ * (one atomic add per accepted client, no lock). */
 struct server {
 	struct server_config cfg;
 	struct loop loop;
@@ -63,7 +65,8 @@ struct server {
 	bool listeners_paused; /* after EMFILE, until the next sweep */
 	struct conn *live;     /* every connection not yet closed */
 	struct conn *dead;     /* closed in this batch, freed after it */
-	unsigned nconns;       /* live connections being served */
+	unsigned nconns;       /* live connections being served by this loop */
+	atomic_uint *serving;  /* ... by all loops, against cfg.max_conns */
 	unsigned nrefusing;    /* live connections being refused */
 	uint64_t next_sweep_ms;
 };

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 enum {
 	UDP_NAMES = 8,   /* names an association resolves or remembers */
 	UDP_MAX = 65535, /* the largest datagram */
+	UDP_MMSG = 16,   /* datagrams per recvmmsg/sendmmsg */
 	UDP_BATCH = 64,  /* datagrams handled per wake-up and socket */
 };
 
@@ -54,8 +56,47 @@ struct udp_assoc {
 	uint64_t up, up_bytes, down, down_bytes, dropped;
 };
 
-/* One buffer per loop thread: datagrams are handled one at a time. */
-static __thread uint8_t dgram[SOCKS5_UDP_HEADER_MAX + UDP_MAX];
+/* Datagrams waiting for one sendmmsg() on one socket. */
+struct udp_queue {
+	int fd;
+	unsigned n;
+	size_t niov;         /* per datagram; the last one is the payload */
+	struct udp_assoc *u; /* whose datagrams they are */
+	bool up;             /* towards destinations, else to the client */
+	struct mmsghdr msg[UDP_MMSG];
+	struct iovec iov[UDP_MMSG][2];
+	struct sockaddr_storage to[UDP_MMSG];
+};
+
+/*
+ * One burst: up to UDP_MMSG datagrams read with one recvmmsg() into buf, and
+ * what goes out again queued per socket for sendmmsg(). Per thread (each
+ * event loop has its own), allocated on first use: the buffers are virtual
+ * memory until a datagram touches them.
+ */
+struct udp_batch {
+	struct mmsghdr msg[UDP_MMSG];
+	struct iovec iov[UDP_MMSG];
+	struct sockaddr_storage src[UDP_MMSG];
+	uint8_t hdr[UDP_MMSG][SOCKS5_UDP_HEADER_MAX];
+	struct udp_queue q4, q6, back; /* to IPv4 and IPv6 destinations; to the client */
+	uint8_t buf[UDP_MMSG][SOCKS5_UDP_HEADER_MAX + UDP_MAX];
+};
+
+static __thread struct udp_batch *batch;
+static pthread_key_t batch_key; /* its destructor frees a thread's batch */
+static pthread_once_t batch_once = PTHREAD_ONCE_INIT;
+
+static void batch_free(void *b)
+{
+	free(b);
+	batch = NULL;
+}
+
+static void batch_key_create(void)
+{
+	pthread_key_create(&batch_key, batch_free);
+}
 
 static void on_out4(struct loop_watch *w, uint32_t revents);
 static void on_out6(struct loop_watch *w, uint32_t revents);
@@ -95,15 +136,74 @@ static int out_socket(struct udp_assoc *u, int family)
 	return fd;
 }
 
-/* Sends a payload to a resolved destination; false when it was dropped. */
+/* Sends the queued datagrams with sendmmsg(); counts each one sent or
+ * dropped (a datagram the kernel refuses is dropped, as with sendto()). */
+static void flush(struct udp_queue *q)
+{
+	struct udp_assoc *u = q->u;
+	unsigned i = 0;
+
+	while (i < q->n) {
+		int r = sendmmsg(q->fd, q->msg + i, q->n - i, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		for (int k = 0; k < r; k++, i++) {
+			size_t len = q->iov[i][q->niov - 1].iov_len;
+			if (q->up) {
+				u->up++;
+				u->up_bytes += len;
+			} else {
+				u->down++;
+				u->down_bytes += len;
+			}
+		}
+		if (i < q->n) { /* q->msg[i] failed */
+			u->dropped++;
+			i++;
+		}
+	}
+	q->n = 0;
+}
+
+/* Queues a datagram (iov[0..niov)) to `to` on fd; a full queue, or one for
+ * another socket, is flushed first. */
+static void enqueue(struct udp_queue *q, struct udp_assoc *u, int fd,
+                    const struct sockaddr_storage *to, const struct iovec *iov,
+                    size_t niov)
+{
+	if (q->n && (q->fd != fd || q->u != u || q->n == UDP_MMSG))
+		flush(q);
+	q->fd = fd;
+	q->u = u;
+	q->niov = niov;
+	q->to[q->n] = *to;
+	memcpy(q->iov[q->n], iov, niov * sizeof(*iov));
+	q->msg[q->n] = (struct mmsghdr){
+	        .msg_hdr = {.msg_name = &q->to[q->n],
+	                    .msg_namelen = sa_len((const struct sockaddr *)to),
+	                    .msg_iov = q->iov[q->n],
+	                    .msg_iovlen = niov}};
+	q->n++;
+}
+
+/* Passes a payload to a resolved destination: queued in the batch when there
+ * is one, else sent at once. False when it was dropped. */
 static bool send_out(struct udp_assoc *u, struct sockaddr_storage *dst,
-                     const uint8_t *data, size_t len)
+                     const uint8_t *data, size_t len, bool queue)
 {
 	if (acl_denies(&u->conn->srv->cfg.acl, (struct sockaddr *)dst))
 		return false;
 	int fd = out_socket(u, dst->ss_family);
-	if (fd < 0 || sendto(fd, data, len, 0, (struct sockaddr *)dst,
-	                     sa_len((const struct sockaddr *)dst)) < 0)
+	if (fd < 0)
+		return false;
+	if (queue) { /* counted when flushed */
+		struct iovec iov = {(void *)data, len};
+		enqueue(dst->ss_family == AF_INET ? &batch->q4 : &batch->q6, u, fd, dst,
+		        &iov, 1);
+		return true;
+	}
+	if (sendto(fd, data, len, 0, (struct sockaddr *)dst,
+	           sa_len((const struct sockaddr *)dst)) < 0)
 		return false;
 	u->up++;
 	u->up_bytes += len;
@@ -127,7 +227,7 @@ static void on_resolved(void *owner, struct resolve_job *job)
 				struct sockaddr_storage dst = n->addr;
 				((struct sockaddr_in *)&dst)->sin_port =
 				        htons(n->held_port);
-				sent = send_out(u, &dst, n->held, n->held_len);
+				sent = send_out(u, &dst, n->held, n->held_len, false);
 			}
 			u->dropped += !sent;
 			free(n->held);
@@ -149,7 +249,7 @@ static bool send_to_name(struct udp_assoc *u, const struct socks5_addr *a,
 	if (n && n->ok) {
 		struct sockaddr_storage dst = n->addr;
 		((struct sockaddr_in *)&dst)->sin_port = htons(a->port);
-		return send_out(u, &dst, data, len);
+		return send_out(u, &dst, data, len, true);
 	}
 	if (!n) {
 		n = &u->names[u->next_name++ % UDP_NAMES];
@@ -170,8 +270,42 @@ static bool send_to_name(struct udp_assoc *u, const struct socks5_addr *a,
 	return true;
 }
 
+/* The thread's batch, allocated on first use; NULL when out of memory. */
+static struct udp_batch *get_batch(void)
+{
+	if (!batch && (batch = calloc(1, sizeof(*batch)))) {
+		pthread_once(&batch_once, batch_key_create);
+		pthread_setspecific(batch_key, batch);
+		batch->q4.up = batch->q6.up = true;
+		for (int i = 0; i < UDP_MMSG; i++)
+			batch->iov[i] =
+			        (struct iovec){batch->buf[i], sizeof(batch->buf[i])};
+	}
+	return batch;
+}
+
+/* Reads up to UDP_MMSG datagrams (at most `max` bytes each) from fd into the
+ * batch with one recvmmsg(); returns how many (0: none, or an error). */
+static int read_burst(int fd, size_t max)
+{
+	for (int i = 0; i < UDP_MMSG; i++) {
+		batch->iov[i].iov_len = max;
+		batch->msg[i] =
+		        (struct mmsghdr){.msg_hdr = {.msg_name = &batch->src[i],
+		                                     .msg_namelen = sizeof(batch->src[i]),
+		                                     .msg_iov = &batch->iov[i],
+		                                     .msg_iovlen = 1}};
+	}
+	int n;
+	do
+		n = recvmmsg(fd, batch->msg, UDP_MMSG, MSG_DONTWAIT, NULL);
+	while (n < 0 && errno == EINTR);
+	return n > 0 ? n : 0;
+}
+
 /* One datagram from the client: check its source and header, pass it on. */
-static void from_client(struct udp_assoc *u, size_t n, const struct sockaddr_storage *src)
+static void from_client(struct udp_assoc *u, const uint8_t *dgram, size_t n,
+                        const struct sockaddr_storage *src)
 {
 	struct socks5_udp_header h;
 
@@ -197,7 +331,7 @@ static void from_client(struct udp_assoc *u, size_t n, const struct sockaddr_sto
 	bool sent = h.addr.atyp == SOCKS5_ATYP_DOMAIN
 	                    ? send_to_name(u, &h.addr, payload, plen)
 	                    : socks5_addr_to_sockaddr(&h.addr, &dst) > 0 &&
-	                              send_out(u, &dst, payload, plen);
+	                              send_out(u, &dst, payload, plen, true);
 	u->dropped += !sent;
 	u->conn->deadline_ms =
 	        u->conn->srv->cfg.idle_timeout_ms
@@ -205,59 +339,65 @@ static void from_client(struct udp_assoc *u, size_t n, const struct sockaddr_sto
 	                : 0;
 }
 
+/* The front socket: bursts from the client, passed on a burst at a time. */
 static void on_front(struct loop_watch *w, uint32_t revents)
 {
 	struct udp_assoc *u = container_of(w, struct udp_assoc, front);
 	(void)revents;
-	for (int i = 0; i < UDP_BATCH; i++) {
-		struct sockaddr_storage src;
-		socklen_t slen = sizeof(src);
-		ssize_t n = recvfrom(w->fd, dgram, sizeof(dgram), MSG_DONTWAIT,
-		                     (struct sockaddr *)&src, &slen);
-		if (n < 0)
-			return;
-		from_client(u, (size_t)n, &src);
+	if (!get_batch())
+		return;
+	for (int total = 0, n = UDP_MMSG; n == UDP_MMSG && total < UDP_BATCH;
+	     total += n) {
+		n = read_burst(w->fd, sizeof(batch->buf[0]));
+		for (int i = 0; i < n; i++)
+			from_client(u, batch->buf[i], batch->msg[i].msg_len,
+			            &batch->src[i]);
+		if (batch->q4.n)
+			flush(&batch->q4);
+		if (batch->q6.n)
+			flush(&batch->q6);
 	}
 }
 
-/* Replies from destinations: prefix the header naming each, send it to the client. */
+/* A reply from a destination: queued to the client behind a header naming its
+ * source. */
+static void to_client(struct udp_assoc *u, int i)
+{
+	const struct sockaddr_storage *src = &batch->src[i];
+	struct socks5_addr a;
+	const uint8_t *v4 = sa_ipv4((const struct sockaddr *)src);
+
+	if (v4) {
+		a = (struct socks5_addr){.atyp = SOCKS5_ATYP_IPV4,
+		                         .port = sa_port((const struct sockaddr *)src)};
+		memcpy(a.host.ipv4, v4, 4);
+	} else if (socks5_addr_from_sockaddr(&a, (const struct sockaddr *)src,
+	                                     batch->msg[i].msg_hdr.msg_namelen) < 0) {
+		u->dropped++;
+		return;
+	}
+	size_t hl = socks5_udp_header_encode(batch->hdr[i], sizeof(batch->hdr[i]), 0, &a);
+	if (!u->client_known || hl == 0) {
+		u->dropped++;
+		return;
+	}
+	struct iovec iov[2] = {{batch->hdr[i], hl},
+	                       {batch->buf[i], batch->msg[i].msg_len}};
+	enqueue(&batch->back, u, u->front.fd, &u->client, iov, 2);
+}
+
+/* Replies from destinations, a burst at a time. */
 static void from_out(struct udp_assoc *u, int fd)
 {
-	uint8_t hdr[SOCKS5_UDP_HEADER_MAX];
-
-	for (int i = 0; i < UDP_BATCH; i++) {
-		struct sockaddr_storage src;
-		socklen_t slen = sizeof(src);
-		ssize_t n = recvfrom(fd, dgram, UDP_MAX, MSG_DONTWAIT,
-		                     (struct sockaddr *)&src, &slen);
-		if (n < 0)
-			return;
-		struct socks5_addr a;
-		const uint8_t *v4 = sa_ipv4((const struct sockaddr *)&src);
-		if (v4) {
-			a = (struct socks5_addr){
-			        .atyp = SOCKS5_ATYP_IPV4,
-			        .port = sa_port((const struct sockaddr *)&src)};
-			memcpy(a.host.ipv4, v4, 4);
-		} else if (socks5_addr_from_sockaddr(&a, (struct sockaddr *)&src, slen) <
-		           0) {
-			u->dropped++;
-			continue;
-		}
-		size_t hl = socks5_udp_header_encode(hdr, sizeof(hdr), 0, &a);
-		struct iovec iov[2] = {{hdr, hl}, {dgram, (size_t)n}};
-		struct msghdr msg = {.msg_name = &u->client,
-		                     .msg_namelen =
-		                             sa_len((const struct sockaddr *)&u->client),
-		                     .msg_iov = iov,
-		                     .msg_iovlen = 2};
-		if (!u->client_known || hl == 0 ||
-		    sendmsg(u->front.fd, &msg, MSG_DONTWAIT) < 0) {
-			u->dropped++;
-			continue;
-		}
-		u->down++;
-		u->down_bytes += (uint64_t)n;
+	if (!get_batch())
+		return;
+	for (int total = 0, n = UDP_MMSG; n == UDP_MMSG && total < UDP_BATCH;
+	     total += n) {
+		n = read_burst(fd, UDP_MAX);
+		for (int i = 0; i < n; i++)
+			to_client(u, i);
+		if (batch->back.n)
+			flush(&batch->back);
 	}
 }
 
@@ -367,7 +507,7 @@ void udp_start(struct conn *c)
 		return;
 	conn_enter(c, &associated);
 	c->result = "closed";
-	c->hs_len = 0;
+	conn_end_setup(c);
 	c->deadline_ms = srv->cfg.idle_timeout_ms
 	                         ? srv->loop.now_ms + srv->cfg.idle_timeout_ms
 	                         : 0;

@@ -535,10 +535,9 @@ while True:
 # Connection limit
 # ---------------------------------------------------------------------------------
 
-# -j 1: with more loops each holds its share, and 2 clients may hash to the same loop
-# (server_loops.bats tests the shares).
+# With the default -j (one loop per CPU): the loops count together.
 @test "--max-conns 2: a 3rd client gets 05 ff and close; the 2 held relays keep working" {
-	start_server -j 1 --max-conns 2
+	start_server --max-conns 2
 	start_target echo-server
 	run -0 client maxconns --proxy "$PROXY" --target "$TARGET" --held 2
 	assert_line "refused_reply=05ff"

@@ -169,6 +169,21 @@ malformed_datagrams() {
 	assert_target_got 5
 }
 
+@test "a burst of 48 datagrams sent at once all echo intact (recvmmsg/sendmmsg); -v counts them" {
+	start_server -v
+	start_udp_echo
+	run -0 client udp --proxy "$PROXY" --target "127.0.0.1:$UDP_PORT" \
+		--burst 48 --echo 60000 --burst 48
+	assert_line "burst=48"
+	assert_line "echoed=97"
+	assert_target_got 97
+	wait_assoc_lines 1
+	run -0 grep 'UDP ASSOCIATE' "$SERVER_LOG"
+	assert_output --partial "up 97 datagrams"
+	assert_output --partial "down 97 datagrams"
+	assert_output --partial "dropped 0"
+}
+
 @test "-b 127.0.0.2: the target sees the datagrams come from 127.0.0.2" {
 	start_server -b 127.0.0.2
 	start_udp_echo

@@ -12,6 +12,8 @@ timeout, so nothing hangs):
             server closed
   hold      open a connection, optionally send some bytes, then stay silent and
             report when (or whether) the server closes it
+  bulk      random bytes to an echo target and back at the same time (a thread
+            each way), then half-close: the whole echo, intact, then EOF
   maxconns  the --max-conns scenario: N held relays, one refused client, relays
             still working, a new client served once they are gone
   udp       UDP ASSOCIATE (RFC 1928 sections 4 and 7), then steps in command-line
@@ -406,6 +408,48 @@ def open_relay(args, i):
     return conn
 
 
+def cmd_bulk(args):
+    """Sends --bytes of random data to an echo target while reading the echo
+    (a thread each way), then shuts the write side; the whole echo and then
+    EOF must come back."""
+    import hashlib
+    import threading
+
+    conn = open_relay(args, 0)
+    data = os.urandom(args.bytes)
+    errors = []
+
+    def sender():
+        try:
+            for off in range(0, len(data), 1 << 16):
+                conn.sock.sendall(data[off : off + (1 << 16)])
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append(f"sending: {e}")
+
+    t = threading.Thread(target=sender)
+    conn.sock.settimeout(args.timeout)
+    t.start()
+    got = hashlib.sha256()
+    n = 0
+    try:
+        while True:
+            chunk = conn.sock.recv(1 << 16)
+            if not chunk:
+                break
+            got.update(chunk)
+            n += len(chunk)
+    except OSError as e:
+        errors.append(f"reading the echo after {n} bytes: {e}")
+    t.join()
+    if errors:
+        raise Fail("; ".join(errors))
+    print(f"sent={len(data)} received={n}")
+    if got.digest() != hashlib.sha256(data).digest():
+        raise Fail(f"the {n} bytes echoed differ from the {len(data)} sent")
+    print("intact=yes")
+
+
 def echo(conn, msg, what):
     conn.send(msg, what=what)
     if conn.recv_exact(len(msg), f"the echo on {what}") != msg:
@@ -666,6 +710,23 @@ class UdpAssoc:
                        f"{size} sent")
         self.echoed += 1
         print(f"echo={size} from={fmt_hostport(host, port)}")
+
+    def step_burst(self, value):
+        """N datagrams (1 to 3000 bytes) sent back to back without waiting,
+        then N replies, in any order: each payload must come back once."""
+        self.flush_silent()
+        target = self.args.target
+        sizes = [(1, 100, 1400, 3000)[i % 4] for i in range(value)]
+        sent = sorted(bytes([i % 251]) + os.urandom(n - 1) for i, n in enumerate(sizes))
+        for p in sent:
+            self.send(self.main, self.header(target) + p, f"burst of {value}")
+        back = []
+        for i in range(value):
+            back.append(self.recv_reply(target, f"datagram {i + 1} of a burst of {value}")[2])
+        if sorted(back) != sent:
+            raise Fail(f"a burst of {value}: the payloads that came back differ from those sent")
+        self.echoed += value
+        print(f"burst={value}")
 
     def step_ask_peer(self, _value):
         self.flush_silent()
@@ -955,6 +1016,11 @@ def main():
                    help="with --expect-close-within: not closed before this")
     h.set_defaults(func=cmd_hold)
 
+    b = client("bulk", "random bytes to an echo target and back at once, then EOF")
+    b.add_argument("--target", type=hostport, required=True, help="an echo server")
+    b.add_argument("--bytes", type=int, default=16 << 20)
+    b.set_defaults(func=cmd_bulk)
+
     m = client("maxconns", "the --max-conns scenario")
     m.add_argument("--target", type=hostport, required=True, help="an echo server")
     m.add_argument("--held", type=int, default=2)
@@ -995,6 +1061,8 @@ def main():
                        help="a good datagram from another socket bound to ADDR (dropped)")
     steps.add_argument("--from-other-port", dest="from_other_port", action=Step, nargs=0,
                        help="a good datagram from another port of our address (dropped)")
+    steps.add_argument("--burst", dest="burst", action=Step, type=int, metavar="N",
+                       help="N datagrams at once to the target, then their N echoes")
     steps.add_argument("--ask-peer", dest="ask_peer", action=Step, nargs=0,
                        help="ask the echo target who sent it; prints target_saw=")
     steps.add_argument("--sleep", dest="sleep", action=Step, type=float, metavar="S")
