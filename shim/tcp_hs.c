@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pipeline.h"
 #include "policy.h"
 #include "shim.h"
 
@@ -44,17 +45,17 @@ static void hs_finish(struct tcp_hs *h, int result)
 /*
  * Encodes every message into out and queues the first write. We offer no
  * authentication, and username/password when the URL has credentials (only
- * that one when pipelining). Pipelined (pipeline = yes), greeting, RFC 1929
- * message and request go out in one write and the answers are read after;
- * otherwise each message waits for its answer, which every server handles
- * (microsocks, for one, takes each read() for one message).
+ * that one when pipelining). Pipelined (flags TCP_HS_PIPELINED), greeting,
+ * RFC 1929 message and request go out in one write and the answers are read
+ * after; otherwise each message waits for its answer, which every server
+ * handles (microsocks, for one, takes each read() for one message).
  */
-int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
-                           const struct socks5_addr *target)
+static int hs_begin(struct tcp_hs *h, int fd, uint8_t cmd,
+                    const struct socks5_addr *target, unsigned flags)
 {
 	const struct config_proxy *p = &shim_config.proxy;
 	static const uint8_t both[] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
-	bool pipeline = shim_config.pipeline == CONFIG_PIPELINE_ON;
+	bool pipeline = flags & TCP_HS_PIPELINED;
 	/* Unpipelined, credentials the proxy does not need are simply not sent. */
 	const uint8_t *methods = p->has_auth ? both + (pipeline ? 1 : 0) : both;
 	size_t nmethods = p->has_auth && !pipeline ? 2 : 1;
@@ -63,6 +64,7 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
 	memset(h, 0, sizeof(*h));
 	h->fd = fd;
 	h->pipeline = pipeline;
+	h->quiet = flags & TCP_HS_QUIET;
 	n = socks5_greeting_encode(h->out, cap, methods, nmethods);
 	if (p->has_auth)
 		auth = socks5_userpass_encode(h->out + n, cap - n, p->user,
@@ -80,16 +82,34 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
 	return 0;
 }
 
+/* pipeline = yes, or auto once the proxy has shown it can (pipeline.c). */
+static unsigned default_flags(void)
+{
+	return pipeline_wanted() ? TCP_HS_PIPELINED : 0;
+}
+
+int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
+                           const struct socks5_addr *target)
+{
+	return hs_begin(h, fd, cmd, target, default_flags());
+}
+
 int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
                  const struct socks5_addr *target)
 {
+	return tcp_hs_start_flags(h, fd, family, cmd, target, default_flags());
+}
+
+int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                       const struct socks5_addr *target, unsigned flags)
+{
 	struct sockaddr_storage pa;
 	socklen_t plen;
-	int rc = tcp_hs_start_connected(h, fd, cmd, target);
+	int rc = hs_begin(h, fd, cmd, target, flags);
 
 	if (rc == 0)
 		rc = policy_proxy_addr(family, &pa, &plen);
-	if (rc == -EAFNOSUPPORT)
+	if (rc == -EAFNOSUPPORT && !h->quiet)
 		shim_log(SHIM_LOG_ERROR,
 		         "the proxy %s has only IPv6 addresses and this socket is IPv4: "
 		         "socksify "
@@ -195,9 +215,11 @@ static int hs_method(struct tcp_hs *h, uint8_t method)
 		hs_request(h);
 		return 0;
 	}
-	shim_log(SHIM_LOG_ERROR,
-	         "proxy %s:%u accepts none of our authentication methods%s", p->host,
-	         p->port, p->has_auth ? "" : " (does it want a user:password@?)");
+	if (!h->quiet)
+		shim_log(SHIM_LOG_ERROR,
+		         "proxy %s:%u accepts none of our authentication methods%s",
+		         p->host, p->port,
+		         p->has_auth ? "" : " (does it want a user:password@?)");
 	return -EACCES;
 }
 
@@ -207,8 +229,10 @@ static int hs_auth(struct tcp_hs *h, uint8_t status)
 	const struct config_proxy *p = &shim_config.proxy;
 
 	if (status != SOCKS5_AUTH_SUCCESS) {
-		shim_log(SHIM_LOG_ERROR, "proxy %s:%u rejected the user name or password",
-		         p->host, p->port);
+		if (!h->quiet)
+			shim_log(SHIM_LOG_ERROR,
+			         "proxy %s:%u rejected the user name or password",
+			         p->host, p->port);
 		return -EACCES;
 	}
 	hs_request(h);
@@ -259,6 +283,7 @@ static int hs_reply(struct tcp_hs *h)
 		return rc;
 	if (len < 0)
 		return -EPROTO;
+	h->replied = true;
 	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
 		return -socks5_rep_to_errno(rep.cmd);
 	h->bound = rep.addr;

@@ -19,5 +19,7 @@ void shim_support_init(void)
 #include "hooks.def"
 #undef HOOK
 	config_defaults(&shim_config);
+	/* no probe thread against the scripted proxies (test_pipeline sets auto) */
+	shim_config.pipeline = CONFIG_PIPELINE_OFF;
 	shim_config_broken = false;
 }
