@@ -185,7 +185,7 @@ static void probe_start(void)
 		shim_log(SHIM_LOG_DEBUG, "no pipelining probe: %s", strerror(err));
 }
 
-bool pipeline_wanted(void)
+bool pipeline_wanted(bool may_probe)
 {
 	if (shim_config.pipeline != CONFIG_PIPELINE_AUTO)
 		return shim_config.pipeline == CONFIG_PIPELINE_ON;
@@ -194,7 +194,7 @@ bool pipeline_wanted(void)
 	uint64_t old = atomic_load(w);
 	enum pipeline_cap cap = word_cap(old, key);
 
-	if (cap != PIPE_UNKNOWN)
+	if (cap != PIPE_UNKNOWN || !may_probe)
 		return cap == PIPE_YES;
 	if (atomic_compare_exchange_strong(
 	            w, &old, word_make(PIPE_PROBING, key, monotime_ms() / 1000)))

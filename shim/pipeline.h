@@ -7,7 +7,7 @@
  * dante's sockd do.
  *
  * The proof is a probe of the shim's own, in a thread of its own, started by
- * the first exchange that finds the capability unknown (that exchange and
+ * the first CONNECT that finds the capability unknown (that exchange and
  * those after it go unpipelined until the answer): a connection to the proxy
  * that sends greeting, RFC 1929 message and CONNECT 0.0.0.0:0 in one write.
  * Every server refuses that request at once, without touching the network; a
@@ -33,9 +33,10 @@ enum pipeline_cap { PIPE_UNKNOWN, PIPE_PROBING, PIPE_YES, PIPE_NO };
 enum { PIPELINE_GRACE_MS = 200 };
 
 /* Does the exchange starting now pipeline? pipeline = yes: always; no:
- * never; auto: once the proxy has shown that it can. Under auto, a call that
- * finds it unknown starts the probe (once per tree and connect_timeout). */
-bool pipeline_wanted(void);
+ * never; auto: once the proxy has shown that it can. Under auto, a call with
+ * may_probe that finds it unknown starts the probe (once per tree and
+ * connect_timeout). */
+bool pipeline_wanted(bool may_probe);
 
 /* What is known of the configured proxy now. */
 enum pipeline_cap pipeline_cap(void);

@@ -82,22 +82,24 @@ static int hs_begin(struct tcp_hs *h, int fd, uint8_t cmd,
 	return 0;
 }
 
-/* pipeline = yes, or auto once the proxy has shown it can (pipeline.c). */
-static unsigned default_flags(void)
+/* pipeline = yes, or auto once the proxy has shown it can (pipeline.c).
+ * Only a CONNECT starts the probe: a UDP association pays its handshake once
+ * for all its datagrams, and a UDP-only program gets no connection of ours. */
+static unsigned default_flags(uint8_t cmd)
 {
-	return pipeline_wanted() ? TCP_HS_PIPELINED : 0;
+	return pipeline_wanted(cmd == SOCKS5_CMD_CONNECT) ? TCP_HS_PIPELINED : 0;
 }
 
 int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
                            const struct socks5_addr *target)
 {
-	return hs_begin(h, fd, cmd, target, default_flags());
+	return hs_begin(h, fd, cmd, target, default_flags(cmd));
 }
 
 int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
                  const struct socks5_addr *target)
 {
-	return tcp_hs_start_flags(h, fd, family, cmd, target, default_flags());
+	return tcp_hs_start_flags(h, fd, family, cmd, target, default_flags(cmd));
 }
 
 int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,

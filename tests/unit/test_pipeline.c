@@ -151,7 +151,7 @@ static bool pipelines(enum config_pipeline conf, enum pipeline_cap cap)
 {
 	shim_config.pipeline = conf;
 	pipeline_set_for_tests(cap);
-	return pipeline_wanted();
+	return pipeline_wanted(true);
 }
 
 static void test_wanted(void)
@@ -181,13 +181,16 @@ static void test_first_exchange(void)
 	if (pthread_create(&t, NULL, peer_run, &capable) != 0)
 		abort();
 	tap_is(pipeline_cap(), PIPE_UNKNOWN, "a new proxy is unknown");
-	tap_ok(!pipeline_wanted(), "the first exchange is not pipelined");
-	tap_ok(!pipeline_wanted(), "nor one while the probe runs");
+	tap_ok(!pipeline_wanted(false), "a UDP ASSOCIATE does not start the probe");
+	tap_is(pipeline_cap(), PIPE_UNKNOWN, "... the proxy is still unknown");
+	tap_ok(!pipeline_wanted(true), "the first CONNECT is not pipelined");
+	tap_ok(!pipeline_wanted(true), "nor one while the probe runs");
 	long long t0 = now_ms();
 	while (pipeline_cap() != PIPE_YES && now_ms() - t0 < 3000)
 		sleep_ms(5);
 	tap_is(pipeline_cap(), PIPE_YES, "the probe thread has recorded yes");
-	tap_ok(pipeline_wanted(), "the next exchange is pipelined");
+	tap_ok(pipeline_wanted(false),
+	       "the next exchange is pipelined, UDP ASSOCIATE too");
 	pthread_join(t, NULL);
 	tap_ok(!capable.why[0], "the probe thread sent greeting and request at once");
 	close(capable.listen_fd);
