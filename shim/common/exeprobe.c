@@ -479,6 +479,7 @@ int exe_probe_fd(int fd, struct exe_probe *out)
 		                .size = (uint64_t)st.st_size,
 		                .notes_left = MAX_NOTES,
 		                .cache = &cache};
+		cache.off = 0;
 		cache.len = 0;
 		r = elf_probe(&e, out);
 	}
