@@ -9,6 +9,8 @@
 #include "tcp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 
@@ -102,6 +104,21 @@ int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
 	return tcp_hs_start_flags(h, fd, family, cmd, target, default_flags(cmd));
 }
 
+/*
+ * TCP Fast Open to the proxy: connect() then returns at once and the first
+ * send (the greeting, or all of it pipelined) goes out in the SYN when the
+ * kernel holds a cookie of the proxy's, which saves a round trip; without
+ * one the SYN asks for a cookie and that send answers EINPROGRESS (hs_send
+ * waits for POLLOUT and sends again). A kernel or proxy without TFO makes it
+ * an ordinary connect. The option stays on the program's socket (the kernel
+ * takes it only before the connect); it does nothing after.
+ */
+static void fast_open(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
+}
+
 int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
                        const struct socks5_addr *target, unsigned flags)
 {
@@ -118,6 +135,8 @@ int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
 		         "does not swap the program's socket, give the proxy an IPv4 "
 		         "address",
 		         shim_config.proxy.host);
+	if (rc == 0)
+		fast_open(fd);
 	if (rc == 0 && real_connect(fd, (struct sockaddr *)&pa, plen) < 0) {
 		if (errno != EINPROGRESS && errno != EINTR)
 			rc = -errno;
@@ -157,7 +176,9 @@ static int hs_send(struct tcp_hs *h)
 			h->sent += (uint16_t)n;
 			continue;
 		}
-		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+		/* EINPROGRESS: a Fast Open SYN went without the data (no cookie) */
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINPROGRESS)
 			return POLLOUT;
 		if (errno != EINTR)
 			return -errno;

@@ -13,7 +13,8 @@
 # can), and nothing fails. That a far proxy that drops pipelined requests is
 # found out, its answers late, is tests/unit/test_pipeline.c's. Every program here makes N
 # connections one after the other (PY_SEQ) with log_level = debug, which
-# prints the probe's outcome and each connect's time.
+# prints the probe's outcome and each connect's time. Last, TCP Fast Open to
+# the proxy: used when its listener offers it, harmless when not.
 #
 # Run (as root):
 #   SOCKSIFY_SERVER=build/cli/socksify-server SOCKSIFY=build/cli/socksify \
@@ -166,4 +167,40 @@ t_pipelines() { # KIND: the probe finds that it pipelines; every connection work
 	echo "# far microsocks: connect 3 $last ms, all in $SEQ_SECS s" >&3
 	((last < 380)) || fail "connect 3 took $last ms: not pipelined"
 	assert_via_proxy "/small.txt?$TAG-" 4
+}
+
+# tfo_active: the client namespace's count of connections that sent data in
+# their SYN (TCP Fast Open)
+tfo_active() {
+	client_run nstat -az TcpExtTCPFastOpenActive | awk '/TcpExtTCPFastOpenActive/ { print $2 }'
+}
+
+@test "TCP Fast Open: a proxy whose listener offers it gets the greeting in the SYN; every connection works" {
+	local log=$BATS_TEST_TMPDIR/sx-tfo.log was before after
+	# a listener made now offers TFO without asking (0x400), the older ones
+	# not; the server bit (2) must stay on while it serves
+	was=$(proxy_run sysctl -n net.ipv4.tcp_fastopen)
+	proxy_run sysctl -q -w net.ipv4.tcp_fastopen=0x403
+	netns_socksify_server 1089 "$log" --allow-open
+	proxy_run sysctl -q -w net.ipv4.tcp_fastopen=3
+	before=$(tfo_active)
+	seq_run "socks5://$PROXY4:1089" auto 6
+	after=$(tfo_active)
+	proxy_run sysctl -q -w net.ipv4.tcp_fastopen="$was"
+	assert_success
+	assert_line "ok 6 of 6"
+	assert_via_proxy "/small.txt?$TAG-" 6
+	# the first connection and the probe ask for the cookie; the others use it
+	echo "# $((after - before)) of 6 connections and the probe sent their first bytes in the SYN" >&3
+	((after - before >= 5)) || fail "TcpExtTCPFastOpenActive went from $before to $after"
+}
+
+@test "TCP Fast Open: a proxy that does not offer it (the suite's socksify-server): no data in a SYN, every connection works" {
+	local before after
+	before=$(tfo_active)
+	seq_run "$(proxy_url sx)" auto 3
+	after=$(tfo_active)
+	assert_success
+	assert_line "ok 3 of 3"
+	((after == before)) || fail "TcpExtTCPFastOpenActive went from $before to $after"
 }
