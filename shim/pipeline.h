@@ -18,6 +18,12 @@
  * that drops the request; anything else (refused, reset, silent) decides
  * nothing, and the probe may run again once connect_timeout has passed.
  *
+ * The probe's descriptor is not in the fd table: a program that closes
+ * descriptors it does not know (close_range, a loop of close()) while the
+ * probe runs ends the probe, which then decides nothing; one that also
+ * opens 700 descriptors meanwhile could see its new one closed by the
+ * probe's end.
+ *
  * What was learnt is one word per process tree: in the fake-DNS pool when
  * one is attached (a memfd the whole tree shares), else in this process. It
  * names the proxy (a hash of its host, port and user), so a program run
