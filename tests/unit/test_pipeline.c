@@ -171,7 +171,8 @@ static void test_wanted(void)
  * unpipelined and starts the probe in a thread, which records yes. */
 static void test_first_exchange(void)
 {
-	struct peer capable = {EXPECTS(GREET_NONE PROBE_REQUEST),
+	/* answering 300 ms late: the probe is still running at the second call */
+	struct peer capable = {EXPECTS(GREET_NONE PROBE_REQUEST), .delay1_ms = 300,
 	                       SEND1(METHOD_NONE PROBE_REFUSED)};
 	pthread_t t;
 
