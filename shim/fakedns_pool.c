@@ -292,7 +292,10 @@ int fakedns_attach_config(const struct config *c, const char *inherited_fd)
 	int rc = fakedns_attach(&p);
 	if (rc == 0 && fakedns_fd() >= 0) {
 		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
-		setenv(FAKEDNS_ENV_FD, fd, 1);
+		/* an exec'd process that adopted the pool has it already:
+		 * setenv() would start malloc for nothing */
+		if (!inherited_fd || strcmp(inherited_fd, fd) != 0)
+			setenv(FAKEDNS_ENV_FD, fd, 1);
 	}
 	return rc;
 }
