@@ -195,7 +195,7 @@ tfo_active() {
 	((after - before >= 5)) || fail "TcpExtTCPFastOpenActive went from $before to $after"
 }
 
-@test "TCP Fast Open: a proxy that does not offer it (the suite's socksify-server): no data in a SYN, every connection works" {
+@test "TCP Fast Open: a proxy that does not offer it (server TFO off in the proxy namespace, as by default): no data in a SYN, every connection works" {
 	local before after
 	before=$(tfo_active)
 	seq_run "$(proxy_url sx)" auto 3
