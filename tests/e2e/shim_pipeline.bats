@@ -177,8 +177,8 @@ tfo_active() {
 
 @test "TCP Fast Open: a proxy whose listener offers it gets the greeting in the SYN; every connection works" {
 	local log=$BATS_TEST_TMPDIR/sx-tfo.log was before after
-	# a listener made now offers TFO without asking (0x400), the older ones
-	# not; the server bit (2) must stay on while it serves
+	# server TFO on in the proxy namespace: 0x400 makes a listener made now
+	# offer it even without asking, 2 must stay on while it serves
 	was=$(proxy_run sysctl -n net.ipv4.tcp_fastopen)
 	proxy_run sysctl -q -w net.ipv4.tcp_fastopen=0x403
 	netns_socksify_server 1089 "$log" --allow-open
