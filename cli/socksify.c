@@ -74,20 +74,29 @@ static void die(int status, const char *fmt, ...)
 	exit(status);
 }
 
-/* The shim: next to us in the build tree (cli/ → shim/), else the install path. */
+/* Our own path as the kernel has it (canonical: no symlink, no ".."), read
+ * once; empty without /proc. */
+static char self_exe[PATH_MAX];
+
+static void read_self(void)
+{
+	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	self_exe[n > 0 ? n : 0] = '\0';
+}
+
+/* The shim: next to us in the build tree (cli/ → shim/), else the install
+ * path. No realpath(): our path is canonical already, and the loader takes
+ * any path to the file. */
 static void find_shim(char *out, size_t cap)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			int len = snprintf(out, cap, "%s/../shim/libsocksify.so", self);
-			if (len > 0 && (size_t)len < cap && access(out, R_OK) == 0)
-				return;
-		}
+	const char *slash = strrchr(self_exe, '/');
+	const char *up =
+	        slash ? memrchr(self_exe, '/', (size_t)(slash - self_exe)) : NULL;
+	if (up) {
+		int len = snprintf(out, cap, "%.*s/shim/libsocksify.so",
+		                   (int)(up - self_exe), self_exe);
+		if (len > 0 && (size_t)len < cap && access(out, R_OK) == 0)
+			return;
 	}
 	snprintf(out, cap, "%s", SOCKSIFY_SHIM_PATH);
 	if (access(out, R_OK) != 0)
@@ -258,10 +267,8 @@ static bool parse_options(int argc, char **argv)
 /* LD_PRELOAD with the shim first, whatever was preloaded after it. */
 static void preload_value(char *preload, size_t cap)
 {
-	char found[PATH_MAX], shim[PATH_MAX];
-	find_shim(found, sizeof(found));
-	if (!realpath(found, shim))
-		snprintf(shim, sizeof(shim), "%s", found);
+	char shim[PATH_MAX];
+	find_shim(shim, sizeof(shim));
 	const char *old = getenv("LD_PRELOAD");
 	snprintf(preload, cap, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "");
 }
@@ -282,9 +289,8 @@ static int print_env(const char *preload)
 /* SOCKSIFY_LAUNCHER: where the shim's exec hooks find us. */
 static void export_launcher(void)
 {
-	char self[PATH_MAX];
-	if (realpath("/proc/self/exe", self))
-		setenv(HANDOFF_ENV_LAUNCHER, self, 1);
+	if (self_exe[0])
+		setenv(HANDOFF_ENV_LAUNCHER, self_exe, 1);
 }
 
 /* --exec-supervised: the shim's hand-off (shim/common/handoff.h). args is
@@ -325,6 +331,7 @@ int main(int argc, char **argv)
 
 	if (exec_argv0)
 		return exec_supervised(argv + optind, &cfg);
+	read_self();
 	export_launcher();
 	char preload[PATH_MAX * 2];
 	preload_value(preload, sizeof(preload));

@@ -84,6 +84,11 @@ int fakedns_attach_config(const struct config *c, const char *inherited_fd);
  * not close-on-exec. */
 int fakedns_fd(void);
 
+/* A 64-bit word in the attached pool that every process sharing the pool
+ * sees (shim/pipeline.c keeps what the proxy showed it can do there), or
+ * NULL when no pool is attached. Zero in a new pool. */
+_Atomic uint64_t *fakedns_shared_word(void);
+
 /*
  * Writes the fake address of `name` for `family` (AF_INET: 4 bytes,
  * AF_INET6: 16 bytes, network order) to addr_out, allocating an entry on the

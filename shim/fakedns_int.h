@@ -5,7 +5,8 @@
  * names and an open-addressing hash index from names to entries.
  *
  *   header   magic, layout version and ABI, ranges, capacity, the robust
- *            process-shared mutex, the count of published entries
+ *            process-shared mutex, the count of published entries, and
+ *            one word the whole tree shares for shim/pipeline.c
  *   entries  capacity x {hash, length, name[256]}; entry i is address i + 1
  *   index    slots (a power of two, at least 2 x capacity) x uint32_t:
  *            0 is empty, otherwise an entry number + 1
@@ -28,7 +29,7 @@
 
 #define POOL_MAGIC "socksify-fakedns"
 
-enum { POOL_VERSION = 1 };
+enum { POOL_VERSION = 2 };
 
 struct pool_entry {
 	uint32_t hash;
@@ -48,7 +49,8 @@ struct pool_header {
 	uint8_t v6[16];
 	uint32_t v6_prefix;
 	pthread_mutex_t lock;
-	_Atomic uint32_t count; /* published entries; only grows */
+	_Atomic uint32_t count;       /* published entries; only grows */
+	_Atomic uint64_t shared_word; /* the tree's pipelining word (shim/pipeline.c) */
 };
 
 /* This process's view of the pool; written once per attach, then read-only. */

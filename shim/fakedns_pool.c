@@ -216,6 +216,7 @@ static int pool_create(struct pool_view *v)
 	memcpy(h->v6, v->v6, 16);
 	h->v6_prefix = v->v6_prefix;
 	atomic_init(&h->count, 0);
+	atomic_init(&h->shared_word, 0);
 	/* No other process can see the pool before the caller exports the
 	 * descriptor and forks or execs, both of which order these stores. */
 	memcpy(h->magic, POOL_MAGIC, sizeof(h->magic));
@@ -258,6 +259,13 @@ int fakedns_fd(void)
 	return v ? v->fd : -1;
 }
 
+_Atomic uint64_t *fakedns_shared_word(void)
+{
+	const struct pool_view *v = pool_active();
+
+	return v ? &v->h->shared_word : NULL;
+}
+
 void fakedns_detach_for_tests(void)
 {
 	if (!pool_active())
@@ -284,7 +292,10 @@ int fakedns_attach_config(const struct config *c, const char *inherited_fd)
 	int rc = fakedns_attach(&p);
 	if (rc == 0 && fakedns_fd() >= 0) {
 		snprintf(fd, sizeof(fd), "%d", fakedns_fd());
-		setenv(FAKEDNS_ENV_FD, fd, 1);
+		/* an exec'd process that adopted the pool has it already:
+		 * setenv() would start malloc for nothing */
+		if (!inherited_fd || strcmp(inherited_fd, fd) != 0)
+			setenv(FAKEDNS_ENV_FD, fd, 1);
 	}
 	return rc;
 }

@@ -345,8 +345,10 @@ SHIM_EXPORT long syscall(long number, ...)
 	}
 	/* Before the shim has initialised the fd table is empty and there is
 	 * no bookkeeping to do: initialising here could deadlock (jemalloc
-	 * closes descriptors with syscall() inside its lock). */
-	if (!real_syscall)
+	 * closes descriptors with syscall() inside its lock). The initialisation
+	 * resolves syscall() last (init.c): the pointer itself says whether it
+	 * has run, and reading it resolves nothing. */
+	if (!__atomic_load_n(&shim_next_syscall, __ATOMIC_ACQUIRE))
 		return raw_syscall(number, a);
 	switch (number) {
 	/* the descriptor bookkeeping, so the fd table stays right */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One-time initialisation of libsocksify.so: resolve the next definition of
- * every interposed symbol with dlsym(RTLD_NEXT) and load the configuration.
+ * One-time initialisation of libsocksify.so: load the configuration. The
+ * next definition of each interposed symbol is resolved with
+ * dlsym(RTLD_NEXT) on its first use (shim_resolve, SHIM_REAL in shim.h).
  * Runs from the constructor, or from the first hook that is called before
  * it (another library's constructor may call connect() or close() first);
  * pthread_once makes both safe. It starts no thread and installs no
@@ -22,7 +23,7 @@
 #include "tcp_bg.h"
 #include "udp.h"
 
-#define HOOK(ret, name, params) ret(*real_##name) params;
+#define HOOK(ret, name, params) ret(*shim_next_##name) params;
 #include "hooks.def"
 #undef HOOK
 
@@ -32,11 +33,14 @@ __thread int shim_depth;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void *next_symbol(const char *name, void *self)
+void *shim_resolve(void **slot, const char *name, void *self)
 {
 	void *p = dlsym(RTLD_NEXT, name);
 	/* A circular reference (our own symbol again) would recurse forever. */
-	return p == self ? NULL : p;
+	if (p == self)
+		p = NULL;
+	__atomic_store_n(slot, p ? p : SHIM_ABSENT, __ATOMIC_RELEASE);
+	return p;
 }
 
 /* Remote DNS: map the fake-DNS pool (inherited over exec when possible) and
@@ -57,10 +61,6 @@ static void init_once_fn(void)
 	char err[CONFIG_ERR_LEN];
 
 	shim_depth++;
-#define HOOK(ret, name, params)                                                          \
-	real_##name = (ret(*) params)next_symbol(#name, (void *)name);
-#include "hooks.def"
-#undef HOOK
 	if (config_load(&shim_config, SOCKSIFY_SYSCONF_PATH, secure_getenv, err,
 	                sizeof(err)) < 0) {
 		shim_config_broken = true;
@@ -76,6 +76,9 @@ static void init_once_fn(void)
 	pthread_atfork(NULL, NULL, fdtab_atfork_child);
 	udp_init();
 	tcp_bg_init();
+	/* the one resolved here: syscall()'s hook tells by it whether the
+	 * initialisation has run (hook_dgram.c) */
+	shim_resolve((void **)&shim_next_syscall, "syscall", (void *)syscall);
 	shim_depth--;
 }
 

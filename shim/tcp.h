@@ -40,7 +40,7 @@ long long tcp_deadline(void);
  * The SOCKS5 exchange alone on fd already connected to the proxy (the
  * machine from tcp_hs_start_connected, driven to its end): greeting, RFC 1929
  * when the proxy URL has credentials, request cmd for target and its reply
- * (BND into bound when not NULL), pipelined when the configuration says so,
+ * (BND into bound when not NULL), pipelined when pipeline_wanted() says so,
  * all before deadline (from tcp_deadline). fd must be connected and
  * non-blocking; its flags are left alone. Returns as tcp_proxy_request; no
  * byte past the reply is read.
@@ -75,6 +75,8 @@ struct tcp_hs {
 	uint8_t state; /* enum tcp_hs_state */
 	uint8_t next;  /* the state after TCP_HS_SEND */
 	bool pipeline; /* the messages go out in one write */
+	bool quiet;    /* no log line of its own (pipeline.c's probe) */
+	bool replied;  /* a well-formed reply to the request came, success or not */
 	short wait;    /* POLLIN / POLLOUT to ask for before the next I/O, or 0 */
 	int result;    /* TCP_HS_DONE: 0 or -errno */
 	uint16_t greet_len, auth_len, req_len;
@@ -91,6 +93,16 @@ struct tcp_hs {
  * says the same). */
 int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
                  const struct socks5_addr *target);
+
+enum {
+	TCP_HS_PIPELINED = 1, /* greeting, RFC 1929 message and request in one write */
+	TCP_HS_QUIET = 2,     /* the machine logs nothing itself */
+};
+
+/* tcp_hs_start with flags of its own instead of the configuration's
+ * (tcp_hs_start pipelines when pipeline_wanted() says so). */
+int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                       const struct socks5_addr *target, unsigned flags);
 
 /* The same on a stream socket fd already connected to the proxy (and
  * non-blocking): the first step sends the greeting. */

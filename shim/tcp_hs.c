@@ -9,10 +9,13 @@
 #include "tcp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 
 #include "log.h"
+#include "pipeline.h"
 #include "policy.h"
 #include "shim.h"
 
@@ -44,17 +47,17 @@ static void hs_finish(struct tcp_hs *h, int result)
 /*
  * Encodes every message into out and queues the first write. We offer no
  * authentication, and username/password when the URL has credentials (only
- * that one when pipelining). Pipelined (pipeline = yes), greeting, RFC 1929
- * message and request go out in one write and the answers are read after;
- * otherwise each message waits for its answer, which every server handles
- * (microsocks, for one, takes each read() for one message).
+ * that one when pipelining). Pipelined (flags TCP_HS_PIPELINED), greeting,
+ * RFC 1929 message and request go out in one write and the answers are read
+ * after; otherwise each message waits for its answer, which every server
+ * handles (microsocks, for one, takes each read() for one message).
  */
-int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
-                           const struct socks5_addr *target)
+static int hs_begin(struct tcp_hs *h, int fd, uint8_t cmd,
+                    const struct socks5_addr *target, unsigned flags)
 {
 	const struct config_proxy *p = &shim_config.proxy;
 	static const uint8_t both[] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
-	bool pipeline = shim_config.pipeline == CONFIG_PIPELINE_ON;
+	bool pipeline = flags & TCP_HS_PIPELINED;
 	/* Unpipelined, credentials the proxy does not need are simply not sent. */
 	const uint8_t *methods = p->has_auth ? both + (pipeline ? 1 : 0) : both;
 	size_t nmethods = p->has_auth && !pipeline ? 2 : 1;
@@ -63,6 +66,7 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
 	memset(h, 0, sizeof(*h));
 	h->fd = fd;
 	h->pipeline = pipeline;
+	h->quiet = flags & TCP_HS_QUIET;
 	n = socks5_greeting_encode(h->out, cap, methods, nmethods);
 	if (p->has_auth)
 		auth = socks5_userpass_encode(h->out + n, cap - n, p->user,
@@ -80,22 +84,59 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
 	return 0;
 }
 
+/* pipeline = yes, or auto once the proxy has shown it can (pipeline.c).
+ * Only a CONNECT starts the probe: a UDP association pays its handshake once
+ * for all its datagrams, and a UDP-only program gets no connection of ours. */
+static unsigned default_flags(uint8_t cmd)
+{
+	return pipeline_wanted(cmd == SOCKS5_CMD_CONNECT) ? TCP_HS_PIPELINED : 0;
+}
+
+int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
+                           const struct socks5_addr *target)
+{
+	return hs_begin(h, fd, cmd, target, default_flags(cmd));
+}
+
 int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
                  const struct socks5_addr *target)
 {
+	return tcp_hs_start_flags(h, fd, family, cmd, target, default_flags(cmd));
+}
+
+/*
+ * TCP Fast Open to the proxy: connect() then returns at once and the first
+ * send (the greeting, or all of it pipelined) goes out in the SYN when the
+ * kernel holds a cookie of the proxy's, which saves a round trip; without
+ * one the SYN asks for a cookie and that send answers EINPROGRESS (hs_send
+ * waits for POLLOUT and sends again). A kernel or proxy without TFO makes it
+ * an ordinary connect. The option stays on the program's socket (the kernel
+ * takes it only before the connect); it does nothing after.
+ */
+static void fast_open(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
+}
+
+int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                       const struct socks5_addr *target, unsigned flags)
+{
 	struct sockaddr_storage pa;
 	socklen_t plen;
-	int rc = tcp_hs_start_connected(h, fd, cmd, target);
+	int rc = hs_begin(h, fd, cmd, target, flags);
 
 	if (rc == 0)
 		rc = policy_proxy_addr(family, &pa, &plen);
-	if (rc == -EAFNOSUPPORT)
+	if (rc == -EAFNOSUPPORT && !h->quiet)
 		shim_log(SHIM_LOG_ERROR,
 		         "the proxy %s has only IPv6 addresses and this socket is IPv4: "
 		         "socksify "
 		         "does not swap the program's socket, give the proxy an IPv4 "
 		         "address",
 		         shim_config.proxy.host);
+	if (rc == 0)
+		fast_open(fd);
 	if (rc == 0 && real_connect(fd, (struct sockaddr *)&pa, plen) < 0) {
 		if (errno != EINPROGRESS && errno != EINTR)
 			rc = -errno;
@@ -135,7 +176,9 @@ static int hs_send(struct tcp_hs *h)
 			h->sent += (uint16_t)n;
 			continue;
 		}
-		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+		/* EINPROGRESS: a Fast Open SYN went without the data (no cookie) */
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINPROGRESS)
 			return POLLOUT;
 		if (errno != EINTR)
 			return -errno;
@@ -195,9 +238,11 @@ static int hs_method(struct tcp_hs *h, uint8_t method)
 		hs_request(h);
 		return 0;
 	}
-	shim_log(SHIM_LOG_ERROR,
-	         "proxy %s:%u accepts none of our authentication methods%s", p->host,
-	         p->port, p->has_auth ? "" : " (does it want a user:password@?)");
+	if (!h->quiet)
+		shim_log(SHIM_LOG_ERROR,
+		         "proxy %s:%u accepts none of our authentication methods%s",
+		         p->host, p->port,
+		         p->has_auth ? "" : " (does it want a user:password@?)");
 	return -EACCES;
 }
 
@@ -207,8 +252,10 @@ static int hs_auth(struct tcp_hs *h, uint8_t status)
 	const struct config_proxy *p = &shim_config.proxy;
 
 	if (status != SOCKS5_AUTH_SUCCESS) {
-		shim_log(SHIM_LOG_ERROR, "proxy %s:%u rejected the user name or password",
-		         p->host, p->port);
+		if (!h->quiet)
+			shim_log(SHIM_LOG_ERROR,
+			         "proxy %s:%u rejected the user name or password",
+			         p->host, p->port);
 		return -EACCES;
 	}
 	hs_request(h);
@@ -259,6 +306,7 @@ static int hs_reply(struct tcp_hs *h)
 		return rc;
 	if (len < 0)
 		return -EPROTO;
+	h->replied = true;
 	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
 		return -socks5_rep_to_errno(rep.cmd);
 	h->bound = rep.addr;

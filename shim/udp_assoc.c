@@ -25,6 +25,9 @@
 enum {
 	/* Control connections are moved at or above this descriptor number. */
 	CONTROL_FD_MIN = 800,
+	/* a send looks at the control connection at most this often: a datagram
+	 * costs one sendmsg, not a poll() too (issue 11) */
+	CONTROL_CHECK_MS = 250,
 };
 
 /* Serialises the creation of an association for a descriptor. */
@@ -474,8 +477,13 @@ static int ensure(int fd, struct udp_assoc *a, bool may_defer, int msg_flags)
 		return -err;
 	}
 	if (a->ctl >= 0) {
-		if (control_alive(a->ctl))
+		long long now = monotime_ms();
+		if (now - a->alive_ms < CONTROL_CHECK_MS)
 			return 0;
+		if (control_alive(a->ctl)) {
+			a->alive_ms = now;
+			return 0;
+		}
 		shim_log(SHIM_LOG_INFO,
 		         "udp: the proxy closed the association; associating again");
 		udp_assoc_drop_control(a);

@@ -62,6 +62,7 @@ struct udp_assoc {
 	int hdr_guess;       /* length of the last header received */
 	bool connected;      /* connect()ed to a proxied destination */
 	bool handshaking;    /* udp_assoc_ensure runs, lock held (for fork) */
+	long long alive_ms;  /* ctl was last seen alive then (monotonic clock) */
 	union sa_any peer;   /* that destination, in the socket's family */
 	socklen_t peer_len;
 	struct socks5_addr target; /* and as the proxy is asked for it */

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "shim.h"
 
-#define HOOK(ret, name, params) ret(*real_##name) params;
+#define HOOK(ret, name, params) ret(*shim_next_##name) params;
 #include "hooks.def"
 #undef HOOK
 
@@ -25,8 +25,8 @@ __thread int shim_depth;
  * are libc's functions as linked in. The name-lookup hooks are weak
  * references: the core never looks a name up through real_* (policy.c calls
  * getaddrinfo itself), and a strong reference would link the resolver and
- * NSS code for nothing (their real_* stay NULL here). A lookup hook added to
- * hooks.def and not listed here fails the static link, not a run.
+ * NSS code for nothing (their real_* stay absent here). A lookup hook added
+ * to hooks.def and not listed here fails the static link, not a run.
  */
 #pragma weak getnameinfo
 #pragma weak gethostbyname
@@ -51,21 +51,42 @@ __thread int shim_depth;
 #pragma weak __res_nsearch
 #pragma weak __res_nquerydomain
 #pragma weak __res_nsend
+/* Every pointer is aimed at start (aim_real): one still NULL is a weak
+ * lookup function the link left out. */
+void *shim_resolve(void **slot, const char *name, void *self)
+{
+	(void)name, (void)self;
+	__atomic_store_n(slot, SHIM_ABSENT, __ATOMIC_RELEASE);
+	return NULL;
+}
+
 static void aim_real(void)
 {
-#define HOOK(ret, name, params) real_##name = (ret(*) params) & name;
+	/* a weak one absent from the link is NULL: absent on first use */
+#define HOOK(ret, name, params) shim_next_##name = (ret(*) params) & name;
 #include "hooks.def"
 #undef HOOK
 }
 #else
+static void *libc_scope = RTLD_DEFAULT;
+
+void *shim_resolve(void **slot, const char *name, void *self)
+{
+	void *p = dlsym(libc_scope, name);
+	(void)self;
+	__atomic_store_n(slot, p ? p : SHIM_ABSENT, __ATOMIC_RELEASE);
+	return p;
+}
+
 static void aim_real(void)
 {
 	/* libc's own definitions, also when the launcher itself runs with the
 	 * shim preloaded (a preloaded program exec'd it to supervise another):
 	 * the supervisor's calls must not go through the shim's hooks. */
 	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-	void *scope = libc ? libc : RTLD_DEFAULT;
-#define HOOK(ret, name, params) real_##name = (ret(*) params)dlsym(scope, #name);
+	if (libc)
+		libc_scope = libc;
+#define HOOK(ret, name, params) shim_resolve((void **)&shim_next_##name, #name, NULL);
 #include "hooks.def"
 #undef HOOK
 }

@@ -16,8 +16,10 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One source being applied: its proxy line or first exclude line replaces. */
 struct parse {
@@ -384,33 +386,46 @@ static int cannot_read(struct where *w, int e)
 	return -1;
 }
 
+/* read() of up to n bytes, again after EINTR. */
+static ssize_t read_some(int fd, char *buf, size_t n)
+{
+	ssize_t r;
+
+	do
+		r = read(fd, buf, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* open() and read(), not stdio: no FILE to allocate, so the shim's
+ * constructor does not start malloc for a configuration it only reads. */
 static int file_apply(struct config *cfg, const char *path, bool missing_ok, char *err,
                       size_t errlen)
 {
 	struct parse p = {cfg, {path ? path : "(null)", 1, err, errlen}, 0, false, false};
 	struct line l;
 	char chunk[2048];
-	size_t n;
+	ssize_t n;
 	int r = 0;
 
 	if (!path)
 		return cannot_read(&p.w, EINVAL);
-	FILE *f = fopen(path, "re");
-	if (!f) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		if (errno == ENOENT && missing_ok)
 			return 0;
 		return cannot_read(&p.w, errno);
 	}
 	l.len = 0;
 	l.too_long = false;
-	while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		r = line_feed(&p, &l, chunk, n);
-	if (r == 0 && ferror(f))
-		r = cannot_read(&p.w, errno ? errno : EIO);
+	while (r == 0 && (n = read_some(fd, chunk, sizeof(chunk))) > 0)
+		r = line_feed(&p, &l, chunk, (size_t)n);
+	if (r == 0 && n < 0)
+		r = cannot_read(&p.w, errno);
 	if (r == 0)
 		r = text_end(&p, &l);
 	int saved = errno;
-	fclose(f);
+	close(fd);
 	errno = saved;
 	return r;
 }

@@ -99,23 +99,30 @@ struct elf {
 	uint64_t phoff, shoff;
 	uint32_t phnum, shnum, shstrndx;
 	bool shentsize_ok;
-	unsigned notes_left; /* of MAX_NOTES */
+	unsigned notes_left;                                 /* of MAX_NOTES */
+	uint64_t notes_off[4], notes_end[4], notes_align[4]; /* notes looked at */
+	unsigned notes_seen;
+	struct block *cache;
 };
 
-/*
- * Reads exactly len bytes at off. 1 when they were read, 0 when the range is
- * not wholly inside the file, -errno when a read fails; -EIO when the file
- * turns out shorter than fstat() said (it shrank while we read it).
- */
-static int read_at(const struct elf *e, void *buf, size_t len, uint64_t off)
+/* One block of the file as read last: the ELF header, the program headers and
+ * their notes lie in the first; a block read near the end starts BLOCK bytes
+ * before it, so that the section headers and their name table, which the
+ * linkers put last, come in one read too. */
+#define BLOCK 4096
+struct block {
+	uint64_t off;
+	size_t len;
+	uint8_t bytes[BLOCK];
+};
+
+/* pread() of exactly len bytes at off: 1, -errno, -EIO at an early end. */
+static int pread_exact(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t got = 0;
 
-	if (off > e->size || len > e->size - off)
-		return 0;
 	while (got < len) {
-		ssize_t n =
-		        pread(e->fd, (char *)buf + got, len - got, (off_t)(off + got));
+		ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -124,6 +131,34 @@ static int read_at(const struct elf *e, void *buf, size_t len, uint64_t off)
 			return -EIO;
 		got += (size_t)n;
 	}
+	return 1;
+}
+
+/*
+ * Reads exactly len bytes at off. 1 when they were read, 0 when the range is
+ * not wholly inside the file, -errno when a read fails; -EIO when the file
+ * turns out shorter than fstat() said (it shrank while we read it).
+ */
+static int read_at(const struct elf *e, void *buf, size_t len, uint64_t off)
+{
+	struct block *b = e->cache;
+
+	if (off > e->size || len > e->size - off)
+		return 0;
+	if (len > BLOCK)
+		return pread_exact(e->fd, buf, len, off);
+	if (off < b->off || off + len > b->off + b->len) {
+		uint64_t start =
+		        e->size - off < BLOCK && e->size > BLOCK ? e->size - BLOCK : off;
+		size_t n = e->size - start < BLOCK ? (size_t)(e->size - start) : BLOCK;
+		b->len = 0;
+		int r = pread_exact(e->fd, b->bytes, n, start);
+		if (r <= 0)
+			return r;
+		b->off = start;
+		b->len = n;
+	}
+	memcpy(buf, b->bytes + (off - b->off), len);
 	return 1;
 }
 
@@ -166,6 +201,17 @@ static int notes_have_go(struct elf *e, uint64_t off, uint64_t len, uint64_t ali
 		return 0;
 	if (len > e->size - off)
 		len = e->size - off;
+	/* a note section is usually (part of) what a PT_NOTE segment showed
+	 * already: the same notes read the same way, found without Go's */
+	for (unsigned i = 0; i < e->notes_seen; i++)
+		if (off >= e->notes_off[i] && off + len <= e->notes_end[i] &&
+		    align == e->notes_align[i])
+			return 0;
+	if (e->notes_seen < sizeof(e->notes_off) / sizeof(e->notes_off[0])) {
+		e->notes_off[e->notes_seen] = off;
+		e->notes_align[e->notes_seen] = align;
+		e->notes_end[e->notes_seen++] = off + len;
+	}
 	while (len >= 16 && e->notes_left > 0) {
 		e->notes_left--;
 		int r = read_at(e, h, sizeof(h), off);
@@ -428,8 +474,13 @@ int exe_probe_fd(int fd, struct exe_probe *out)
 	} else if (S_ISREG(st.st_mode)) {
 		out->setid = (st.st_mode & S_ISUID) ||
 		             (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
-		struct elf e = {
-		        .fd = fd, .size = (uint64_t)st.st_size, .notes_left = MAX_NOTES};
+		struct block cache;
+		struct elf e = {.fd = fd,
+		                .size = (uint64_t)st.st_size,
+		                .notes_left = MAX_NOTES,
+		                .cache = &cache};
+		cache.off = 0;
+		cache.len = 0;
 		r = elf_probe(&e, out);
 	}
 	errno = saved;

@@ -4,7 +4,7 @@
 
 #include <dlfcn.h>
 
-#define HOOK(ret, name, params) ret(*real_##name) params;
+#define HOOK(ret, name, params) ret(*shim_next_##name) params;
 #include "hooks.def"
 #undef HOOK
 
@@ -12,12 +12,22 @@ struct config shim_config;
 bool shim_config_broken;
 __thread int shim_depth;
 
+void *shim_resolve(void **slot, const char *name, void *self)
+{
+	void *p = dlsym(RTLD_DEFAULT, name);
+	(void)self;
+	__atomic_store_n(slot, p ? p : SHIM_ABSENT, __ATOMIC_RELEASE);
+	return p;
+}
+
 void shim_support_init(void)
 {
 	/* The test defines none of these, so the default scope finds libc's. */
-#define HOOK(ret, name, params) real_##name = (ret(*) params)dlsym(RTLD_DEFAULT, #name);
+#define HOOK(ret, name, params) shim_resolve((void **)&shim_next_##name, #name, NULL);
 #include "hooks.def"
 #undef HOOK
 	config_defaults(&shim_config);
+	/* no probe thread against the scripted proxies (test_pipeline sets auto) */
+	shim_config.pipeline = CONFIG_PIPELINE_OFF;
 	shim_config_broken = false;
 }

@@ -67,7 +67,7 @@ int main(void)
 {
 	tap_init();
 	shim_support_init();
-	real_execve = fake_execve;
+	shim_next_execve = fake_execve;
 	test_fexecve_no_argv();
 	return tap_done();
 }

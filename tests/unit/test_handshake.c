@@ -491,7 +491,7 @@ static void test_pipeline(void)
 	ends(&auth_bad, -EACCES, "pipelined, RFC 1929 refused");
 	ends(&unasked, -EPROTO, "pipelined, RFC 1929 not asked for");
 	script_set_auth(false);
-	shim_config.pipeline = CONFIG_PIPELINE_AUTO;
+	shim_config.pipeline = CONFIG_PIPELINE_OFF;
 }
 
 /* --- tcp_proxy_request: connecting ------------------------------------------------- */

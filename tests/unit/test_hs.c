@@ -206,7 +206,7 @@ static void judge(struct run *r, const struct hs_case *c, int rc)
 static void configure(const struct hs_case *c)
 {
 	script_set_auth(c->auth);
-	shim_config.pipeline = c->pipeline ? CONFIG_PIPELINE_ON : CONFIG_PIPELINE_AUTO;
+	shim_config.pipeline = c->pipeline ? CONFIG_PIPELINE_ON : CONFIG_PIPELINE_OFF;
 }
 
 static void run_case(const struct hs_case *c)
