@@ -42,6 +42,11 @@ void loop_watch_init(struct loop_watch *w, int fd, loop_cb cb)
 
 int loop_watch_set(struct loop *l, struct loop_watch *w, uint32_t events)
 {
+	/* EPOLLRDHUP with every EPOLLIN (it changes no interest set of its own):
+	 * it tells the relay that the peer's FIN came with the data it wakes
+	 * for, so the EOF is read in the same turn (relay.c). */
+	if (events & EPOLLIN)
+		events |= EPOLLRDHUP;
 	if (w->fd < 0 || events == w->events)
 		return 0;
 	struct epoll_event ev = {.events = events, .data.ptr = w};

@@ -179,6 +179,11 @@ static int drain(struct relay *r, int d)
 		return rc;
 	if (dir->eof && !dir->shut) {
 		dir->shut = true;
+		/* The last direction to finish: the relay is done and the server
+		 * closes both sockets now, which sends the FIN (nothing is left
+		 * unread that would make it a reset). */
+		if (r->dir[!d].shut)
+			return 0;
 		if (shutdown(out, SHUT_WR) < 0 && errno != ENOTCONN)
 			return -errno;
 	}
@@ -272,6 +277,14 @@ int relay_pump(struct relay *r, int side, uint32_t revents)
 		rc = fill(r, side);
 		if (rc == 0)
 			rc = drain(r, side);
+		/* The peer's FIN (or reset) is queued behind the data (EPOLLRDHUP):
+		 * once the data is passed on, read the EOF now rather than in
+		 * another wake-up. */
+		if (rc == 0 && (revents & EPOLLRDHUP) && !in->eof && !pending(in)) {
+			rc = fill(r, side);
+			if (rc == 0)
+				rc = drain(r, side);
+		}
 	}
 	if (rc == 0 && (revents & (EPOLLOUT | EPOLLHUP)))
 		rc = drain(r, !side);

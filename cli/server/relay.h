@@ -3,7 +3,8 @@
  * The byte relay between a client and its destination, in the style of
  * OpenBSD nc's readwrite(): one channel and position per direction, read
  * only when there is room, write only when there is data, and EOF on one
- * side becomes shutdown(SHUT_WR) on the other once its channel is drained.
+ * side becomes shutdown(SHUT_WR) on the other once its channel is drained
+ * (the last such FIN is sent by closing both sockets, which follows at once).
  *
  * A direction's channel is a 64 KiB buffer, taken from a per-thread pool
  * when bytes arrive and given back as soon as they are all sent (a held,
