@@ -51,7 +51,6 @@ int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
 /* --- the exchange as a state machine that never blocks ---------------------------- */
 
 enum tcp_hs_state {
-	TCP_HS_CONNECT, /* the connect to the proxy is under way */
 	TCP_HS_SEND,    /* out[sent, end) goes out, then the state `next` */
 	TCP_HS_METHOD,  /* reading the method selection */
 	TCP_HS_AUTH,    /* reading the RFC 1929 status */
@@ -121,6 +120,13 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
  * is never there yet). Once over, every call returns the same result.
  */
 int tcp_hs_step(struct tcp_hs *h);
+
+/* The first step after a start, for a caller that waits in the background:
+ * 0 when it waits for the socket (the greeting may have gone out already), the
+ * step's -errno (the connect's own error, such as -ECONNREFUSED, when the
+ * greeting could not go), -EPROTO if it finished at once (no proxy answers
+ * before it is asked). */
+int tcp_hs_first_wait(struct tcp_hs *h);
 
 /* Wipes the credentials still in the machine's buffers (call once done or
  * abandoned). The socket is the caller's: it is neither closed nor changed. */

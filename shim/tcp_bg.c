@@ -84,7 +84,7 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	/* the machine's first answer is what to wait for (the connect): the
 	 * driver's edge-triggered registration reports that wait's end */
 	if (rc == 0)
-		rc = tcp_hs_step(&c->hs) > 0 ? 0 : -EPROTO;
+		rc = tcp_hs_first_wait(&c->hs);
 	if (rc == 0 && !bg_driver_add(c))
 		rc = -EAGAIN;
 	if (rc < 0)

@@ -430,7 +430,7 @@ struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
 	c->arg = arg;
 	int rc = tcp_hs_start(&c->hs, fd, family, cmd, target);
 	if (rc == 0)
-		rc = tcp_hs_step(&c->hs) > 0 ? 0 : -EPROTO;
+		rc = tcp_hs_first_wait(&c->hs);
 	c->refs--; /* driver_add takes the driver's */
 	if (rc < 0 || !bg_driver_add(c)) {
 		c->own = -1; /* the caller's */

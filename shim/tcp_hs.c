@@ -138,32 +138,19 @@ int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
 	if (rc == 0)
 		fast_open(fd);
 	if (rc == 0 && real_connect(fd, (struct sockaddr *)&pa, plen) < 0) {
+		/* Still connecting: the greeting is sent at once all the same.
+		 * Over loopback or a local link the connection is usually made by
+		 * the time connect() returns, and the send saves a poll() and a
+		 * getsockopt(); otherwise it fails with EAGAIN (POLLOUT, and
+		 * hs_send tries again) or with the connect's own error. */
 		if (errno != EINPROGRESS && errno != EINTR)
 			rc = -errno;
-		else {
-			h->state = TCP_HS_CONNECT;
-			h->wait = POLLOUT;
-		}
 	}
 	if (rc < 0) {
 		tcp_hs_end(h);
 		hs_finish(h, rc);
 	}
 	return rc;
-}
-
-/* TCP_HS_CONNECT, once the socket is writable: the connect's outcome. */
-static int hs_connected(struct tcp_hs *h)
-{
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (real_getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return -errno;
-	if (err)
-		return -err;
-	h->state = TCP_HS_SEND;
-	return 0;
 }
 
 /* TCP_HS_SEND: 0 once all has gone out (what went is wiped), POLLOUT, or -errno. */
@@ -322,8 +309,6 @@ int tcp_hs_step(struct tcp_hs *h)
 		if (h->wait) {
 			rc = h->wait;
 			h->wait = 0;
-		} else if (h->state == TCP_HS_CONNECT) {
-			rc = hs_connected(h);
 		} else if (h->state == TCP_HS_SEND) {
 			rc = hs_send(h);
 		} else if (h->state == TCP_HS_METHOD || h->state == TCP_HS_AUTH) {
@@ -335,6 +320,12 @@ int tcp_hs_step(struct tcp_hs *h)
 	if (rc < 0)
 		hs_finish(h, rc);
 	return h->state == TCP_HS_DONE ? h->result : rc;
+}
+
+int tcp_hs_first_wait(struct tcp_hs *h)
+{
+	int rc = tcp_hs_step(h);
+	return rc > 0 ? 0 : rc < 0 ? rc : -EPROTO;
 }
 
 void tcp_hs_end(struct tcp_hs *h)
