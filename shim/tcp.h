@@ -51,11 +51,11 @@ int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
 /* --- the exchange as a state machine that never blocks ---------------------------- */
 
 enum tcp_hs_state {
-	TCP_HS_SEND,    /* out[sent, end) goes out, then the state `next` */
-	TCP_HS_METHOD,  /* reading the method selection */
-	TCP_HS_AUTH,    /* reading the RFC 1929 status */
-	TCP_HS_REPLY,   /* reading the reply to the request */
-	TCP_HS_DONE,    /* over: `result` says how */
+	TCP_HS_SEND,   /* out[sent, end) goes out, then the state `next` */
+	TCP_HS_METHOD, /* reading the method selection */
+	TCP_HS_AUTH,   /* reading the RFC 1929 status */
+	TCP_HS_REPLY,  /* reading the reply to the request */
+	TCP_HS_DONE,   /* over: `result` says how */
 };
 
 enum {
