@@ -81,8 +81,9 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	__atomic_add_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
 	int rc = tcp_hs_start(&c->hs, c->own, addr->sa_family, SOCKS5_CMD_CONNECT,
 	                      &pol->target);
-	/* the machine's first answer is what to wait for (the connect): the
-	 * driver's edge-triggered registration reports that wait's end */
+	/* the machine's first answer is what to wait for (the connect, or the
+	 * greeting's answer when it went out at once): the driver's
+	 * edge-triggered registration reports that wait's end */
 	if (rc == 0)
 		rc = tcp_hs_first_wait(&c->hs);
 	if (rc == 0 && !bg_driver_add(c))
