@@ -282,6 +282,13 @@ static int hs_reply(struct tcp_hs *h)
 	ssize_t len = SOCKS5_PARTIAL;
 	int rc = hs_fill(h, 5);
 
+	/* A beginning the codec already refuses (a wrong version or RSV, an
+	 * unknown ATYP at the fourth byte) ends it now, not at connect_timeout
+	 * while a hostile proxy waits before the fifth. */
+	if (rc == POLLIN && h->in_len > 0 &&
+	    socks5_reply_parse(h->in, h->in_len, &rep) < SOCKS5_PARTIAL)
+		return -EPROTO;
+
 	while (rc == 0 &&
 	       (len = socks5_reply_parse(h->in, h->in_len, &rep)) == SOCKS5_PARTIAL) {
 		size_t want = reply_len(h->in);

@@ -438,6 +438,9 @@ static void test_silent(void)
 	struct script at_once = {{EXPECT(GREET_NONE)}};
 	struct script mid_reply = {{EXPECT(GREET_NONE), SEND(METHOD_NONE),
 	                            EXPECT(REQUEST), SEND("\x05\x00\x00\x01\xc0")}};
+	/* four bytes with an unknown ATYP, then nothing: refused at once */
+	struct script bad_atyp_waits = {{EXPECT(GREET_NONE), SEND(METHOD_NONE),
+	                                 EXPECT(REQUEST), SEND("\x05\x00\x00\x07")}};
 	unsigned saved = shim_config.connect_timeout_ms;
 
 	shim_config.connect_timeout_ms = 300;
@@ -447,6 +450,9 @@ static void test_silent(void)
 	o = ends(&mid_reply, -ETIMEDOUT, "silent mid reply");
 	tap_ok(o.ms >= 299 && o.ms < 300 + 2000,
 	       "silent mid reply: gives up after 300 ms (%lld)", o.ms);
+	o = ends(&bad_atyp_waits, -EPROTO, "ATYP 7 in four bytes, then silence");
+	tap_ok(o.ms < 200, "ATYP 7 in four bytes: refused at the fourth byte (%lld ms)",
+	       o.ms);
 	shim_config.connect_timeout_ms = saved;
 }
 
