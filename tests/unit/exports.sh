@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # TAP: libsocksify.so exports exactly the hooks listed in shim/hooks.def, and
-# the version script generated from it (shim/mkmap.sh) lists the same names.
+# the version script generated from it (shim/mkhooks.sh map) lists the same names.
 #   exports.sh LIBSOCKSIFY.SO HOOKS.DEF BUILD/shim/libsocksify.map
 set -euo pipefail
 lib=$1 def=$2 map=$3
