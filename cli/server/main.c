@@ -22,6 +22,7 @@
 #include "build_config.h"
 #include "log.h"
 #include "loops.h"
+#include "runas.h"
 #include "server.h"
 #include "sockaddr.h"
 #include "socks5.h"
@@ -36,10 +37,14 @@ enum long_only {
 	OPT_MAX_CONNS,
 	OPT_DENY,
 	OPT_LOOPS,
+	OPT_USERS,
+	OPT_RUN_AS,
+	OPT_GROUP,
 };
 
 static const char usage[] =
-        "usage: socksify-server [-l ADDR:PORT]... [-b ADDR]... [-u USER:PASS]...\n"
+        "usage: socksify-server [-l ADDR:PORT]... [-b ADDR]... [--users FILE]...\n"
+        "                       [-u USER:PASS]... [--user NAME [--group GROUP]]\n"
         "                       [--allow-open] [--handshake-timeout SEC] "
         "[--connect-timeout SEC]\n"
         "                       [--idle-timeout SEC] [--max-conns N] [--deny CIDR]...\n"
@@ -51,8 +56,15 @@ static const char usage[] =
         "                         default 127.0.0.1:1080\n"
         "  -b ADDR                source address of outgoing connections (one per "
         "family)\n"
-        "  -u USER:PASS           require RFC 1929 username/password (repeatable)\n"
-        "  --allow-open           allow a non-loopback listener without -u\n"
+        "  --users FILE           require RFC 1929 username/password: one user:password\n"
+        "                         per line, # comments; a file only its owner may read\n"
+        "                         (repeatable; read once, before --user)\n"
+        "  -u, --auth USER:PASS   add one such user (repeatable); prefer --users: a\n"
+        "                         command line is visible to other users (ps)\n"
+        "  --user NAME            when started as root: become NAME (a system user)\n"
+        "                         once the listeners are open\n"
+        "  --group GROUP          with --user: this group instead of NAME's own\n"
+        "  --allow-open           allow a non-loopback listener without users\n"
         "  --handshake-timeout S  close clients that do not finish the handshake (10)\n"
         "  --connect-timeout S    give up resolving and connecting a destination (10)\n"
         "  --idle-timeout S       close relayed connections idle this long (0: never)\n"
@@ -66,7 +78,10 @@ static const char usage[] =
         "  -q                     log errors only\n";
 
 static struct server_config cfg;
-static unsigned nloops; /* -j; 0: loops_default() */
+static unsigned nloops;          /* -j; 0: loops_default() */
+static struct user_list users;   /* -u, --users */
+static const char *run_as_name;  /* --user */
+static const char *run_as_group; /* --group */
 
 static void die_usage(const char *fmt, ...)
         __attribute__((format(printf, 1, 2), noreturn));
@@ -154,24 +169,15 @@ static void parse_user(char *arg)
 	char *colon = strchr(arg, ':');
 	size_t alen = strlen(arg);
 
-	if (cfg.nusers >= SERVER_MAX_USERS)
-		die_usage("-u: %s", "too many users");
-	if (!colon || colon == arg || (size_t)(colon - arg) > 255 ||
-	    alen - (size_t)(colon - arg) - 1 > 255)
+	if (!colon || colon == arg || (size_t)(colon - arg) > USERS_FIELD_MAX ||
+	    alen - (size_t)(colon - arg) - 1 > USERS_FIELD_MAX)
 		die_usage("-u %s",
 		          "expects USER:PASS (user 1-255 bytes, password up to 255)");
-	char *copy = strdup(arg);
-	if (!copy) {
-		perror("socksify-server");
-		exit(EXIT_RUNTIME);
-	}
-	struct server_user *u = &cfg.users[cfg.nusers++];
-	u->user = copy;
-	u->ulen = (size_t)(colon - arg);
-	copy[u->ulen] = '\0';
-	u->pass = copy + u->ulen + 1;
-	u->plen = strlen(u->pass);
+	int rc = users_add(&users, arg, (size_t)(colon - arg), colon + 1,
+	                   alen - (size_t)(colon - arg) - 1, "-u");
 	explicit_bzero(arg, alen);
+	if (rc < 0)
+		exit(EXIT_USAGE);
 }
 
 static unsigned parse_seconds(const char *opt, const char *arg, bool zero_ok)
@@ -219,6 +225,7 @@ static unsigned parse_loops(const char *arg)
 }
 
 /* One option from getopt_long(); -v and -q adjust *level. */
+/* size: getopt switch */
 static void parse_option(int opt, char **argv, int *level)
 {
 	switch (opt) {
@@ -230,6 +237,16 @@ static void parse_option(int opt, char **argv, int *level)
 		break;
 	case 'u':
 		parse_user(optarg);
+		break;
+	case OPT_USERS:
+		if (users_load(&users, optarg) < 0)
+			exit(EXIT_USAGE);
+		break;
+	case OPT_RUN_AS:
+		run_as_name = optarg;
+		break;
+	case OPT_GROUP:
+		run_as_group = optarg;
 		break;
 	case OPT_ALLOW_OPEN:
 		cfg.allow_open = true;
@@ -282,7 +299,10 @@ static void parse_args(int argc, char **argv)
 	static const struct option opts[] = {
 	        {"listen", required_argument, NULL, 'l'},
 	        {"bind", required_argument, NULL, 'b'},
-	        {"user", required_argument, NULL, 'u'},
+	        {"auth", required_argument, NULL, 'u'},
+	        {"users", required_argument, NULL, OPT_USERS},
+	        {"user", required_argument, NULL, OPT_RUN_AS},
+	        {"group", required_argument, NULL, OPT_GROUP},
 	        {"allow-open", no_argument, NULL, OPT_ALLOW_OPEN},
 	        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
 	        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -309,6 +329,10 @@ static void parse_args(int argc, char **argv)
 	log_set_level(level);
 	if (cfg.nlisten == 0)
 		parse_listen("127.0.0.1:1080");
+	cfg.users = users.v;
+	cfg.nusers = users.n;
+	if (run_as_group && !run_as_name)
+		die_usage("--group %s: only with --user", run_as_group);
 }
 
 /* Refuses an open proxy before any listener is opened. */
@@ -324,7 +348,9 @@ static void check_listeners(void)
 		fprintf(stderr,
 		        "socksify-server: refusing to listen on %s without "
 		        "authentication: "
-		        "give -u USER:PASS, or --allow-open to run an open proxy\n",
+		        "give --users FILE or -u USER:PASS, or --allow-open to run an "
+		        "open "
+		        "proxy\n",
 		        name);
 		exit(EXIT_USAGE);
 	}
@@ -363,8 +389,11 @@ int main(int argc, char **argv)
 	struct loop_watch sigwatch;
 	sigset_t sigs;
 
+	struct run_as ra = {0};
 	parse_args(argc, argv);
 	check_listeners();
+	if (run_as_name && run_as_prepare(&ra, run_as_name, run_as_group) < 0)
+		return EXIT_USAGE;
 	signal(SIGPIPE, SIG_IGN);
 	/* Blocked before any thread starts, so every thread inherits the mask and
 	 * the signals wait for the signalfd that loop 0 watches. */
@@ -384,5 +413,7 @@ int main(int argc, char **argv)
 	loop_watch_init(&sigwatch, sfd, on_signal);
 	loop_watch_set(&srvs[0].loop, &sigwatch, EPOLLIN);
 	loops_listen(srvs, nloops);
+	if (run_as_apply(&ra) < 0)
+		return EXIT_RUNTIME;
 	return loops_run(srvs, nloops) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

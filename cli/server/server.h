@@ -16,22 +16,16 @@
 
 #include "acl.h"
 #include "loop.h"
+#include "users.h"
 
-enum { SERVER_MAX_LISTEN = 16, SERVER_MAX_USERS = 64 };
-
-struct server_user {
-	char *user;
-	size_t ulen;
-	char *pass;
-	size_t plen;
-};
+enum { SERVER_MAX_LISTEN = 16 };
 
 struct server_config {
 	struct sockaddr_storage listen[SERVER_MAX_LISTEN];
 	size_t nlisten;
 	struct sockaddr_storage bind4, bind6; /* -b, per family */
 	bool have_bind4, have_bind6;
-	struct server_user users[SERVER_MAX_USERS];
+	const struct server_user *users; /* -u, --users: shared by the loops */
 	size_t nusers;
 	bool allow_open;
 	unsigned handshake_timeout_ms;
