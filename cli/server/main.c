@@ -378,10 +378,17 @@ static void on_signal(struct loop_watch *w, uint32_t revents)
 {
 	struct signalfd_siginfo si;
 	(void)revents;
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
-		log_msg(LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
-		loops_stop();
+	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	/* Nothing to reload: a server that gave up root (--user) could not read
+	 * a root-only users file again, so the file is read once, at start. */
+	if (si.ssi_signo == SIGHUP) {
+		log_msg(LOG_INFO, "SIGHUP ignored: the users are read once, at start; "
+		                  "restart to change them");
+		return;
 	}
+	log_msg(LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
+	loops_stop();
 }
 
 int main(int argc, char **argv)
@@ -400,6 +407,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	fit_fd_limit();
 	if (nloops == 0)
