@@ -93,10 +93,14 @@ int run_as_apply(const struct run_as *ra)
 		        ra->name);
 		return -1;
 	}
-	/* No exec'd program may gain privileges again either (none is run). */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		fprintf(stderr, "socksify-server: --user %s: no_new_privs: %s\n",
-		        ra->name, strerror(errno));
+	/* No exec'd program may gain privileges again either (none is run); and
+	 * the other processes of NAME (nobody's are many) may not ptrace us nor
+	 * read our memory, with the passwords in it, whatever fs.suid_dumpable
+	 * says: the kernel applies it on the switch. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    (switched && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)) {
+		fprintf(stderr, "socksify-server: --user %s: prctl: %s\n", ra->name,
+		        strerror(errno));
 		return -1;
 	}
 	log_msg(LOG_INFO, "running as user %s (uid %u, gid %u)", ra->name,

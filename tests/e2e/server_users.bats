@@ -212,6 +212,9 @@ status_field() {
 	assert_equal "$(status_field "$SERVER_PID" CapEff)" 0000000000000000
 	assert_equal "$(status_field "$SERVER_PID" CapPrm)" 0000000000000000
 	assert_equal "$(status_field "$SERVER_PID" NoNewPrivs)" 1
+	# not dumpable: /proc/PID/mem belongs to root, no process of nobody's may
+	# ptrace it or read the passwords in its memory
+	assert_equal "$(stat -c %u "/proc/$SERVER_PID/mem")" 0
 	# every thread (the loops, the name lookups) switched, not only the first
 	local t
 	for t in /proc/"$SERVER_PID"/task/*; do
