@@ -91,7 +91,7 @@ static FILE *open_private(const char *path)
 	if (why)
 		error("--users %s: %s", path, why);
 	else if (st.st_mode & 077)
-		error("--users %s: group or others may read or write it (mode %04o); "
+		error("--users %s: group or others have permissions on it (mode %04o); "
 		      "chmod 600 it",
 		      path, (unsigned)(st.st_mode & 07777));
 	FILE *f = why || (st.st_mode & 077) ? NULL : fdopen(fd, "r");

@@ -34,8 +34,9 @@ int users_add(struct user_list *l, const char *user, size_t ulen, const char *pa
 /*
  * Reads `path`: one user:password per line (the password is the rest of
  * the line after the first colon, 1 to 255 bytes; the user 1 to 255 bytes),
- * lines starting with '#' and blank lines skipped. Refuses a file that is
- * not a regular file or that group or others may read or write. 0, or -1
+ * lines whose first non-blank is "#" and blank lines skipped. Refuses a file that is
+ * not a regular file or on which group or others have any permission
+ * (mode & 077). 0, or -1
  * after printing a one-line error naming the file (and line).
  */
 int users_load(struct user_list *l, const char *path);

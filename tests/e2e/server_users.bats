@@ -110,10 +110,10 @@ status_field() {
 
 @test "--users FILE that group or others may read or write, or not a regular file: refused" {
 	local mode
-	for mode in 644 640 604 620 602 660; do
+	for mode in 644 640 604 620 602 660 610 601; do
 		users_file "$mode" 'alice:s3cret'
 		refused --users "$USERS"
-		assert_output "socksify-server: --users $USERS: group or others may read or write it (mode 0$mode); chmod 600 it"
+		assert_output "socksify-server: --users $USERS: group or others have permissions on it (mode 0$mode); chmod 600 it"
 	done
 	refused --users "$BATS_TEST_TMPDIR"
 	assert_output "socksify-server: --users $BATS_TEST_TMPDIR: not a regular file"
