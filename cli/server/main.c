@@ -347,10 +347,8 @@ static void check_listeners(void)
 		sa_format((const struct sockaddr *)ss, name, sizeof(name));
 		fprintf(stderr,
 		        "socksify-server: refusing to listen on %s without "
-		        "authentication: "
-		        "give --users FILE or -u USER:PASS, or --allow-open to run an "
-		        "open "
-		        "proxy\n",
+		        "authentication: give --users FILE or -u USER:PASS, or "
+		        "--allow-open to run an open proxy\n",
 		        name);
 		exit(EXIT_USAGE);
 	}
