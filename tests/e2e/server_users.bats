@@ -6,7 +6,8 @@
 # Run: SOCKSIFY_SERVER=build/cli/socksify-server SOCKSIFY_BUILD=build \
 #      bats tests/e2e/server_users.bats
 
-# shellcheck disable=SC2030,SC2031,SC2154
+# bats sets status/output/lines/stderr; start_server (helpers.bash) reads SERVER_WRAP:
+# shellcheck disable=SC2030,SC2031,SC2034,SC2154
 
 bats_require_minimum_version 1.5.0
 
