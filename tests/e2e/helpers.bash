@@ -100,7 +100,7 @@ print(s.getsockname()[1])'
 wait_listen() {
 	local port=$1 pid=${2:-} i
 	for ((i = 0; i < 100; i++)); do
-		if [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
+		if [[ -n $("${LISTEN_WRAP[@]}" ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
 			return 0
 		fi
 		if [[ -n $pid ]] && ! pid_alive "$pid"; then
@@ -151,20 +151,108 @@ start_server() {
 	done
 }
 SERVER_WRAP=()
+# LISTEN_WRAP (an array) prefixes wait_listen's ss (e.g. ip netns exec NS).
+LISTEN_WRAP=()
 
-# start_server_nodns [ARGS...]: start_server in a private mount namespace whose
-# /etc/resolv.conf points at 127.0.0.1:53 where nothing answers, so a name lookup
-# fails fast without any traffic off loopback. Falls back to the host resolver
-# when mount namespaces are unavailable.
-start_server_nodns() {
-	local conf=$BATS_TEST_TMPDIR/resolv.conf
-	printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$conf"
-	if [[ -z $(ss -Hlun 'sport = :53' 2>/dev/null) ]] && unshare -m true 2>/dev/null; then
-		# shellcheck disable=SC2016
-		SERVER_WRAP=(unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$conf")
-	fi
-	start_server "$@"
+# --- a namespace whose name lookups end at a stub -----------------------------------
+
+# stubdns_setup [nxdomain|silent]: a network namespace of this test's own,
+# DNSNS (sxdns<bats PID>r<random>), with nothing but loopback (no route out, so
+# no packet can leave it), whose files (/etc/netns/$DNSNS/, bind-mounted over
+# /etc by ip netns exec) send every name lookup to a stub: resolv.conf names
+# 127.0.0.1, hosts knows localhost only, nsswitch.conf is this machine's with
+# "hosts: files dns" (no nss module that reaches a resolver some other way).
+# The stub (stub_dns.py, 127.0.0.1:53 UDP and TCP) logs each query in
+# STUB_DNS_LOG ("udp|tcp QNAME QTYPE") and answers NXDOMAIN, or nothing with
+# silent. common_teardown removes it all. Skips, saying why, unless root.
+stubdns_setup() {
+	((EUID == 0)) || skip "needs root (a network namespace for the server's name lookups)"
+	stubdns_sweep_stale
+	DNSNS=sxdns$$r$RANDOM
+	echo "$DNSNS" >"$BATS_TEST_TMPDIR/dnsns"
+	ip netns add "$DNSNS" || fail "ip netns add $DNSNS failed"
+	ip -n "$DNSNS" link set lo up || fail "cannot bring up lo in $DNSNS"
+	local etc=/etc/netns/$DNSNS
+	mkdir -p "$etc"
+	printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$etc/resolv.conf"
+	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$etc/hosts"
+	{
+		grep -v '^hosts:' /etc/nsswitch.conf 2>/dev/null || true
+		echo 'hosts: files dns'
+	} >"$etc/nsswitch.conf"
+	STUB_DNS_LOG=$BATS_TEST_TMPDIR/stub-dns.log
+	: >"$STUB_DNS_LOG"
+	spawn "$BATS_TEST_TMPDIR/stub-dns.out" ip netns exec "$DNSNS" \
+		"$PYTHON" -u "$E2E_DIR/stub_dns.py" 127.0.0.1 53 "$STUB_DNS_LOG" "${1:-nxdomain}"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^ready' "$BATS_TEST_TMPDIR/stub-dns.out" && return 0
+		pid_alive "$SPAWNED_PID" || break
+		sleep 0.05
+	done
+	cat "$BATS_TEST_TMPDIR/stub-dns.out" >&2
+	fail "the stub name server did not start in $DNSNS"
+}
+
+# dns_run CMD...: CMD in $DNSNS (stubdns_setup).
+dns_run() {
+	ip netns exec "$DNSNS" "$@"
+}
+
+# stubdns_teardown: removes stubdns_setup's namespace and files (its processes
+# are gone by then: kill_pids).
+stubdns_teardown() {
+	local ns
+	ns=$(cat "$BATS_TEST_TMPDIR/dnsns" 2>/dev/null) || return 0
+	ip netns del "$ns" 2>/dev/null || true
+	rm -rf "/etc/netns/$ns" "$BATS_TEST_TMPDIR/dnsns"
+	rmdir /etc/netns 2>/dev/null || true
+}
+
+# stubdns_sweep_stale: the namespaces of earlier runs whose bats process is gone
+# (killed by a test timeout before its teardown).
+stubdns_sweep_stale() {
+	local f name
+	for f in /run/netns/sxdns*r*; do
+		[[ -e $f ]] || continue
+		name=${f##*/}
+		[[ $name =~ ^sxdns([0-9]+)r[0-9]+$ ]] || continue
+		kill -0 "${BASH_REMATCH[1]}" 2>/dev/null && continue
+		ip netns del "$name" 2>/dev/null || true
+		rm -rf "/etc/netns/$name"
+	done
+}
+
+# start_server_stubdns [ARGS...]: stubdns_setup, then in $DNSNS an HTTP server
+# on 127.0.0.1 serving $WWW (sets HTTP_PORT, for this test) and start_server
+# there. The test talks to both through dns_run.
+start_server_stubdns() {
+	stubdns_setup
+	HTTP_PORT=8080
+	spawn "$BATS_TEST_TMPDIR/http-dnsns.log" ip netns exec "$DNSNS" \
+		"$PYTHON" -m http.server --bind 127.0.0.1 --directory "$WWW" "$HTTP_PORT"
+	LISTEN_WRAP=(ip netns exec "$DNSNS")
+	wait_listen "$HTTP_PORT" "$SPAWNED_PID" || fail "no HTTP server in $DNSNS"
+	SERVER_WRAP=(ip netns exec "$DNSNS")
+	start_server -l 127.0.0.1:1080 "$@"
 	SERVER_WRAP=()
+	LISTEN_WRAP=()
+}
+
+# assert_stub_lookups NAME: the stub got queries during this test, every one of
+# them for NAME (or NAME followed by a search domain), and $DNSNS still has
+# nothing but loopback: no lookup went anywhere else.
+assert_stub_lookups() {
+	local name=$1 got bad links routes
+	got=$(cat "$STUB_DNS_LOG")
+	[[ -n $got ]] || fail "the stub name server got no query for $name"
+	bad=$(grep -Ev "^(udp|tcp) ${name//./\\.}(\.[^ ]*)? [0-9]+\$" <<<"$got" || true)
+	[[ -z $bad ]] || fail "the stub got queries for other names than $name: $bad"
+	links=$(ip -n "$DNSNS" -o link show | awk -F': ' '{ print $2 }')
+	[[ $links == lo ]] || fail "$DNSNS has other links than lo: $links"
+	routes=$(ip -n "$DNSNS" route show table all | grep -v ' dev lo ' || true)
+	[[ -z $routes ]] || fail "$DNSNS has routes off loopback: $routes"
+	echo "# the stub got $(grep -c . <<<"$got") queries, all for $name" >&3
 }
 
 # stop_server [SIGNAL]: signals the server (default TERM), waits (max 5 s) and
@@ -273,6 +361,7 @@ common_setup() {
 # shows a sanitizer report (the ASan build runs this suite too).
 common_teardown() {
 	kill_pids "$BATS_TEST_TMPDIR/pids"
+	stubdns_teardown
 	if [[ -n $SERVER_LOG && -s $SERVER_LOG ]]; then
 		echo "# --- server log ($SERVER_LOG):"
 		sed 's/^/# /' "$SERVER_LOG"

@@ -88,14 +88,18 @@ closed_port() {
 }
 
 @test "a name that does not resolve: curl --socks5-hostname fails, server replies 4" {
-	start_server_nodns
-	run ! "${CURL[@]}" --socks5-hostname "$PROXY" "http://nonexistent.invalid:$HTTP_PORT/"
-	run -0 client connect --proxy "$PROXY" --target "nonexistent.invalid:80" --expect-rep 4
+	# the server, the clients and the HTTP target in a namespace whose lookups
+	# end at a stub that says NXDOMAIN (helpers.bash): nothing asks a real resolver
+	start_server_stubdns
+	run ! dns_run "${CURL[@]}" --socks5-hostname "$PROXY" "http://nonexistent.invalid:$HTTP_PORT/"
+	run -0 dns_run "${CLIENT[@]}" connect --proxy "$PROXY" --target "nonexistent.invalid:80" \
+		--expect-rep 4
 	assert_line "rep=4"
 	assert_line "closed=yes"
 	# and the server is still fine
-	run -0 "${CURL[@]}" --socks5 "$PROXY" "http://127.0.0.1:$HTTP_PORT/index.html"
+	run -0 dns_run "${CURL[@]}" --socks5 "$PROXY" "http://127.0.0.1:$HTTP_PORT/index.html"
 	assert_output --partial "socksify e2e index"
+	assert_stub_lookups nonexistent.invalid
 }
 
 # ---------------------------------------------------------------------------------
@@ -440,7 +444,9 @@ while True:
 }
 
 @test "all malformed inputs against one server, then it still serves curl" {
-	start_server_nodns
+	# in a namespace whose lookups end at a stub (helpers.bash); client too
+	start_server_stubdns
+	client() { dns_run "${CLIENT[@]}" "$@"; }
 	local port_hex closed
 	port_hex=$(printf '%04x' "$HTTP_PORT")
 	closed=$(closed_port)
@@ -463,10 +469,14 @@ while True:
 	run -0 client raw --proxy "$PROXY" --split-bytes --hex "050100 05010003" --expect 0500
 	# still alive and serving
 	pid_alive "$SERVER_PID" || fail "socksify-server died"
-	curl_fetch --socks5 "$PROXY" "http://127.0.0.1:$HTTP_PORT/big.bin" "$BATS_TEST_TMPDIR/big"
+	dns_run "${CURL[@]}" --socks5 "$PROXY" -o "$BATS_TEST_TMPDIR/big" \
+		"http://127.0.0.1:$HTTP_PORT/big.bin"
 	assert_big_intact "$BATS_TEST_TMPDIR/big"
-	run -0 "${CURL[@]}" --socks5-hostname "$PROXY" "http://localhost:$HTTP_PORT/index.html"
+	run -0 dns_run "${CURL[@]}" --socks5-hostname "$PROXY" \
+		"http://localhost:$HTTP_PORT/index.html"
 	assert_output --partial "socksify e2e index"
+	# localhost from the hosts file; only the unknown name reached the stub
+	assert_stub_lookups nonexistent.invalid
 }
 
 # ---------------------------------------------------------------------------------

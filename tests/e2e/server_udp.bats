@@ -278,34 +278,16 @@ malformed_datagrams() {
 }
 
 @test "a name lookup that hangs does not hold up other datagrams" {
-	# only where names go through files then resolv.conf (no query leaves the host)
-	grep -Eq '^hosts:[[:space:]]+files[[:space:]]+dns[[:space:]]*$' /etc/nsswitch.conf ||
-		skip "/etc/nsswitch.conf hosts is not 'files dns'"
-	[[ -z $(ss -Hlun 'sport = :53') ]] || skip "something listens on UDP port 53"
-	unshare -m true 2>/dev/null || skip "no mount namespaces (unshare -m)"
-	# a name server on 127.0.0.99 that never answers; the server's resolv.conf
-	# (a private mount namespace) points there with a 3 s timeout
-	spawn "$BATS_TEST_TMPDIR/dns.log" "$PYTHON" -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.99", 53))
-print("ready", flush=True)
-while True:
-    s.recv(4096)
-'
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -q ready "$BATS_TEST_TMPDIR/dns.log" && break
-		sleep 0.05
-	done
-	grep -q ready "$BATS_TEST_TMPDIR/dns.log" || fail "the silent name server did not start"
-	printf 'nameserver 127.0.0.99\noptions timeout:3 attempts:1\n' >"$BATS_TEST_TMPDIR/resolv.conf"
-	# shellcheck disable=SC2016
-	SERVER_WRAP=(unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-		"$BATS_TEST_TMPDIR/resolv.conf")
-	start_server
-	# shellcheck disable=SC2034 # read by start_server
-	SERVER_WRAP=()
+	# the server, the echo target and the client in a namespace whose lookups
+	# end at a stub name server that never answers (helpers.bash); a 3 s timeout
+	stubdns_setup silent
+	printf 'nameserver 127.0.0.1\noptions timeout:3 attempts:1\n' >"/etc/netns/$DNSNS/resolv.conf"
+	SERVER_WRAP=(ip netns exec "$DNSNS")
+	LISTEN_WRAP=(ip netns exec "$DNSNS")
+	start_server -l 127.0.0.1:1080
+	# shellcheck disable=SC2034 # read by start_server, wait_listen
+	SERVER_WRAP=() LISTEN_WRAP=()
+	CLIENT=(ip netns exec "$DNSNS" "${CLIENT[@]}") # for start_udp_echo and client
 	start_udp_echo
 	# while slow.example is being looked up, a datagram to an address must echo
 	# within 1 s (the lookup takes 3 s)
@@ -313,6 +295,7 @@ while True:
 		--quiet 0.1 --no-reply "100@slow.example:$UDP_PORT" --echo 100 --echo 1400
 	assert_line "echoed=2"
 	assert_target_got 2
+	assert_stub_lookups slow.example
 }
 
 # ---------------------------------------------------------------------------------
