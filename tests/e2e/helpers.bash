@@ -227,7 +227,7 @@ stubdns_sweep_stale() {
 # on 127.0.0.1 serving $WWW (sets HTTP_PORT, for this test) and start_server
 # there. The test talks to both through dns_run.
 start_server_stubdns() {
-	stubdns_setup
+	stubdns_setup nxdomain
 	HTTP_PORT=8080
 	spawn "$BATS_TEST_TMPDIR/http-dnsns.log" ip netns exec "$DNSNS" \
 		"$PYTHON" -m http.server --bind 127.0.0.1 --directory "$WWW" "$HTTP_PORT"
