@@ -33,9 +33,12 @@ int acl_add_deny(struct acl *acl, const char *cidr)
 	r.prefix = max;
 	if (slash) {
 		char *end;
+		/* digits only: strtoul() would take "/ 8", "/+8" and "/-0" */
+		if (slash[1] < '0' || slash[1] > '9')
+			return -EINVAL;
 		errno = 0;
 		unsigned long p = strtoul(slash + 1, &end, 10);
-		if (slash[1] == '\0' || *end != '\0' || errno || p > max)
+		if (*end != '\0' || errno || p > max)
 			return -EINVAL;
 		r.prefix = (unsigned)p;
 	}

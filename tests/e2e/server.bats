@@ -604,7 +604,7 @@ assert_one_line_error() {
 	local bad
 	for bad in "-l nonsense" "-l 127.0.0.1" "-l 127.0.0.1:99999" "-l [::1" "-u nocolon" \
 		"--bogus" "--max-conns abc" "--handshake-timeout -1" "--deny notacidr" \
-		"--deny 10.0.0.0/33" "-b notanaddress" "-l"; do
+		"--deny 10.0.0.0/33" "--deny 10.0.0.0/-0" "--deny 10.0.0.0/+8" "-b notanaddress" "-l"; do
 		# shellcheck disable=SC2086 # split on purpose
 		run_server_cmd $bad
 		[[ $status == 2 && ${#stderr_lines[@]} == 1 ]] ||
