@@ -173,6 +173,7 @@ stubdns_setup() {
 	ip netns add "$DNSNS" || fail "ip netns add $DNSNS failed"
 	ip -n "$DNSNS" link set lo up || fail "cannot bring up lo in $DNSNS"
 	local etc=/etc/netns/$DNSNS
+	[[ -d /etc/netns ]] || : >"$BATS_TEST_TMPDIR/dnsns.made-etc-netns"
 	mkdir -p "$etc"
 	printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$etc/resolv.conf"
 	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$etc/hosts"
@@ -206,7 +207,11 @@ stubdns_teardown() {
 	ns=$(cat "$BATS_TEST_TMPDIR/dnsns" 2>/dev/null) || return 0
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "/etc/netns/$ns" "$BATS_TEST_TMPDIR/dnsns"
-	rmdir /etc/netns 2>/dev/null || true
+	# /etc/netns too when this test made it and nobody else uses it now
+	if [[ -e $BATS_TEST_TMPDIR/dnsns.made-etc-netns ]]; then
+		rmdir /etc/netns 2>/dev/null || true
+		rm -f "$BATS_TEST_TMPDIR/dnsns.made-etc-netns"
+	fi
 }
 
 # stubdns_sweep_stale: the namespaces of earlier runs whose bats process is gone
