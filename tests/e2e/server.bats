@@ -33,6 +33,11 @@ client() {
 	"${CLIENT[@]}" "$@"
 }
 
+# dns_client ARGS...: the same in the stub's namespace (start_server_stubdns)
+dns_client() {
+	dns_run "${CLIENT[@]}" "$@"
+}
+
 # curl_fetch PROXYOPT PROXY URL FILE: curl through the server into FILE
 curl_fetch() {
 	"${CURL[@]}" "$1" "$2" -o "$4" "$3"
@@ -92,8 +97,7 @@ closed_port() {
 	# end at a stub that says NXDOMAIN (helpers.bash): nothing asks a real resolver
 	start_server_stubdns
 	run ! dns_run "${CURL[@]}" --socks5-hostname "$PROXY" "http://nonexistent.invalid:$HTTP_PORT/"
-	run -0 dns_run "${CLIENT[@]}" connect --proxy "$PROXY" --target "nonexistent.invalid:80" \
-		--expect-rep 4
+	run -0 dns_client connect --proxy "$PROXY" --target "nonexistent.invalid:80" --expect-rep 4
 	assert_line "rep=4"
 	assert_line "closed=yes"
 	# and the server is still fine
@@ -444,29 +448,28 @@ while True:
 }
 
 @test "all malformed inputs against one server, then it still serves curl" {
-	# in a namespace whose lookups end at a stub (helpers.bash); client too
+	# in a namespace whose lookups end at a stub (helpers.bash)
 	start_server_stubdns
-	client() { dns_run "${CLIENT[@]}" "$@"; }
 	local port_hex closed
 	port_hex=$(printf '%04x' "$HTTP_PORT")
 	closed=$(closed_port)
-	run -0 client raw --proxy "$PROXY" --hex 040100 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex 0500 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050100 05090001 7f000001 $port_hex" \
+	run -0 dns_client raw --proxy "$PROXY" --hex 040100 --expect-close
+	run -0 dns_client raw --proxy "$PROXY" --hex 0500 --expect-close
+	run -0 dns_client raw --proxy "$PROXY" --hex "050100 05090001 7f000001 $port_hex" \
 		--expect 05000507 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050100 05010005 7f000001 $port_hex" \
+	run -0 dns_client raw --proxy "$PROXY" --hex "050100 05010005 7f000001 $port_hex" \
 		--expect 05000508 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050100 0501000300 $port_hex" --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050100 05010101 7f000001 $port_hex $HTTP_GET" \
+	run -0 dns_client raw --proxy "$PROXY" --hex "050100 0501000300 $port_hex" --expect-close
+	run -0 dns_client raw --proxy "$PROXY" --hex "050100 05010101 7f000001 $port_hex $HTTP_GET" \
 		--expect 0500 --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "050102 0504 75736572 06 736563726574" \
+	run -0 dns_client raw --proxy "$PROXY" --hex "050102 0504 75736572 06 736563726574" \
 		--expect 05ff --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "ffffffffffffffffffffffff" --expect-close
-	run -0 client raw --proxy "$PROXY" --hex "05ff$(printf '00%.0s' {1..255})" --expect 0500
-	run -0 client hold --proxy "$PROXY" --seconds 0.2
-	run -0 client connect --proxy "$PROXY" --target "127.0.0.1:$closed" --expect-rep 5
-	run -0 client connect --proxy "$PROXY" --target "nonexistent.invalid:80" --expect-rep 4
-	run -0 client raw --proxy "$PROXY" --split-bytes --hex "050100 05010003" --expect 0500
+	run -0 dns_client raw --proxy "$PROXY" --hex "ffffffffffffffffffffffff" --expect-close
+	run -0 dns_client raw --proxy "$PROXY" --hex "05ff$(printf '00%.0s' {1..255})" --expect 0500
+	run -0 dns_client hold --proxy "$PROXY" --seconds 0.2
+	run -0 dns_client connect --proxy "$PROXY" --target "127.0.0.1:$closed" --expect-rep 5
+	run -0 dns_client connect --proxy "$PROXY" --target "nonexistent.invalid:80" --expect-rep 4
+	run -0 dns_client raw --proxy "$PROXY" --split-bytes --hex "050100 05010003" --expect 0500
 	# still alive and serving
 	pid_alive "$SERVER_PID" || fail "socksify-server died"
 	dns_run "${CURL[@]}" --socks5 "$PROXY" -o "$BATS_TEST_TMPDIR/big" \
