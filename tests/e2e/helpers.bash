@@ -48,6 +48,7 @@ pidfile() {
 spawn() {
 	local log=$1
 	shift
+	: >"$log" # exists before the background job opens it: callers read it at once
 	"$@" >"$log" 2>&1 3>&- &
 	SPAWNED_PID=$!
 	echo "$SPAWNED_PID" >>"$(pidfile)"
