@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * UDP ASSOCIATE for socksify-server (RFC 1928 sections 4 and 7). An
- * association has a front socket, bound on the address the client's TCP
- * connection reached, and one outgoing socket per family (bound to -b when
- * given). Datagrams from the client — only from its IP, and only from one
- * port: the one it named, or else the first one it used — lose their header
- * and go to their destination; replies come back with a header naming
- * their real source. A name is looked up off the loop (resolve.c), with one
- * datagram held while it resolves. Malformed datagrams, fragments and
+ * association has a front socket, of the family the request names (see
+ * udp_front.c), and one outgoing socket per family (bound to -b when
+ * given). Datagrams from the client — only from one source: the address and
+ * port it named, else its control connection's address and the first port
+ * it used (udp_front.c) — lose their header and go to their destination;
+ * replies come back with a header naming their real source. Datagrams to a
+ * name wait for its lookup (udp_names.c). Malformed datagrams, fragments and
  * denied destinations are dropped and counted. The association ends with
  * its TCP control connection, or after --idle-timeout without datagrams.
  */
@@ -20,40 +20,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "resolve.h"
 #include "sockaddr.h"
+#include "udp_int.h"
 
 enum {
-	UDP_NAMES = 8,   /* names an association resolves or remembers */
 	UDP_MAX = 65535, /* the largest datagram */
 	UDP_MMSG = 16,   /* datagrams per recvmmsg/sendmmsg */
 	UDP_BATCH = 64,  /* datagrams handled per wake-up and socket */
-};
-
-struct udp_name {
-	char name[256];
-	struct resolve_job *job; /* in flight */
-	bool ok;                 /* addr is valid */
-	struct sockaddr_storage addr;
-	uint8_t *held; /* one datagram waiting for the lookup */
-	size_t held_len;
-	uint16_t held_port;
-};
-
-struct udp_assoc {
-	struct conn *conn;
-	struct loop_watch front, out4, out6;
-	struct sockaddr_storage client; /* where replies go, once known */
-	bool client_known;
-	struct udp_name names[UDP_NAMES];
-	unsigned next_name; /* the slot to reuse next */
-	uint64_t up, up_bytes, down, down_bytes, dropped;
 };
 
 /* Datagrams waiting for one sendmmsg() on one socket. */
@@ -186,10 +164,8 @@ static void enqueue(struct udp_queue *q, struct udp_assoc *u, int fd,
 	q->n++;
 }
 
-/* Passes a payload to a resolved destination: queued in the batch when there
- * is one, else sent at once. False when it was dropped. */
-static bool send_out(struct udp_assoc *u, struct sockaddr_storage *dst,
-                     const uint8_t *data, size_t len, bool queue)
+bool udp_send_out(struct udp_assoc *u, struct sockaddr_storage *dst, const uint8_t *data,
+                  size_t len, bool queue)
 {
 	if (acl_denies(&u->conn->srv->cfg.acl, (struct sockaddr *)dst))
 		return false;
@@ -207,66 +183,6 @@ static bool send_out(struct udp_assoc *u, struct sockaddr_storage *dst,
 		return false;
 	u->up++;
 	u->up_bytes += len;
-	return true;
-}
-
-static void on_resolved(void *owner, struct resolve_job *job)
-{
-	struct udp_assoc *u = owner;
-	for (int i = 0; i < UDP_NAMES; i++) {
-		struct udp_name *n = &u->names[i];
-		if (n->job != job)
-			continue;
-		n->job = NULL;
-		n->ok = job->err == 0 && job->naddrs > 0;
-		if (n->ok)
-			n->addr = job->addrs[0];
-		if (n->held) {
-			bool sent = false;
-			if (n->ok) {
-				struct sockaddr_storage dst = n->addr;
-				((struct sockaddr_in *)&dst)->sin_port =
-				        htons(n->held_port);
-				sent = send_out(u, &dst, n->held, n->held_len, false);
-			}
-			u->dropped += !sent;
-			free(n->held);
-			n->held = NULL;
-		}
-	}
-	resolve_free(job);
-}
-
-/* A datagram to a name: sent at once when the name is known, else held. */
-static bool send_to_name(struct udp_assoc *u, const struct socks5_addr *a,
-                         const uint8_t *data, size_t len)
-{
-	struct udp_name *n = NULL;
-	for (int i = 0; i < UDP_NAMES && !n; i++)
-		if ((u->names[i].ok || u->names[i].job) &&
-		    strcasecmp(u->names[i].name, a->host.domain) == 0)
-			n = &u->names[i];
-	if (n && n->ok) {
-		struct sockaddr_storage dst = n->addr;
-		((struct sockaddr_in *)&dst)->sin_port = htons(a->port);
-		return send_out(u, &dst, data, len, true);
-	}
-	if (!n) {
-		n = &u->names[u->next_name++ % UDP_NAMES];
-		if (n->job)
-			return false; /* every slot is resolving: drop */
-		free(n->held);
-		memset(n, 0, sizeof(*n));
-		snprintf(n->name, sizeof(n->name), "%s", a->host.domain);
-		n->job = resolve_start(n->name, 0, u, on_resolved);
-		if (!n->job)
-			return false;
-	}
-	if (n->held || !(n->held = malloc(len ? len : 1)))
-		return false;
-	memcpy(n->held, data, len);
-	n->held_len = len;
-	n->held_port = a->port;
 	return true;
 }
 
@@ -310,7 +226,7 @@ static void from_client(struct udp_assoc *u, const uint8_t *dgram, size_t n,
 	struct socks5_udp_header h;
 
 	if (!sa_same_host((const struct sockaddr *)src,
-	                  (const struct sockaddr *)&u->conn->peer) ||
+	                  (const struct sockaddr *)&u->source) ||
 	    (u->client_known && sa_port((const struct sockaddr *)src) !=
 	                                sa_port((const struct sockaddr *)&u->client))) {
 		u->dropped++;
@@ -329,9 +245,9 @@ static void from_client(struct udp_assoc *u, const uint8_t *dgram, size_t n,
 	size_t plen = n - (size_t)hl;
 	struct sockaddr_storage dst;
 	bool sent = h.addr.atyp == SOCKS5_ATYP_DOMAIN
-	                    ? send_to_name(u, &h.addr, payload, plen)
+	                    ? udp_send_to_name(u, &h.addr, payload, plen)
 	                    : socks5_addr_to_sockaddr(&h.addr, &dst) > 0 &&
-	                              send_out(u, &dst, payload, plen, true);
+	                              udp_send_out(u, &dst, payload, plen, true);
 	u->dropped += !sent;
 	u->conn->deadline_ms =
 	        u->conn->srv->cfg.idle_timeout_ms
@@ -413,24 +329,12 @@ static void on_out6(struct loop_watch *w, uint32_t revents)
 	from_out(container_of(w, struct udp_assoc, out6), w->fd);
 }
 
-/* The front socket: on the address the client reached, any port. */
-static int open_front(struct udp_assoc *u)
+/* The front socket (udp_front.c), watched; its address in *bound. */
+static int open_front(struct udp_assoc *u, struct sockaddr_storage *bound, socklen_t *len)
 {
-	struct sockaddr_storage local;
-	socklen_t len = sizeof(local);
-	int fd;
-
-	if (getsockname(u->conn->client.fd, (struct sockaddr *)&local, &len) < 0)
-		return -errno;
-	((struct sockaddr_in *)&local)->sin_port = 0; /* same offset in sockaddr_in6 */
-	fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = udp_front_socket(u, bound, len);
 	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&local, len) < 0) {
-		int err = errno;
-		close(fd);
-		return -err;
-	}
+		return fd;
 	loop_watch_init(&u->front, fd, on_front);
 	return loop_watch_set(&u->conn->srv->loop, &u->front, EPOLLIN);
 }
@@ -444,11 +348,7 @@ static void udp_release(struct conn *c)
 	loop_watch_close(&c->srv->loop, &u->front);
 	loop_watch_close(&c->srv->loop, &u->out4);
 	loop_watch_close(&c->srv->loop, &u->out6);
-	for (int i = 0; i < UDP_NAMES; i++) {
-		if (u->names[i].job)
-			resolve_cancel(u->names[i].job);
-		free(u->names[i].held);
-	}
+	udp_names_release(u);
 	free(u);
 	c->udp = NULL;
 }
@@ -487,15 +387,8 @@ void udp_start(struct conn *c)
 	loop_watch_init(&u->front, -1, on_front);
 	loop_watch_init(&u->out4, -1, on_out4);
 	loop_watch_init(&u->out6, -1, on_out6);
-	/* A client that names its port is held to it; port 0 pins the first one used. */
-	if (c->req.addr.port != 0 && c->req.addr.atyp != SOCKS5_ATYP_DOMAIN) {
-		u->client = c->peer;
-		((struct sockaddr_in *)&u->client)->sin_port = htons(c->req.addr.port);
-		u->client_known = true;
-	}
-	int rc = open_front(u);
-	if (rc == 0 && getsockname(u->front.fd, (struct sockaddr *)&bound, &len) < 0)
-		rc = -errno;
+	udp_front_pin(u);
+	int rc = open_front(u, &bound, &len);
 	if (rc == 0)
 		rc = socks5_addr_from_sockaddr(&bnd, (struct sockaddr *)&bound, len);
 	if (rc < 0) {

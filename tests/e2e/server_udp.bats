@@ -61,6 +61,7 @@ start_udp_echo() {
 		args+=(--host "$h")
 	done
 	UDP_LOG=$BATS_TEST_TMPDIR/udp-echo.log
+	: >"$UDP_LOG" # before the spawned shell opens it: the sed below may run first
 	spawn "$UDP_LOG" "${CLIENT[@]}" udp-echo-server "${args[@]}"
 	for ((i = 0; i < 100; i++)); do
 		UDP_PORT=$(sed -n 's/^port=//p' "$UDP_LOG")
@@ -352,6 +353,156 @@ print(s.getsockname()[1])')
 	assert_line "udp_local=127.0.0.1:$port"
 	assert_line "echoed=1"
 	assert_target_got 1
+}
+
+# ---------------------------------------------------------------------------------
+# The request's DST: the relay's family and the one source accepted (issue 12)
+# ---------------------------------------------------------------------------------
+
+@test "IPv6 control connection, IPv4 UDP socket named in the request: BND 127.0.0.1; IPv4 and IPv6 targets" {
+	require_ipv6
+	start_server -l "[::1]:$(free_port)"
+	start_udp_echo 127.0.0.1 ::1
+	run -0 client udp --proxy "$PROXY" --bind-src 127.0.0.1 --req-addr self \
+		--target "127.0.0.1:$UDP_PORT" --echo 1400 --echo "8000@[::1]:$UDP_PORT" --ask-peer
+	assert_line --regexp '^req=127\.0\.0\.1:[1-9][0-9]*$'
+	assert_line --regexp '^bnd=127\.0\.0\.1:[1-9][0-9]*$'
+	assert_line "echo=1400 from=127.0.0.1:$UDP_PORT"
+	assert_line "echo=8000 from=[::1]:$UDP_PORT"
+	assert_line "echoed=2"
+	assert_target_got 3
+}
+
+@test "IPv4 control connection, IPv6 UDP socket named in the request: BND [::1]; IPv6 and IPv4 targets" {
+	require_ipv6
+	start_server
+	start_udp_echo 127.0.0.1 ::1
+	run -0 client udp --proxy "$PROXY" --bind-src ::1 --req-addr self \
+		--target "[::1]:$UDP_PORT" --echo 1400 --echo "8000@127.0.0.1:$UDP_PORT"
+	assert_line --regexp '^req=\[::1\]:[1-9][0-9]*$'
+	assert_line --regexp '^bnd=\[::1\]:[1-9][0-9]*$'
+	assert_line "echo=1400 from=[::1]:$UDP_PORT"
+	assert_line "echo=8000 from=127.0.0.1:$UDP_PORT"
+	assert_target_got 2
+}
+
+@test "an IPv4 client (IPv4 control connection and socket) reaches an IPv6 target [::1]" {
+	require_ipv6
+	start_server
+	start_udp_echo ::1
+	run -0 client udp --proxy "$PROXY" --target "[::1]:$UDP_PORT" --echo 100 --echo 8000 --ask-peer
+	assert_line "req=0.0.0.0:0"
+	assert_line --regexp '^bnd=127\.0\.0\.1:[1-9][0-9]*$'
+	assert_line --regexp '^target_saw=\[::1\]:[1-9][0-9]*$'
+	assert_line "echoed=2"
+}
+
+@test "declared source 127.0.0.2 (control from 127.0.0.1): relayed; 127.0.0.3 and the control's own IP dropped" {
+	start_server
+	start_udp_echo
+	run -0 client udp --proxy "$PROXY" --bind-src 127.0.0.2 --req-addr self \
+		--target "127.0.0.1:$UDP_PORT" --echo 100 --from-ip 127.0.0.3 --from-ip 127.0.0.1 \
+		--from-other-port --echo 1400
+	local local_
+	local_=$(value udp_local)
+	[[ $local_ == 127.0.0.2:* ]] || fail "the UDP socket is not on 127.0.0.2: $local_"
+	assert_line "req=$local_"
+	assert_line --regexp '^bnd=127\.0\.0\.1:[1-9][0-9]*$'
+	assert_line --regexp '^sent_dropped=from=127\.0\.0\.3:'
+	assert_line --regexp '^sent_dropped=from=127\.0\.0\.1:'
+	assert_line "echoed=2"
+	assert_target_got 2
+}
+
+@test "declared address 127.0.0.2 with port 0: its first port is pinned" {
+	start_server
+	start_udp_echo
+	run -0 client udp --proxy "$PROXY" --bind-src 127.0.0.2 --req-addr 127.0.0.2:0 \
+		--target "127.0.0.1:$UDP_PORT" --echo 100 --from-other-port --echo 100
+	assert_line "req=127.0.0.2:0"
+	assert_line "echoed=2"
+	assert_target_got 2
+}
+
+# ---------------------------------------------------------------------------------
+# Datagrams to a name wait for its lookup, in order (issue 12, item 7)
+# ---------------------------------------------------------------------------------
+
+# start_server_slow_dns NAME [ARGS...]: start_server in a private mount namespace
+# whose /etc/resolv.conf points at slow_dns.py on a random 127/8 address, which
+# answers NAME A 127.0.0.1 (and the rest with no data) 300 ms after each query;
+# its log is DNS_LOG ("query TYPE NAME" per query).
+start_server_slow_dns() {
+	local name=$1 ns i
+	shift
+	grep -Eq '^hosts:[[:space:]]+files[[:space:]]+dns[[:space:]]*$' /etc/nsswitch.conf ||
+		skip "/etc/nsswitch.conf hosts is not 'files dns'"
+	unshare -m true 2>/dev/null || skip "no mount namespaces (unshare -m)"
+	ns=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
+	DNS_LOG=$BATS_TEST_TMPDIR/dns.log
+	spawn "$DNS_LOG" "$PYTHON" "$E2E_DIR/slow_dns.py" "$ns" "$name" 127.0.0.1 300
+	for ((i = 0; i < 100; i++)); do
+		grep -q ready "$DNS_LOG" && break
+		pid_alive "$SPAWNED_PID" || break
+		sleep 0.05
+	done
+	grep -q ready "$DNS_LOG" || fail "the slow name server did not start on $ns: $(cat "$DNS_LOG")"
+	printf 'nameserver %s\noptions timeout:3 attempts:1\n' "$ns" >"$BATS_TEST_TMPDIR/resolv.conf"
+	# shellcheck disable=SC2016
+	SERVER_WRAP=(unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+		"$BATS_TEST_TMPDIR/resolv.conf")
+	start_server "$@"
+	# shellcheck disable=SC2034 # read by start_server
+	SERVER_WRAP=()
+}
+
+@test "a burst of 20 datagrams to a name being looked up (300 ms) all arrive, in order" {
+	local name=udpq$RANDOM.test
+	start_server_slow_dns "$name" -v
+	start_udp_echo
+	run -0 client udp --proxy "$PROXY" --target "127.0.0.1:$UDP_PORT" \
+		--resolves-to "$name=127.0.0.1" --burst-ordered "20@$name:$UDP_PORT" \
+		--burst-ordered "20@$name:$UDP_PORT"
+	assert_line "burst_ordered=20"
+	assert_line "echoed=40"
+	assert_target_got 40
+	# one lookup, by the server (A and AAAA)
+	[[ $(grep -c "^query 1 $name\$" "$DNS_LOG") == 1 ]] ||
+		fail "not one A query for $name: $(cat "$DNS_LOG")"
+	wait_assoc_lines 1
+	run grep 'UDP ASSOCIATE' "$SERVER_LOG"
+	assert_output --partial "up 40 datagrams"
+	assert_output --partial "dropped 0"
+}
+
+@test "datagrams held for lookups are bounded (64 per association): the rest dropped, -v says so" {
+	local name=udpq$RANDOM.test
+	start_server_slow_dns "$name" -v
+	start_udp_echo
+	local args=() i
+	for ((i = 0; i < 70; i++)); do
+		args+=(--fire "100@$name:$UDP_PORT")
+	done
+	# 70 at once while the name resolves: 64 reach the target, 6 are dropped
+	run -0 client udp --proxy "$PROXY" --target "127.0.0.1:$UDP_PORT" "${args[@]}" --sleep 1
+	assert_target_got 64
+	wait_assoc_lines 2
+	run grep 'UDP ASSOCIATE' "$SERVER_LOG"
+	assert_output --partial "$name: too many datagrams wait for lookups, 1 datagram dropped"
+	assert_output --partial "dropped 6"
+}
+
+@test "datagrams held for a name that does not resolve are dropped, -v says how many" {
+	start_server_slow_dns known.test -v
+	start_udp_echo
+	run -0 client udp --proxy "$PROXY" --target "127.0.0.1:$UDP_PORT" --quiet 0.1 \
+		--no-reply "100@nosuch$RANDOM.test:$UDP_PORT" --no-reply "100@nosuch$RANDOM.test:$UDP_PORT" \
+		--sleep 0.8 --echo 100
+	assert_target_got 1
+	wait_assoc_lines 3
+	run grep 'UDP ASSOCIATE' "$SERVER_LOG"
+	assert_output --regexp 'nosuch[0-9]+\.test: .*, 1 datagram dropped'
+	assert_output --partial "dropped 2"
 }
 
 # ---------------------------------------------------------------------------------

@@ -612,8 +612,8 @@ class UdpAssoc:
         ip = ipaddress.ip_address(host)
         if ip.is_unspecified or port == 0:
             raise Fail(f"BND {fmt_hostport(host, port)} is not a usable relay address")
-        if (ip.version == 6) != (self.family == socket.AF_INET6):
-            raise Fail(f"BND {fmt_hostport(host, port)} is not in the control connection's family")
+        if (ip.version == 6) != (self.main.family == socket.AF_INET6):
+            raise Fail(f"BND {fmt_hostport(host, port)} is not in the UDP socket's family")
         self.bnd = (host, port)
         return True
 
@@ -663,6 +663,10 @@ class UdpAssoc:
             return {(str(ipaddress.ip_address(host)), port)}
         except ValueError:
             pass
+        for given in self.args.resolves_to or []:
+            name, _, addr = given.partition("=")
+            if name == host:
+                return {(str(ipaddress.ip_address(addr)), port)}
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except OSError as e:
@@ -728,6 +732,24 @@ class UdpAssoc:
         self.echoed += value
         print(f"burst={value}")
 
+    def step_burst_ordered(self, value):
+        """N[@HOST:PORT]: N datagrams (100 to 1400 bytes, numbered) sent back to
+        back; their N echoes must come back in the order sent."""
+        n, target = step_target(value, self.args.target)
+        self.flush_silent()
+        sent = [i.to_bytes(2, "big") + os.urandom((100, 1400, 500)[i % 3] - 2)
+                for i in range(n)]
+        for p in sent:
+            self.send(self.main, self.header(target) + p, f"ordered burst of {n}")
+        for i, p in enumerate(sent):
+            back = self.recv_reply(target, f"datagram {i + 1} of an ordered burst of {n}")[2]
+            if back != p:
+                got = int.from_bytes(back[:2], "big") if len(back) >= 2 else -1
+                raise Fail(f"ordered burst of {n}: reply {i + 1} is datagram {got + 1} "
+                           f"({len(back)} bytes), not datagram {i + 1}")
+        self.echoed += n
+        print(f"burst_ordered={n}")
+
     def step_ask_peer(self, _value):
         self.flush_silent()
         target = self.args.target
@@ -743,6 +765,11 @@ class UdpAssoc:
         size, target = step_target(value, self.args.target)
         self.send_dropped(self.main, self.header(target) + os.urandom(size),
                           f"{size}@{fmt_hostport(*target)}")
+
+    def step_fire(self, value):
+        size, target = step_target(value, self.args.target)
+        self.send(self.main, self.header(target) + os.urandom(size),
+                  f"{size}@{fmt_hostport(*target)}")
 
     def step_frag(self, value):
         self.send_dropped(self.main, self.header(self.args.target, value) + b"fragment",
@@ -1041,6 +1068,8 @@ def main():
     u.add_argument("--req-addr", metavar="ADDR:PORT|self",
                    help="DST in the request (default 0.0.0.0:0 / [::]:0; "
                         "self: the UDP socket's address)")
+    u.add_argument("--resolves-to", action="append", metavar="NAME=ADDR",
+                   help="a reply's header for NAME names ADDR (no lookup here)")
     u.add_argument("--quiet", type=float, default=1.0,
                    help="seconds in which no reply may arrive for dropped datagrams")
     u.add_argument("--min-seconds", type=float, default=0.0,
@@ -1053,6 +1082,8 @@ def main():
                             "from BND, the header naming the target")
     steps.add_argument("--no-reply", dest="no_reply", action=Step, metavar="N[@HOST:PORT]",
                        help="a good datagram the server must drop (e.g. --deny)")
+    steps.add_argument("--fire", dest="fire", action=Step, metavar="N[@HOST:PORT]",
+                       help="a good datagram, whatever comes of it (replies are not read)")
     steps.add_argument("--frag", dest="frag", action=Step, type=int, metavar="N",
                        help="a datagram with FRAG=N (dropped)")
     steps.add_argument("--raw-hex", dest="raw_hex", action=Step, type=hexbytes,
@@ -1063,6 +1094,9 @@ def main():
                        help="a good datagram from another port of our address (dropped)")
     steps.add_argument("--burst", dest="burst", action=Step, type=int, metavar="N",
                        help="N datagrams at once to the target, then their N echoes")
+    steps.add_argument("--burst-ordered", dest="burst_ordered", action=Step,
+                       metavar="N[@HOST:PORT]",
+                       help="N numbered datagrams at once; the echoes must come back in order")
     steps.add_argument("--ask-peer", dest="ask_peer", action=Step, nargs=0,
                        help="ask the echo target who sent it; prints target_saw=")
     steps.add_argument("--sleep", dest="sleep", action=Step, type=float, metavar="S")
