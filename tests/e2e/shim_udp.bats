@@ -51,6 +51,9 @@ setup() {
 
 teardown() {
 	local rc=0
+	if [[ -n ${FAKE_ROUTE:-} ]]; then
+		client_run ip route del 240.0.0.0/4 || rc=$?
+	fi
 	netns_teardown || rc=$?
 	# shown by bats only when the test failed
 	if [[ -n ${output:-} ]]; then
@@ -534,4 +537,44 @@ print("echo", data.decode(), src[0])
 	assert_line "ok the child's recv() timed out as asked (exited)"
 	assert_line --partial "ok the parent's sendto failed against the silent proxy"
 	[[ -z $(log_since UDP_ECHO_LOG) ]] || fail "a datagram reached the target: $(log_since UDP_ECHO_LOG)"
+}
+
+# ---------------------------------------------------------------------------------
+# QUIC: ngtcp2's example client and server (issue 12)
+# ---------------------------------------------------------------------------------
+
+# t_quic KIND: gtlsclient (ngtcp2-client) under socksify, socks5h://, fetches a
+# 200 KB file over HTTP/3 from gtlsserver (ngtcp2-server) on the target, named
+# target4.test (only the proxy resolves it); the file must arrive intact.
+t_quic() {
+	require_proxy "$1"
+	local kind=$1 d=$BATS_TEST_TMPDIR/quic port=4433 fake
+	command -v gtlsclient >/dev/null || fail "gtlsclient is not installed (scripts/deps: ngtcp2-client)"
+	command -v gtlsserver >/dev/null || fail "gtlsserver is not installed (scripts/deps: ngtcp2-server)"
+	mkdir -p "$d/htdocs" "$d/dl"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$d/key.pem" -out "$d/cert.pem" -subj "/CN=$TARGET_NAME4" \
+		-addext "subjectAltName=DNS:$TARGET_NAME4" 2>"$d/openssl.log" ||
+		fail "openssl could not make a certificate: $(cat "$d/openssl.log")"
+	head -c 200000 /dev/urandom >"$d/htdocs/file"
+	ns_spawn target "$d/server.log" gtlsserver -q -d "$d/htdocs" "$TARGET4" "$port" \
+		"$d/key.pem" "$d/cert.pem"
+	ns_wait_listen target udp "$TARGET4" "$port" "$SPAWNED_PID"
+	# gtlsclient asks the kernel (rtnetlink RTM_GETROUTE) for its source address
+	# towards the server, the fake address here, and gives up without a route:
+	# the client namespace has only its link, a real client a default route.
+	# Datagrams that went that way would reach the proxy's namespace and stop.
+	client_run ip route add 240.0.0.0/4 via "$PROXY4"
+	FAKE_ROUTE=1
+	run -0 socksify_client "$kind" h -- timeout 20 gtlsclient -q --exit-on-all-streams-close \
+		--download "$d/dl" "$TARGET_NAME4" "$port" "https://$TARGET_NAME4:$port/file"
+	cmp "$d/htdocs/file" "$d/dl/file" || fail "the file fetched over QUIC differs from the one served"
+	assert_proxy_udp "$kind"
+	# 200 KB came down through the relay: well over 100 datagrams
+	wait_log "$(proxy_log_var "$kind")" "UDP ASSOCIATE .*down [1-9][0-9]{2,} datagrams"
+	assert_no_dns_leak
+}
+
+@test "socksify-server [remote-dns]: QUIC, ngtcp2's gtlsclient fetches 200 KB by name over HTTP/3" {
+	t_quic sx
 }
