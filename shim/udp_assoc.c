@@ -171,7 +171,7 @@ static bool control_alive(int ctl)
 /* A new control connection for a, moved high and marked in the table. */
 static int open_control(struct udp_assoc *a)
 {
-	int ctl = real_socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ctl = real_socket(a->ctl_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl < 0)
 		return -errno;
 	int high = real_fcntl(ctl, F_DUPFD_CLOEXEC, CONTROL_FD_MIN);
@@ -199,6 +199,10 @@ static void request_addr(int fd, const union sa_any *proxy, struct socks5_addr *
 	out->atyp = v4 ? SOCKS5_ATYP_IPV4 : SOCKS5_ATYP_IPV6;
 	if (getsockname(fd, &local.sa, &len) < 0)
 		return;
+	if (local.sa.sa_family == AF_INET) { /* an IPv4 socket, whatever the proxy's */
+		out->atyp = SOCKS5_ATYP_IPV4;
+		v4 = true;
+	}
 	out->port = sa_port(&local.sa);
 	if (sa_unspecified(&local.sa))
 		return;
@@ -264,7 +268,8 @@ static int set_relay(struct udp_assoc *a, const struct socks5_addr *bound,
 		return -EPROTO; /* a relay given by name, or in no usable family */
 	if (sa_unspecified(&a->relay.sa)) {
 		uint16_t port = sa_port(&a->relay.sa);
-		a->relay = *proxy;
+		if (!sa_to_family(&proxy->sa, sa_len(&proxy->sa), a->family, &a->relay))
+			return -EPROTO; /* "the proxy's address", of the other family */
 		sa_set_port(&a->relay.sa, port);
 	}
 	a->relay_len = sa_len(&a->relay.sa);
@@ -278,12 +283,35 @@ static int set_relay(struct udp_assoc *a, const struct socks5_addr *bound,
 	return 0;
 }
 
+/* True when fd is bound to an address (not 0.0.0.0 / ::). */
+static bool bound_to_address(int fd)
+{
+	union sa_any local;
+	socklen_t len = sizeof(local);
+	return getsockname(fd, &local.sa, &len) == 0 && sa_port(&local.sa) != 0 &&
+	       !sa_unspecified(&local.sa);
+}
+
+/* The proxy's address for the control connection, in the socket's family; an
+ * IPv4 socket bound to an address reaches a proxy known only by IPv6 addresses
+ * over IPv6 (the request names the socket's address: an IPv4 relay). */
+static int proxy_for(int fd, struct udp_assoc *a, union sa_any *proxy, socklen_t *plen)
+{
+	a->ctl_family = a->family;
+	int rc = policy_proxy_addr(a->family, &proxy->ss, plen);
+	if (rc == -EAFNOSUPPORT && a->family == AF_INET && bound_to_address(fd)) {
+		a->ctl_family = AF_INET6;
+		rc = policy_proxy_addr(AF_INET6, &proxy->ss, plen);
+	}
+	return rc;
+}
+
 /* The proxy's address, the socket bound, a new control connection (a->lock
  * held). 0 or -errno. */
 static int prepare(int fd, struct udp_assoc *a, union sa_any *proxy)
 {
 	socklen_t plen;
-	int rc = policy_proxy_addr(a->family, &proxy->ss, &plen);
+	int rc = proxy_for(fd, a, proxy, &plen);
 	if (rc < 0) {
 		log_associate_error(-rc);
 		return rc;
@@ -308,7 +336,8 @@ static int associate(int fd, struct udp_assoc *a)
 	if (rc < 0)
 		return rc;
 	request_addr(fd, &proxy, &req);
-	rc = tcp_proxy_request(a->ctl, a->family, SOCKS5_CMD_UDP_ASSOCIATE, &req, &bound);
+	rc = tcp_proxy_request(a->ctl, a->ctl_family, SOCKS5_CMD_UDP_ASSOCIATE, &req,
+	                       &bound);
 	if (rc == 0)
 		rc = set_relay(a, &bound, &proxy);
 	if (rc < 0) {
@@ -446,7 +475,7 @@ static int associate_bg(int fd, struct udp_assoc *a)
 	request_addr(fd, &a->proxy_addr, &req);
 	__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED); /* the job's */
 	if (a->flush_fd >= 0)
-		a->job = tcp_bg_run(a->ctl, a->family, SOCKS5_CMD_UDP_ASSOCIATE, &req,
+		a->job = tcp_bg_run(a->ctl, a->ctl_family, SOCKS5_CMD_UDP_ASSOCIATE, &req,
 		                    assoc_done, a);
 	if (!a->job) {
 		__atomic_sub_fetch(&a->refs, 1, __ATOMIC_RELAXED);

@@ -56,6 +56,7 @@ struct udp_assoc {
 	int fdrefs;         /* fd table entries (atomic): the last one cancels a job */
 	int family;         /* the socket's: AF_INET or AF_INET6 */
 	int ctl;            /* control connection, -1 when there is none */
+	int ctl_family;     /* its family: the socket's, or AF_INET6 (udp_assoc.c) */
 	union sa_any relay; /* the relay, in the socket's family; when ctl >= 0 */
 	socklen_t relay_len;
 	uint16_t local_port; /* the socket's (host order), announced in the request */

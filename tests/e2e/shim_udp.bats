@@ -578,3 +578,21 @@ t_quic() {
 @test "socksify-server [remote-dns]: QUIC, ngtcp2's gtlsclient fetches 200 KB by name over HTTP/3" {
 	t_quic sx
 }
+@test "socksify-server on IPv6 only: an IPv4 socket bound to 198.18.1.2 gets an IPv4 relay (control over IPv6), 3 datagrams echo" {
+	run -0 socksify_client sx6 -- "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+s.settimeout(3)
+for n in (1, 1400, 8000):
+    s.sendto(b"x" * n, (sys.argv[2], 7))
+    data, src = s.recvfrom(9000)
+    print("echo", len(data), src[0], src[1])
+' "$CLIENT4" "$TARGET4"
+	assert_line "echo 1 $TARGET4 7"
+	assert_line "echo 1400 $TARGET4 7"
+	assert_line "echo 8000 $TARGET4 7"
+	assert_udp_via_proxy 3 "$PROXY_OUT4"
+	# the control connection over IPv6, the request naming the IPv4 socket
+	wait_log SX6_LOG "\\[$CLIENT6\\]:[0-9]+ UDP ASSOCIATE ${CLIENT4//./\\.}:[1-9][0-9]*: .*up 3 datagrams"
+}
