@@ -550,14 +550,14 @@ t_quic() {
 	require_proxy "$1"
 	local kind=$1 d=$BATS_TEST_TMPDIR/quic port=4433 fake
 	command -v gtlsclient >/dev/null || fail "gtlsclient is not installed (scripts/deps: ngtcp2-client)"
-	command -v gtlsserver >/dev/null || fail "gtlsserver is not installed (scripts/deps: ngtcp2-server)"
+	[[ -x /usr/sbin/gtlsserver ]] || fail "gtlsserver is not installed (scripts/deps: ngtcp2-server)"
 	mkdir -p "$d/htdocs" "$d/dl"
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-keyout "$d/key.pem" -out "$d/cert.pem" -subj "/CN=$TARGET_NAME4" \
 		-addext "subjectAltName=DNS:$TARGET_NAME4" 2>"$d/openssl.log" ||
 		fail "openssl could not make a certificate: $(cat "$d/openssl.log")"
 	head -c 200000 /dev/urandom >"$d/htdocs/file"
-	ns_spawn target "$d/server.log" gtlsserver -q -d "$d/htdocs" "$TARGET4" "$port" \
+	ns_spawn target "$d/server.log" /usr/sbin/gtlsserver -q -d "$d/htdocs" "$TARGET4" "$port" \
 		"$d/key.pem" "$d/cert.pem"
 	ns_wait_listen target udp "$TARGET4" "$port" "$SPAWNED_PID"
 	# gtlsclient asks the kernel (rtnetlink RTM_GETROUTE) for its source address
