@@ -61,7 +61,6 @@ start_udp_echo() {
 		args+=(--host "$h")
 	done
 	UDP_LOG=$BATS_TEST_TMPDIR/udp-echo.log
-	: >"$UDP_LOG" # before the spawned shell opens it: the sed below may run first
 	spawn "$UDP_LOG" "${CLIENT[@]}" udp-echo-server "${args[@]}"
 	for ((i = 0; i < 100; i++)); do
 		UDP_PORT=$(sed -n 's/^port=//p' "$UDP_LOG")
