@@ -6,7 +6,7 @@
 # (bind_client.py) on loopback. Active FTP across two networks:
 # server_bind_ftp.bats.
 
-# shellcheck disable=SC2030,SC2031,SC2154
+# shellcheck disable=SC2030,SC2031,SC2034,SC2154
 
 bats_require_minimum_version 1.5.0
 
