@@ -12,6 +12,7 @@
 # address 198.18.1.1 is no use to it: the BIND listener must be on the back
 # side (the -b address, else the route's source), or the transfer fails
 # (pyftpdlib also refuses an EPRT address other than the control connection's).
+# And a BIND for a peer the proxy has no route to fails with reply 3.
 # root only, as in CI.
 
 # shellcheck disable=SC2030,SC2031,SC2034,SC2154
@@ -120,4 +121,12 @@ active_ftp() {
 	active_ftp
 	run -0 grep -E '198\.18\.2\.1:[0-9]+-\[anonymous\] <- (EPRT \|1\|198\.18\.2\.1\||PORT 198,18,2,1,)' "$FTP_LOG"
 	run -0 grep -E ' BIND 198\.18\.2\.2:0: succeeded, up 0 down 300000 bytes' "$SERVER_LOG"
+}
+
+@test "BIND for a peer the proxy has no route to: reply 3 (network unreachable)" {
+	proxy_server
+	run -1 ip netns exec "$NX-client" "$PYTHON" "$E2E_DIR/bind_client.py" 198.18.1.1 1080 \
+		--expect 203.0.113.9 --timeout 5
+	assert_line "FAIL first reply 3"
+	run -0 grep -E ' BIND 203\.0\.113\.9:0: .*[Nn]etwork is unreachable' "$SERVER_LOG"
 }
