@@ -12,7 +12,10 @@
 # address 198.18.1.1 is no use to it: the BIND listener must be on the back
 # side (the -b address, else the route's source), or the transfer fails
 # (pyftpdlib also refuses an EPRT address other than the control connection's).
-# And a BIND for a peer the proxy has no route to fails with reply 3.
+# Dante's client does not speak IPv6 to a proxy, so the IPv6 control connection
+# case (a BIND over IPv6 for the IPv4 FTP server) uses Python's ftplib with its
+# connections made through the proxy (ftp_bind_client.py). And a BIND for a
+# peer the proxy has no route to fails with reply 3.
 # root only, as in CI.
 
 # shellcheck disable=SC2030,SC2031,SC2034,SC2154
@@ -76,12 +79,12 @@ teardown() {
 	common_teardown
 }
 
-# proxy_server ARGS...: socksify-server -v on 198.18.1.1:1080 in the proxy
-# namespace (SERVER_LOG), killed by teardown.
+# proxy_server ARGS...: socksify-server -v on 198.18.1.1:1080 and
+# [fd00:5:1::1]:1080 in the proxy namespace (SERVER_LOG), killed by teardown.
 proxy_server() {
 	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
 	spawn "$SERVER_LOG" ip netns exec "$NX-proxy" "$SOCKSIFY_SERVER" \
-		-l 198.18.1.1:1080 --allow-open -v "$@"
+		-l 198.18.1.1:1080 -l '[fd00:5:1::1]:1080' --allow-open -v "$@"
 	ip netns exec "$NX-proxy" bash -c "$(declare -f wait_listen pid_alive); wait_listen 1080 $SPAWNED_PID"
 }
 
@@ -121,6 +124,20 @@ active_ftp() {
 	active_ftp
 	run -0 grep -E '198\.18\.2\.1:[0-9]+-\[anonymous\] <- (EPRT \|1\|198\.18\.2\.1\||PORT 198,18,2,1,)' "$FTP_LOG"
 	run -0 grep -E ' BIND 198\.18\.2\.2:0: succeeded, up 0 down 300000 bytes' "$SERVER_LOG"
+}
+
+@test "active FTP over an IPv6 control connection (ftplib through CONNECT and BIND) to an IPv4 FTP server: an IPv4 listener on -b" {
+	proxy_server -b 198.18.2.3 -b fd00:5:2::1
+	local got=$BATS_TEST_TMPDIR/got6.bin
+	run -0 ip netns exec "$NX-client" "$PYTHON" "$E2E_DIR/ftp_bind_client.py" \
+		fd00:5:1::1 1080 "$FTP_SERVER" 21 pub pub/data.bin "$got"
+	assert_line --regexp '^bind bnd=198\.18\.2\.3:[0-9]+ peer=198\.18\.2\.2:[0-9]+$'
+	assert_line --regexp ' data\.bin$'
+	assert_line "retr bytes=300000"
+	cmp "$got" "$FTP_ROOT/pub/data.bin"
+	run -0 grep -E '198\.18\.2\.3:[0-9]+-\[anonymous\] <- EPRT \|1\|198\.18\.2\.3\|' "$FTP_LOG"
+	run -0 grep -cE '^socksify-server: \[fd00:5:1::2\]:[0-9]+ BIND 198\.18\.2\.2:0: succeeded' "$SERVER_LOG"
+	assert_equal "$output" 2
 }
 
 @test "BIND for a peer the proxy has no route to: reply 3 (network unreachable)" {
