@@ -14,11 +14,13 @@
  * buffer (see config.h); a password is never copied into one.
  */
 #include "config_int.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* One source being applied: its proxy line or first exclude line replaces. */
@@ -27,6 +29,7 @@ struct parse {
 	struct where w;
 	unsigned proxy_line; /* the line of the source's proxy, 0 when none yet */
 	bool proxy_seen, exclude_seen;
+	bool password; /* the source's proxy has a password */
 };
 
 static bool is_space(char c)
@@ -91,6 +94,7 @@ static int set_proxy(struct parse *p, const char *key, const char *value)
 	if (config_url_parse(&p->cfg->proxy, value, why, sizeof(why)) < 0)
 		return config_fail(&p->w, "bad proxy URL '%s': %s",
 		                   config_show_url(buf, value), why);
+	p->password = secret_has_password(&p->cfg->proxy);
 	return 0;
 }
 
@@ -365,7 +369,7 @@ static int text_end(struct parse *p, struct line *l)
 int config_parse_text(struct config *cfg, const char *text, size_t len,
                       const char *source, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {source, 1, err, errlen}, 0, false, false};
+	struct parse p = {cfg, {source, 1, err, errlen}, 0, false, false, false};
 	struct line l;
 
 	l.len = 0;
@@ -397,12 +401,24 @@ static ssize_t read_some(int fd, char *buf, size_t n)
 	return r;
 }
 
+/* A file with a proxy password that group or others may read: the first
+ * one is kept for the caller's warning. */
+static void note_readable(struct config *cfg, int fd, const char *path)
+{
+	struct stat st;
+
+	if (cfg->insecure_file[0] == '\0' && fstat(fd, &st) == 0 &&
+	    (st.st_mode & (S_IRGRP | S_IROTH)))
+		snprintf(cfg->insecure_file, sizeof(cfg->insecure_file), "%s", path);
+}
+
 /* open() and read(), not stdio: no FILE to allocate, so the shim's
  * constructor does not start malloc for a configuration it only reads. */
 static int file_apply(struct config *cfg, const char *path, bool missing_ok, char *err,
                       size_t errlen)
 {
-	struct parse p = {cfg, {path ? path : "(null)", 1, err, errlen}, 0, false, false};
+	struct parse p = {cfg,  {path ? path : "(null)", 1, err, errlen}, 0, false, false,
+	                  false};
 	struct line l;
 	char chunk[2048];
 	ssize_t n;
@@ -424,6 +440,8 @@ static int file_apply(struct config *cfg, const char *path, bool missing_ok, cha
 		r = cannot_read(&p.w, errno);
 	if (r == 0)
 		r = text_end(&p, &l);
+	if (r == 0 && p.password)
+		note_readable(cfg, fd, path);
 	int saved = errno;
 	close(fd);
 	errno = saved;
@@ -473,7 +491,7 @@ static const struct {
 static int env_apply(struct config *cfg, const char *var, const char *key,
                      const char *value, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {var, 0, err, errlen}, 0, false, false};
+	struct parse p = {cfg, {var, 0, err, errlen}, 0, false, false, false};
 	char buf[CONFIG_LINE_MAX + 1];
 	bool list = strcmp(key, "exclude") == 0;
 
@@ -511,6 +529,9 @@ int config_load(struct config *cfg, const char *sysconf_path,
 		              errlen) < 0)
 			return -1;
 	}
+	const char *secret = getenv_fn(SECRET_ENV_FD);
+	if (secret && *secret && secret_apply(cfg, secret, err, errlen) < 0)
+		return -1;
 	dns_derive(cfg);
 	return 0;
 }

@@ -101,6 +101,12 @@ struct config {
 	uint8_t fake_v6[16]; /* default 100::/64 (RFC 6666 discard prefix) */
 	unsigned fake_v6_prefix;
 	enum config_supervise supervise; /* default CONFIG_SUPERVISE_AUTO */
+	/* the proxy's password came from SOCKSIFY_SECRET_FD (secret.h) */
+	bool proxy_secret;
+	/* a file that config_load() read which holds a proxy password and which
+	 * group or others may read (the first such; "" when none): the shim and
+	 * the launcher warn about it */
+	char insecure_file[256];
 };
 
 /*
@@ -145,8 +151,10 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
  *     error), $SOCKSIFY_PROXY (one URL, replaces the proxy),
  *     $SOCKSIFY_DNS (remote|local), $SOCKSIFY_LOG_LEVEL, $SOCKSIFY_LOG_FILE,
  *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false),
- *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions) and
- *     $SOCKSIFY_SUPERVISE (auto|always|never).
+ *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions),
+ *     $SOCKSIFY_SUPERVISE (auto|always|never) and, last,
+ *     $SOCKSIFY_SECRET_FD (the proxy's credentials, see secret.h: a bad
+ *     descriptor is an error).
  * An empty variable counts as unset. The shim passes secure_getenv, so that
  * setuid programs ignore the environment.
  */
