@@ -21,7 +21,8 @@ SHIM_EXPORT int close(int fd)
 {
 	shim_init();
 	const struct fd_entry *e = fdtab_lookup(fd);
-	if (e && (fdtab_kind(e) == FD_UDP_CONTROL || fdtab_kind(e) == FD_SHIM_OWNED) &&
+	if (((e && (fdtab_kind(e) == FD_UDP_CONTROL || fdtab_kind(e) == FD_SHIM_OWNED)) ||
+	     (fd >= 0 && fd == shim_secret_fd)) &&
 	    shim_depth == 0) {
 		/* the shim's own descriptor: not open, as far as the program knows */
 		errno = EBADF;
@@ -102,13 +103,33 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 	return fcntl_common(real_fcntl64 ? real_fcntl64 : real_fcntl, fd, cmd, arg);
 }
 
+/* close_range() of everything but the memfd with the proxy's credentials,
+ * which the programs this one executes need (a program that closes or marks
+ * close-on-exec every descriptor before exec: Python's subprocess). */
+static int close_range_keep(unsigned first, unsigned last, int flags)
+{
+	int keep = shim_secret_fd;
+	int rc = 0;
+
+	if (!real_close_range) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (keep < 0 || (unsigned)keep < first || (unsigned)keep > last)
+		return real_close_range(first, last, flags);
+	if ((unsigned)keep > first)
+		rc = real_close_range(first, (unsigned)keep - 1, flags);
+	if (rc == 0 && (unsigned)keep < last)
+		rc = real_close_range((unsigned)keep + 1, last, flags);
+	return rc;
+}
+
 SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	shim_init();
 	if (!(flags & CLOSE_RANGE_CLOEXEC))
 		fdtab_clear_range_of(first, last, FD_UDP_CONTROL);
-	int rc = real_close_range ? real_close_range(first, last, flags)
-	                          : (errno = ENOSYS, -1);
+	int rc = close_range_keep(first, last, flags);
 	/* CLOSE_RANGE_CLOEXEC only marks the descriptors; they stay open. */
 	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
 		fdtab_clear_range(first, last);
@@ -120,8 +141,14 @@ SHIM_EXPORT void closefrom(int lowfd)
 	shim_init();
 	if (lowfd >= 0)
 		fdtab_clear_range_of((unsigned)lowfd, UINT_MAX, FD_UDP_CONTROL);
-	if (real_closefrom)
+	int keep = shim_secret_fd;
+	if (keep >= lowfd && lowfd >= 0 && real_close_range) {
+		if (keep > lowfd)
+			real_close_range((unsigned)lowfd, (unsigned)keep - 1, 0);
+		real_close_range((unsigned)keep + 1, ~0U, 0);
+	} else if (real_closefrom) {
 		real_closefrom(lowfd);
+	}
 	if (lowfd >= 0)
 		fdtab_clear_range((unsigned)lowfd, UINT_MAX);
 }

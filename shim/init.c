@@ -19,6 +19,7 @@
 #include "fakedns.h"
 #include "fdtab.h"
 #include "log.h"
+#include "secret.h"
 #include "shim.h"
 #include "tcp_bg.h"
 #include "udp.h"
@@ -29,6 +30,7 @@
 
 struct config shim_config;
 bool shim_config_broken;
+int shim_secret_fd = -1;
 __thread int shim_depth;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -56,6 +58,49 @@ static void attach_fakedns(void)
 		         strerror(-rc));
 }
 
+/* The proxy's credentials (secret.h): the memfd inherited, kept for the
+ * programs this one executes; or, when the user exported SOCKSIFY_PROXY with
+ * a password, moved into one now, so that children inherit no password in
+ * their environment (they take the memfd instead, as under the launcher). */
+static void setup_secret(void)
+{
+	const char *fd_text = secure_getenv(SECRET_ENV_FD);
+	const char *url = secure_getenv(CONFIG_ENV_PROXY);
+	struct config_proxy env;
+
+	if (fd_text && *fd_text) {
+		/* config_load() checked it */
+		shim_secret_fd = secret_fd_number(fd_text);
+		return;
+	}
+	if (!url || !*url || config_parse_proxy_url(&env, url, NULL, NULL, 0) < 0)
+		return;
+	bool moved = secret_has_password(&env);
+	explicit_bzero(&env, sizeof(env));
+	if (!moved)
+		return;
+	int fd = secret_export(&shim_config.proxy);
+	if (fd < 0)
+		shim_log(SHIM_LOG_ERROR,
+		         "cannot move the proxy password out of the environment: %s",
+		         strerror(-fd));
+	else
+		shim_secret_fd = fd;
+}
+
+/* Once per program tree: the first process that finds the file says so and
+ * marks the environment for its descendants. */
+static void warn_readable(void)
+{
+	if (!shim_config.insecure_file[0] || getenv(SECRET_ENV_WARNED))
+		return;
+	shim_log(SHIM_LOG_ERROR,
+	         "warning: %s holds the proxy password and other users may read it "
+	         "(chmod go-rwx it)",
+	         shim_config.insecure_file);
+	setenv(SECRET_ENV_WARNED, "1", 1);
+}
+
 static void init_once_fn(void)
 {
 	char err[CONFIG_ERR_LEN];
@@ -70,6 +115,8 @@ static void init_once_fn(void)
 		         "%s; every connection that would be proxied fails", err);
 	} else {
 		shim_log_init(&shim_config);
+		warn_readable();
+		setup_secret();
 		attach_fakedns();
 	}
 	exec_init();

@@ -68,6 +68,9 @@ extern struct config shim_config;
 /* The configuration could not be loaded: every connection that would have
  * been proxied fails instead (fail closed). */
 extern bool shim_config_broken;
+/* The memfd with the proxy's credentials (secret.h), which the close hooks
+ * keep open for the programs this one executes; -1 when none. */
+extern int shim_secret_fd;
 
 /* Initialises once (thread-safe, callable from any hook at any time). */
 void shim_init(void);

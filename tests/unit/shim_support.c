@@ -10,6 +10,7 @@
 
 struct config shim_config;
 bool shim_config_broken;
+int shim_secret_fd = -1;
 __thread int shim_depth;
 
 void *shim_resolve(void **slot, const char *name, void *self)
