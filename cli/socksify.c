@@ -33,6 +33,7 @@
 #include "config.h"
 #include "exeprobe.h"
 #include "handoff.h"
+#include "secret.h"
 #include "supervise.h"
 
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
@@ -227,6 +228,8 @@ static bool parse_options(int argc, char **argv)
 		switch (opt) {
 		case 'p':
 			setenv("SOCKSIFY_PROXY", optarg, 1);
+			/* our command line stays visible (ps) while we supervise */
+			secret_scrub_url(optarg);
 			break;
 		case 'c':
 			setenv("SOCKSIFY_CONF", optarg, 1);
@@ -276,9 +279,16 @@ static void preload_value(char *preload, size_t cap)
 /* --env: the export lines for a shell. */
 static int print_env(const char *preload)
 {
-	static const char *const vars[] = {"SOCKSIFY_PROXY", "SOCKSIFY_CONF",
+	static const char *const vars[] = {"SOCKSIFY_PROXY",     "SOCKSIFY_CONF",
 	                                   "SOCKSIFY_LOG_LEVEL", "SOCKSIFY_SUPERVISE",
-	                                   HANDOFF_ENV_LAUNCHER};
+	                                   HANDOFF_ENV_LAUNCHER, SECRET_ENV_FD};
+	struct config_proxy env;
+	const char *url = getenv("SOCKSIFY_PROXY");
+	if (url && config_parse_proxy_url(&env, url, NULL, NULL, 0) == 0 &&
+	    secret_has_password(&env))
+		fprintf(stderr, "socksify: warning: --env puts the proxy password into "
+		                "the shell's environment (a configuration file that only "
+		                "you can read keeps it out)\n");
 	print_export("LD_PRELOAD", preload);
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		if (getenv(vars[i]))
@@ -291,6 +301,32 @@ static void export_launcher(void)
 {
 	if (self_exe[0])
 		setenv(HANDOFF_ENV_LAUNCHER, self_exe, 1);
+}
+
+/* A configuration file with the proxy password that others may read: one
+ * warning for the whole program tree (the shim stays quiet after us). */
+static void warn_readable(const struct config *cfg)
+{
+	if (!cfg->insecure_file[0] || getenv(SECRET_ENV_WARNED))
+		return;
+	fprintf(stderr,
+	        "socksify: warning: %s holds the proxy password and other users may "
+	        "read it (chmod go-rwx it)\n",
+	        cfg->insecure_file);
+	setenv(SECRET_ENV_WARNED, "1", 1);
+}
+
+/* The proxy's password goes to the program tree in a sealed memfd, never in
+ * the environment (secret.h); the supervisor has it in cfg. */
+static void export_secret(const struct config *cfg)
+{
+	if (!secret_has_password(&cfg->proxy) || cfg->proxy_secret)
+		return;
+	int fd = secret_export(&cfg->proxy);
+	if (fd < 0)
+		die(EXIT_CANNOT_RUN,
+		    "cannot keep the proxy password out of the environment: %s",
+		    strerror(-fd));
 }
 
 /* --exec-supervised: the shim's hand-off (shim/common/handoff.h). args is
@@ -329,8 +365,11 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err)) < 0)
 		die(EXIT_USAGE, "%s", err);
 
-	if (exec_argv0)
+	warn_readable(&cfg);
+	if (exec_argv0) {
+		export_secret(&cfg);
 		return exec_supervised(argv + optind, &cfg);
+	}
 	read_self();
 	export_launcher();
 	char preload[PATH_MAX * 2];
@@ -338,6 +377,7 @@ int main(int argc, char **argv)
 	if (env_only)
 		return print_env(preload);
 	setenv("LD_PRELOAD", preload, 1);
+	export_secret(&cfg);
 
 	char path[PATH_MAX];
 	if (!find_program(argv[optind], path, sizeof(path)))
