@@ -589,6 +589,7 @@ t_echo() { # KIND
 @test "SOCKSIFY_CONF: a configuration file with proxy = ... is used" {
 	local conf=$BATS_TEST_TMPDIR/socksify.conf
 	printf '# test\nproxy = %s\n' "$(proxy_url auth)" >"$conf"
+	chmod 600 "$conf" # a password in a file others may read draws a warning
 	run -0 client_run env SOCKSIFY_CONF="$conf" LD_PRELOAD="$SHIM_PRELOAD" \
 		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG-env"
 	assert_output "$SMALL_TEXT"
@@ -799,9 +800,11 @@ assert_one_line_error() {
 	shim=$(sed -n "s/^export LD_PRELOAD='\\([^':]*\\)[':].*/\\1/p" <<<"$output")
 	[[ -f $shim ]] || fail "LD_PRELOAD names a missing file: $shim"
 	# shellcheck disable=SC2016
-	run -0 client_run bash -c 'eval "$("$0" -p "$1" --env)" && exec "${@:2}"' \
+	run -0 --separate-stderr client_run bash -c 'eval "$("$0" -p "$1" --env)" && exec "${@:2}"' \
 		"$SOCKSIFY" "$(proxy_url auth)" "${CURL[@]}" "http://$TARGET4/small.txt?$TAG"
 	assert_output "$SMALL_TEXT"
+	# the password is in the shell's environment now: said once
+	assert_equal "$stderr" "socksify: warning: --env puts the proxy password into the shell's environment (a configuration file that only you can read keeps it out)"
 	assert_via_proxy "/small.txt?$TAG " 1
 	assert_proxy_connect auth "$TARGET4:80"
 }
@@ -1254,6 +1257,7 @@ print("child resolves %s again: %s" % (name, "the same address" if again == addr
 		require_proxy "$kind"
 		conf=$BATS_TEST_TMPDIR/$kind.conf
 		printf 'proxy = %s\npipeline = yes\n' "$(proxy_url "$kind")" >"$conf"
+		chmod 600 "$conf" # a password in a file others may read draws a warning
 		run -0 client_run "$SOCKSIFY" -c "$conf" -- "${CURL[@]}" "http://$TARGET4/small.txt?$TAG-$kind"
 		assert_output "$SMALL_TEXT"
 		assert_proxy_connect "$kind" "$TARGET4:80"
