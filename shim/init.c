@@ -58,34 +58,33 @@ static void attach_fakedns(void)
 		         strerror(-rc));
 }
 
-/* The proxy's credentials (secret.h): the memfd inherited, kept for the
- * programs this one executes; or, when the user exported SOCKSIFY_PROXY with
- * a password, moved into one now, so that children inherit no password in
- * their environment (they take the memfd instead, as under the launcher). */
+/* The proxy's credentials (secret.h): when SOCKSIFY_PROXY has a password
+ * (the user exported it, or a program set it for its children), moved into a
+ * memfd now, so that children inherit no password in their environment (they
+ * take the memfd instead, as under the launcher); else the memfd inherited,
+ * which config_load() checked, kept for the programs this one executes. */
 static void setup_secret(void)
 {
 	const char *fd_text = secure_getenv(SECRET_ENV_FD);
 	const char *url = secure_getenv(CONFIG_ENV_PROXY);
 	struct config_proxy env;
+	bool in_env = url && *url &&
+	              config_parse_proxy_url(&env, url, NULL, NULL, 0) == 0 &&
+	              secret_has_password(&env);
 
-	if (fd_text && *fd_text) {
-		/* config_load() checked it */
-		shim_secret_fd = secret_fd_number(fd_text);
-		return;
-	}
-	if (!url || !*url || config_parse_proxy_url(&env, url, NULL, NULL, 0) < 0)
-		return;
-	bool moved = secret_has_password(&env);
 	explicit_bzero(&env, sizeof(env));
-	if (!moved)
-		return;
-	int fd = secret_export(&shim_config.proxy);
-	if (fd < 0)
+	if (in_env) {
+		int fd = secret_export(&shim_config.proxy);
+		if (fd >= 0) {
+			shim_secret_fd = fd;
+			return;
+		}
 		shim_log(SHIM_LOG_ERROR,
 		         "cannot move the proxy password out of the environment: %s",
 		         strerror(-fd));
-	else
-		shim_secret_fd = fd;
+	}
+	if (fd_text && *fd_text)
+		shim_secret_fd = secret_fd_number(fd_text);
 }
 
 /* Once per program tree: the first process that finds the file says so and

@@ -166,6 +166,19 @@ tree_pids() {
 	assert_via_pw_proxy
 }
 
+@test "a program that sets SOCKSIFY_PROXY with a password for its children: the child's shim moves it into a memfd of its own" {
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "$PWURL" -- sh -c '
+		SOCKSIFY_PROXY=$0 sh -c "env; exec \"\$@\"" sh "$@"' "$PWURL" \
+		"${CURL[@]}" "http://$TARGET4/small.txt?$TAG"
+	assert_no_password
+	assert_line "SOCKSIFY_PROXY=$BARE"
+	# the launcher's memfd took the first number, the child's the next
+	assert_line --regexp '^SOCKSIFY_SECRET_FD=9[5-9][1-9]$'
+	assert_line "$SMALL_TEXT"
+	assert_via_proxy "/small.txt?$TAG " 1
+	assert_via_pw_proxy
+}
+
 @test "a configuration file with the password that others may read: one warning for the whole tree; none at 0600" {
 	local conf=$BATS_TEST_TMPDIR/pw.conf
 	printf 'proxy = %s\n' "$PWURL" >"$conf"
