@@ -163,6 +163,40 @@ static void bind_expired(struct conn *c)
 /* The client is not read until the peer is connected. */
 static const struct phase binding = {.on_target = on_accept, .on_timeout = bind_expired};
 
+/* The destination policy on the expected peers, by address (a peer's port is
+ * not known before it connects): a denied one is logged and dropped from
+ * c->addrs. False, with reply 2 sent, when every one was denied. */
+static bool peers_permitted(struct conn *c)
+{
+	char named[SOCKS5_ADDR_STRLEN];
+	bool name = c->req.addr.atyp == SOCKS5_ATYP_DOMAIN;
+	const char *rule = NULL;
+	size_t kept = 0;
+
+	if (name)
+		socks5_addr_format(&c->req.addr, named, sizeof(named));
+	for (size_t i = 0; i < c->naddrs; i++) {
+		struct sockaddr_storage host = c->addrs[i];
+		sa_set_port((struct sockaddr *)&host, 0);
+		const char *r = acl_check(&c->srv->cfg.acl,
+		                          (const struct sockaddr *)&host, ACL_OTHER);
+		if (!r) {
+			c->addrs[kept++] = c->addrs[i];
+			continue;
+		}
+		rule = r;
+		conn_log_denied(c, "BIND", name ? named : NULL,
+		                (const struct sockaddr *)&c->addrs[i],
+		                name ? "address skipped" : "refused", r);
+	}
+	if (c->naddrs > 0 && kept == 0) {
+		conn_fail(c, SOCKS5_REP_NOT_ALLOWED, rule);
+		return false;
+	}
+	c->naddrs = kept;
+	return true;
+}
+
 /* Listens where the expected peer (c->addrs, none: any) can connect, sends
  * the first reply and waits for the peer. */
 static void bind_listen(struct conn *c)
@@ -170,6 +204,8 @@ static void bind_listen(struct conn *c)
 	struct server *srv = c->srv;
 	struct bind_plan p = {0};
 
+	if (!peers_permitted(c))
+		return;
 	int rc = c->naddrs ? plan_peer(c, &p) : plan_any(c, &p);
 	int fd = rc < 0 ? rc : listen_on(&p);
 	if (fd < 0) {
@@ -262,6 +298,19 @@ static void on_accept(struct loop_watch *w, uint32_t revents)
 		return;
 	if (!expected_peer(c, &peer)) {
 		log_msg(LOG_DEBUG, "BIND: a connection from an unexpected peer, refused");
+		close(fd);
+		return;
+	}
+	/* Any peer: each one that comes is judged, by its address alone. */
+	struct sockaddr_storage host = peer;
+	sa_set_port((struct sockaddr *)&host, 0);
+	const char *rule =
+	        acl_check(&srv->cfg.acl, (const struct sockaddr *)&host, ACL_OTHER);
+	if (rule) {
+		union sa_any
+		        shown; /* a v4-mapped peer of a dual-stack listener as IPv4 */
+		unmap((const struct sockaddr *)&peer, &shown);
+		conn_log_denied(c, "BIND", NULL, &shown.sa, "peer closed", rule);
 		close(fd);
 		return;
 	}

@@ -139,6 +139,23 @@ static void log_conn(const struct conn *c)
 	        socks5_cmd_name(c->req.cmd), dst, via, outcome, traffic, ms);
 }
 
+void conn_log_denied(const struct conn *c, const char *cmd, const char *named,
+                     const struct sockaddr *dst, const char *action, const char *rule)
+{
+	char peer[SOCKS5_ADDR_STRLEN], addr[SOCKS5_ADDR_STRLEN];
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	sa_format((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+	sa_format(dst, addr, sizeof(addr));
+	if (named)
+		log_msg(LOG_INFO, "%s %s %s (%s): %s, denied by %s", peer, cmd, named,
+		        addr, action, rule);
+	else
+		log_msg(LOG_INFO, "%s %s %s: %s, denied by %s", peer, cmd, addr, action,
+		        rule);
+}
+
 void conn_close(struct conn *c, const char *result)
 {
 	struct server *srv = c->srv;

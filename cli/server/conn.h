@@ -82,7 +82,7 @@ struct conn {
 	struct sockaddr_storage *addrs; /* setup->addrs: where to connect */
 	size_t naddrs, next_addr;
 	int last_err;                 /* of the last failed connect, or 0 */
-	bool denied;                  /* an address was denied by a rule */
+	const char *denied;           /* the rule that denied an address, or NULL */
 	struct sockaddr_storage dest; /* the address connected to */
 	const char *result;           /* for the log line */
 	int rep;                      /* the failure reply sent, or -1 */
@@ -120,6 +120,11 @@ void conn_drain(struct conn *c, const char *result);
 /* Sends a short handshake message, after the replies held back; closes the
  * connection and returns -1 on failure. */
 int conn_send(struct conn *c, const uint8_t *buf, size_t len);
+/* One line at the default level for a destination the policy denied:
+ * "CLIENT CMD NAMED (ADDR:PORT): ACTION, denied by RULE"; named is the
+ * request's destination when dst was resolved from a name, else NULL. */
+void conn_log_denied(const struct conn *c, const char *cmd, const char *named,
+                     const struct sockaddr *dst, const char *action, const char *rule);
 /* A client watch callback: discards what the client sends, closes at its EOF. */
 void conn_discard(struct loop_watch *w, uint32_t revents);
 /* An on_timeout: closes the connection as idle. */

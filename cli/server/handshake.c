@@ -405,16 +405,31 @@ static void log_attempt(const struct conn *c, const struct sockaddr_storage *ss)
 	        strerror(c->last_err));
 }
 
+/* The policy's verdict on an address of the destination: denied ones are
+ * logged (one line each) and skipped. */
+static bool permitted(struct conn *c, const struct sockaddr_storage *ss)
+{
+	const char *rule =
+	        acl_check(&c->srv->cfg.acl, (const struct sockaddr *)ss, ACL_TCP);
+	if (!rule)
+		return true;
+	char named[SOCKS5_ADDR_STRLEN];
+	bool name = c->req.addr.atyp == SOCKS5_ATYP_DOMAIN;
+	if (name)
+		socks5_addr_format(&c->req.addr, named, sizeof(named));
+	conn_log_denied(c, "CONNECT", name ? named : NULL, (const struct sockaddr *)ss,
+	                name && c->next_addr < c->naddrs ? "address skipped" : "refused",
+	                rule);
+	c->denied = rule;
+	return false;
+}
+
 static void connect_next(struct conn *c)
 {
-	const struct server_config *cfg = &c->srv->cfg;
-
 	while (c->next_addr < c->naddrs) {
 		const struct sockaddr_storage *ss = &c->addrs[c->next_addr++];
-		if (acl_denies(&cfg->acl, (const struct sockaddr *)ss)) {
-			c->denied = true;
+		if (!permitted(c, ss))
 			continue;
-		}
 		int rc = connect_one(c, ss);
 		if (rc == 0)
 			return; /* completion is reported as EPOLLOUT */
@@ -422,7 +437,7 @@ static void connect_next(struct conn *c)
 		log_attempt(c, ss);
 	}
 	if (c->last_err == 0 && c->denied)
-		conn_fail(c, SOCKS5_REP_NOT_ALLOWED, NULL);
+		conn_fail(c, SOCKS5_REP_NOT_ALLOWED, c->denied);
 	else if (c->last_err == 0)
 		conn_fail(c, SOCKS5_REP_HOST_UNREACHABLE, "no address to connect to");
 	else
@@ -467,10 +482,9 @@ static void on_connected(struct loop_watch *w, uint32_t revents)
 	/* The rules apply to the host reached: 0.0.0.0 and :: reach this one. */
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
-	if (err == 0 && c->srv->cfg.acl.ndeny > 0 &&
+	if (err == 0 && acl_active(&c->srv->cfg.acl) &&
 	    getpeername(c->target.fd, (struct sockaddr *)&peer, &plen) == 0 &&
-	    acl_denies(&c->srv->cfg.acl, (struct sockaddr *)&peer)) {
-		c->denied = true;
+	    !permitted(c, &peer)) {
 		loop_watch_close(&c->srv->loop, &c->target);
 		memset(&c->dest, 0, sizeof(c->dest));
 		connect_next(c);

@@ -171,6 +171,9 @@ static void listen_everywhere(struct server *srvs, unsigned n, size_t a)
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		die_listen(&ss, fd < 0 ? fd : -errno);
 	add_listener(&srvs[0], fd);
+	/* A connection to the listener itself would be a loop (acl.h). */
+	for (unsigned i = 0; i < n; i++)
+		acl_add_self(&srvs[i].cfg.acl, (const struct sockaddr *)&ss);
 	for (unsigned i = 1; i < n; i++) {
 		fd = open_listener(&ss, true);
 		if (fd < 0)

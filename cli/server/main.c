@@ -36,6 +36,8 @@ enum long_only {
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_CONNS,
 	OPT_DENY,
+	OPT_ALLOW,
+	OPT_ALLOW_LOCAL,
 	OPT_LOOPS,
 	OPT_USERS,
 	OPT_RUN_AS,
@@ -47,7 +49,8 @@ static const char usage[] =
         "                       [-u USER:PASS]... [--user NAME [--group GROUP]]\n"
         "                       [--allow-open] [--handshake-timeout SEC] "
         "[--connect-timeout SEC]\n"
-        "                       [--idle-timeout SEC] [--max-conns N] [--deny CIDR]...\n"
+        "                       [--idle-timeout SEC] [--max-conns N]\n"
+        "                       [--allow RULE]... [--deny RULE]... [--allow-local]\n"
         "                       [-j N] [-v|-q] [--help] [--version]\n"
         "\n"
         "A SOCKS5 server (RFC 1928, RFC 1929) for testing socksify on one machine.\n"
@@ -70,7 +73,16 @@ static const char usage[] =
         "  --idle-timeout S       close relayed connections idle this long (0: never)\n"
         "  --max-conns N          serve at most N connections at once (1024); more are\n"
         "                         refused with \"no acceptable method\"\n"
-        "  --deny CIDR            refuse destinations in this range (reply 2)\n"
+        "  --allow RULE, --deny RULE\n"
+        "                         allow or refuse (reply 2) destinations that match\n"
+        "                         RULE: ADDR[/PREFIX][:PORT[-PORT]], IPv6 in brackets\n"
+        "                         before a port ([2001:db8::]/32:443); repeatable,\n"
+        "                         the first rule that matches decides\n"
+        "  --allow-local          allow this host and its link as destinations: a\n"
+        "                         server with a listener beyond loopback refuses,\n"
+        "                         after the rules, 127.0.0.0/8, 0.0.0.0/8, ::1,\n"
+        "                         169.254.0.0/16, fe80::/10, fd00:ec2::254 and its\n"
+        "                         own listeners (a loopback-only server does not)\n"
         "  -j, --loops N          N event loops, one thread each, sharing the listening\n"
         "                         ports (SO_REUSEPORT); --max-conns counts them all\n"
         "                         (default: the CPUs, at most 8; 1 to 64)\n"
@@ -224,6 +236,20 @@ static unsigned parse_loops(const char *arg)
 	return (unsigned)n;
 }
 
+/* --allow or --deny RULE */
+static void parse_rule(bool allow, const char *arg)
+{
+	const char *opt = allow ? "--allow" : "--deny";
+	int rc = acl_add_rule(&cfg.acl, arg, allow);
+	if (rc == -ENOSPC)
+		die_usage("%s %s: more than %d --allow and --deny rules", opt, arg,
+		          ACL_MAX_RULES);
+	if (rc < 0)
+		die_usage("%s %s: expected ADDR[/PREFIX][:PORT[-PORT]] with a numeric "
+		          "address (IPv6 as [ADDR]/PREFIX:PORT)",
+		          opt, arg);
+}
+
 /* One option from getopt_long(); -v and -q adjust *level. */
 /* size: getopt switch */
 static void parse_option(int opt, char **argv, int *level)
@@ -266,9 +292,11 @@ static void parse_option(int opt, char **argv, int *level)
 		cfg.max_conns = parse_count("--max-conns", optarg);
 		break;
 	case OPT_DENY:
-		if (acl_add_deny(&cfg.acl, optarg) < 0)
-			die_usage("--deny %s: expected ADDR[/PREFIX] (at most 64 rules)",
-			          optarg);
+	case OPT_ALLOW:
+		parse_rule(opt == OPT_ALLOW, optarg);
+		break;
+	case OPT_ALLOW_LOCAL:
+		cfg.acl.allow_local = true;
 		break;
 	case 'j':
 	case OPT_LOOPS:
@@ -309,6 +337,8 @@ static void parse_args(int argc, char **argv)
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
 	        {"deny", required_argument, NULL, OPT_DENY},
+	        {"allow", required_argument, NULL, OPT_ALLOW},
+	        {"allow-local", no_argument, NULL, OPT_ALLOW_LOCAL},
 	        {"loops", required_argument, NULL, OPT_LOOPS},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"quiet", no_argument, NULL, 'q'},
@@ -335,12 +365,15 @@ static void parse_args(int argc, char **argv)
 		die_usage("--group %s: only with --user", run_as_group);
 }
 
-/* Refuses an open proxy before any listener is opened. */
+/* Refuses an open proxy before any listener is opened; notes whether the
+ * server is exposed (acl.h). */
 static void check_listeners(void)
 {
 	for (size_t i = 0; i < cfg.nlisten; i++) {
 		const struct sockaddr_storage *ss = &cfg.listen[i];
 		char name[SOCKS5_ADDR_STRLEN];
+		if (!sa_loopback((const struct sockaddr *)ss))
+			cfg.acl.exposed = true; /* the built-in destination rules apply */
 		if (sa_loopback((const struct sockaddr *)ss) || cfg.nusers > 0 ||
 		    cfg.allow_open)
 			continue;

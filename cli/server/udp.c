@@ -164,11 +164,41 @@ static void enqueue(struct udp_queue *q, struct udp_assoc *u, int fd,
 	q->n++;
 }
 
+/* Logs a denied destination once while it is among the last few denied,
+ * and at most UDP_DENIED_LINES times per association. */
+static void log_denied(struct udp_assoc *u, const struct sockaddr_storage *dst,
+                       const char *name, const char *rule)
+{
+	for (int i = 0; i < UDP_DENIED_SEEN; i++)
+		if (sa_same(&u->denied_seen[i].sa, (const struct sockaddr *)dst))
+			return;
+	union sa_any *slot = &u->denied_seen[u->denied_next++ % UDP_DENIED_SEEN];
+	memset(slot, 0, sizeof(*slot));
+	memcpy(slot, dst, sa_len((const struct sockaddr *)dst));
+	if (u->denied_lines >= UDP_DENIED_LINES)
+		return;
+	const char *action = ++u->denied_lines < UDP_DENIED_LINES
+	                             ? "datagrams dropped"
+	                             : "datagrams dropped (the last such line of "
+	                               "this association: more are only counted)";
+	conn_log_denied(u->conn, "UDP", name, (const struct sockaddr *)dst, action, rule);
+}
+
+bool udp_permitted(struct udp_assoc *u, const struct sockaddr_storage *dst,
+                   const char *name)
+{
+	const char *rule = acl_check(&u->conn->srv->cfg.acl, (const struct sockaddr *)dst,
+	                             ACL_OTHER);
+	if (!rule)
+		return true;
+	u->denied++;
+	log_denied(u, dst, name, rule);
+	return false;
+}
+
 bool udp_send_out(struct udp_assoc *u, struct sockaddr_storage *dst, const uint8_t *data,
                   size_t len, bool queue)
 {
-	if (acl_denies(&u->conn->srv->cfg.acl, (struct sockaddr *)dst))
-		return false;
 	int fd = out_socket(u, dst->ss_family);
 	if (fd < 0)
 		return false;
@@ -247,6 +277,7 @@ static void from_client(struct udp_assoc *u, const uint8_t *dgram, size_t n,
 	bool sent = h.addr.atyp == SOCKS5_ATYP_DOMAIN
 	                    ? udp_send_to_name(u, &h.addr, payload, plen)
 	                    : socks5_addr_to_sockaddr(&h.addr, &dst) > 0 &&
+	                              udp_permitted(u, &dst, NULL) &&
 	                              udp_send_out(u, &dst, payload, plen, true);
 	u->dropped += !sent;
 	u->conn->deadline_ms =
@@ -359,8 +390,9 @@ static void udp_describe(const struct conn *c, char *buf, size_t cap)
 	const struct udp_assoc *u = c->udp;
 	snprintf(buf, cap,
 	         "up %" PRIu64 " datagrams (%" PRIu64 " bytes), down %" PRIu64
-	         " datagrams (%" PRIu64 " bytes), dropped %" PRIu64,
-	         u->up, u->up_bytes, u->down, u->down_bytes, u->dropped);
+	         " datagrams (%" PRIu64 " bytes), dropped %" PRIu64 " (%" PRIu64
+	         " denied)",
+	         u->up, u->up_bytes, u->down, u->down_bytes, u->dropped, u->denied);
 }
 
 /* The control connection only has to be watched for its end. */

@@ -12,11 +12,15 @@
 
 #include "conn.h"
 #include "loop.h"
+#include "sockaddr.h"
 
 enum {
 	UDP_NAMES = 8,               /* names an association resolves or remembers */
 	UDP_HELD_MAX = 64,           /* datagrams held for lookups, per association */
 	UDP_HELD_BYTES = 256 * 1024, /* and their bytes */
+	UDP_NAME_ADDRS = 4,          /* addresses kept per name, tried in order */
+	UDP_DENIED_SEEN = 8,         /* denied destinations remembered, logged once */
+	UDP_DENIED_LINES = 16,       /* denial lines per association, at most */
 };
 
 /* A datagram waiting for its name's lookup. */
@@ -30,9 +34,10 @@ struct udp_held {
 struct udp_name {
 	char name[256];
 	struct resolve_job *job; /* in flight */
-	bool ok;                 /* addr is valid */
+	bool ok;                 /* addrs are valid */
 	bool overflowed;         /* a datagram was dropped for the bound (logged once) */
-	struct sockaddr_storage addr;
+	size_t naddrs;
+	struct sockaddr_storage addrs[UDP_NAME_ADDRS];
 	struct udp_held *head, **tail; /* in arrival order */
 };
 
@@ -46,7 +51,10 @@ struct udp_assoc {
 	unsigned next_name; /* the slot to reuse next */
 	unsigned held;      /* datagrams held across names */
 	size_t held_bytes;
-	uint64_t up, up_bytes, down, down_bytes, dropped;
+	uint64_t up, up_bytes, down, down_bytes, dropped, denied;
+	/* Destinations denied lately: each is logged once (udp_permitted). */
+	union sa_any denied_seen[UDP_DENIED_SEEN];
+	unsigned denied_next, denied_lines;
 };
 
 /* udp_front.c: the source the association accepts (u->source, and u->client
@@ -56,8 +64,14 @@ void udp_front_pin(struct udp_assoc *u);
 int udp_front_socket(struct udp_assoc *u, struct sockaddr_storage *bound,
                      socklen_t *blen);
 
-/* udp.c: passes a payload to a resolved destination: queued in the current
- * burst when `queue`, else sent at once. False when it was dropped. */
+/* udp.c: the policy's verdict on a datagram's destination (name: the request's
+ * "name:port" for the log, or NULL); a denial is counted and logged, once per
+ * destination among the last UDP_DENIED_SEEN. */
+bool udp_permitted(struct udp_assoc *u, const struct sockaddr_storage *dst,
+                   const char *name);
+/* udp.c: passes a payload to a resolved destination the policy allows: queued
+ * in the current burst when `queue`, else sent at once. False when it was
+ * dropped. */
 bool udp_send_out(struct udp_assoc *u, struct sockaddr_storage *dst, const uint8_t *data,
                   size_t len, bool queue);
 

@@ -31,6 +31,22 @@ static void log_drop(const struct udp_assoc *u, const char *name, const char *wh
 	        why, n, n == 1 ? "" : "s");
 }
 
+/* A datagram to a resolved name: to its first address the policy allows for
+ * the port (each one denied is logged once, see udp_permitted). */
+static bool send_name(struct udp_assoc *u, const struct udp_name *n, uint16_t port,
+                      const uint8_t *data, size_t len, bool queue)
+{
+	char named[SOCKS5_ADDR_STRLEN];
+	sa_format_hostport(n->name, port, named, sizeof(named));
+	for (size_t i = 0; i < n->naddrs; i++) {
+		struct sockaddr_storage dst = n->addrs[i];
+		sa_set_port((struct sockaddr *)&dst, port);
+		if (udp_permitted(u, &dst, named))
+			return udp_send_out(u, &dst, data, len, queue);
+	}
+	return false;
+}
+
 /* Sends (or drops) a name's held datagrams in order and frees them. */
 static void release_held(struct udp_assoc *u, struct udp_name *n, bool send)
 {
@@ -38,11 +54,8 @@ static void release_held(struct udp_assoc *u, struct udp_name *n, bool send)
 	while (h) {
 		struct udp_held *next = h->next;
 		bool sent = false;
-		if (send) {
-			struct sockaddr_storage dst = n->addr;
-			sa_set_port((struct sockaddr *)&dst, h->port);
-			sent = udp_send_out(u, &dst, h->data, h->len, false);
-		}
+		if (send)
+			sent = send_name(u, n, h->port, h->data, h->len, false);
 		u->dropped += !sent;
 		u->held--;
 		u->held_bytes -= h->len;
@@ -62,8 +75,10 @@ static void on_resolved(void *owner, struct resolve_job *job)
 			continue;
 		n->job = NULL;
 		n->ok = job->err == 0 && job->naddrs > 0;
-		if (n->ok)
-			n->addr = job->addrs[0];
+		n->naddrs = n->ok ? job->naddrs : 0;
+		if (n->naddrs > UDP_NAME_ADDRS)
+			n->naddrs = UDP_NAME_ADDRS;
+		memcpy(n->addrs, job->addrs, n->naddrs * sizeof(n->addrs[0]));
 		unsigned count = 0;
 		for (struct udp_held *h = n->head; h; h = h->next)
 			count++;
@@ -108,11 +123,8 @@ bool udp_send_to_name(struct udp_assoc *u, const struct socks5_addr *a,
 		if ((u->names[i].ok || u->names[i].job) &&
 		    strcasecmp(u->names[i].name, a->host.domain) == 0)
 			n = &u->names[i];
-	if (n && n->ok) {
-		struct sockaddr_storage dst = n->addr;
-		sa_set_port((struct sockaddr *)&dst, a->port);
-		return udp_send_out(u, &dst, data, len, true);
-	}
+	if (n && n->ok)
+		return send_name(u, n, a->port, data, len, true);
 	if (!n) {
 		n = &u->names[u->next_name++ % UDP_NAMES];
 		if (n->job)

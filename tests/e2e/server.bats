@@ -589,7 +589,9 @@ assert_one_line_error() {
 @test "-l 0.0.0.0:PORT with --allow-open starts and serves" {
 	local port
 	port=$(free_port)
-	start_server -l "0.0.0.0:$port" --allow-open
+	# the destination is on this host, which a wildcard listener refuses without
+	# --allow-local (server_policy.bats)
+	start_server -l "0.0.0.0:$port" --allow-open --allow-local
 	run -0 "${CURL[@]}" --socks5 "127.0.0.1:$port" "http://127.0.0.1:$HTTP_PORT/index.html"
 	assert_output --partial "socksify e2e index"
 }
@@ -597,7 +599,7 @@ assert_one_line_error() {
 @test "-l 0.0.0.0:PORT with -u starts (auth required) and serves" {
 	local port
 	port=$(free_port)
-	start_server -l "0.0.0.0:$port" -u user:secret
+	start_server -l "0.0.0.0:$port" -u user:secret --allow-local
 	run -0 "${CURL[@]}" --socks5 "127.0.0.1:$port" --proxy-user user:secret \
 		"http://127.0.0.1:$HTTP_PORT/index.html"
 	run ! "${CURL[@]}" --socks5 "127.0.0.1:$port" "http://127.0.0.1:$HTTP_PORT/index.html"

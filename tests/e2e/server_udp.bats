@@ -256,7 +256,8 @@ malformed_datagrams() {
 @test "a wildcard listener (-l 0.0.0.0 with -u): BND is 127.0.0.1, never 0.0.0.0" {
 	local port
 	port=$(free_port)
-	start_server -l "0.0.0.0:$port" -u user:secret
+	# the echo target is on this host: --allow-local (see server_policy.bats)
+	start_server -l "0.0.0.0:$port" -u user:secret --allow-local
 	start_udp_echo
 	run -0 client udp --proxy "127.0.0.1:$port" --user user --pass secret \
 		--target "127.0.0.1:$UDP_PORT" --echo 100

@@ -1,19 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target for socksify-server's destination rules (cli/server/acl.c): the
- * --deny CIDR parser and the matcher.
+ * Fuzz target for socksify-server's destination policy (cli/server/acl.c):
+ * the --allow/--deny rule parser and acl_check().
  *
  * The input's text up to its first NUL byte is lines, each handed to
- * acl_add_deny() as a string that ends right before a PROT_NONE page; the
- * bytes after the NUL are destinations, 17 bytes each (a family byte, even for
- * IPv4 and odd for IPv6, then the address), each put to acl_denies(). Both are
- * checked against a reference written here another way: a rule is taken
- * exactly when its text is ADDR or ADDR/DIGITS (an IPv4 or IPv6 address, a
- * decimal prefix length no longer than the address), until ACL_MAX_RULES; a
- * destination is denied exactly when some rule's first PREFIX bits are its
- * own, compared bit by bit (IPv4 rules also see v4-mapped IPv6 destinations;
- * 0.0.0.0/8 is 127.0.0.1 and :: is ::1, where Linux connects them); every rule
- * denies its own address. Any difference abort()s.
+ * acl_add_rule() as a string that ends right before a PROT_NONE page (a line
+ * that starts with '+' is an --allow rule of the rest, any other a --deny
+ * rule). After the NUL, one byte of flags (bit 0: exposed, bit 1:
+ * --allow-local), then destinations of 19 bytes each (a family byte, even
+ * for IPv4 and odd for IPv6, 16 address bytes, a big-endian port), each put
+ * to acl_check(), and so is every rule's own address at its lowest port.
+ *
+ * Both are checked against a reference written here another way. A rule is
+ * taken exactly when its text is, scanned by hand, ADDR, ADDR/P, ADDR:PORTS
+ * or ADDR/P:PORTS for an IPv4 ADDR, ADDR or ADDR/P for a bare IPv6 one, and
+ * [ADDR], [ADDR]/P, [ADDR/P], each with an optional :PORTS; P is decimal
+ * digits no larger than the address's bits, PORTS a port or LO-HI, 1 to
+ * 65535, LO <= HI; until ACL_MAX_RULES. Addresses are compared as 128 bits,
+ * IPv4 ones as ::ffff:a.b.c.d (an IPv4 rule's prefix + 96), bit by bit; an
+ * IPv6 rule shorter than /96 never matches an IPv4 or v4-mapped destination
+ * (which is IPv4 throughout); 0.0.0.0 is judged as 127.0.0.1 and :: as ::1.
+ * The first rule that matches decides; then, when exposed and not
+ * --allow-local, the built-in list; else allowed. A denial must name the
+ * rule: the deciding rule's own text, or the built-in range. Any difference
+ * abort()s.
  *
  * Linked with replay_main.c it gets a main() for any compiler (see
  * tests/fuzz/meson.build); a clang build also makes it a libFuzzer binary.
@@ -30,128 +40,240 @@
 
 const char fuzz_target_name[] = "fuzz_acl";
 
-enum { DEST_LEN = 17 };
+enum { DEST_LEN = 19 };
 
 /* --- the reference ------------------------------------------------------------------ */
 
-/* ADDR or ADDR/DIGITS, the prefix no longer than the address: its rule. */
-static bool ref_parse(const char *s, size_t len, struct acl_rule *r)
-{
-	char host[INET6_ADDRSTRLEN];
-	size_t h = 0;
+struct ref_rule {
+	uint8_t a[16];   /* as 128 bits: IPv4 as ::ffff:a.b.c.d */
+	unsigned bits;   /* prefix over those 128 bits */
+	bool v4;         /* written as IPv4 */
+	unsigned lo, hi; /* 0, 0: any port */
+	bool allow;
+};
 
-	while (h < len && s[h] != '/')
-		h++;
-	if (h == 0 || h >= sizeof(host))
-		return false;
-	memcpy(host, s, h);
-	host[h] = '\0';
-	memset(r, 0, sizeof(*r));
-	if (inet_pton(AF_INET, host, r->addr) == 1)
-		r->family = AF_INET;
-	else if (inet_pton(AF_INET6, host, r->addr) == 1)
-		r->family = AF_INET6;
-	else
-		return false;
-	unsigned max = r->family == AF_INET ? 32 : 128, p = 0;
-	r->prefix = max;
-	if (h == len)
-		return true;
-	if (h + 1 == len)
-		return false;
-	for (size_t i = h + 1; i < len; i++) {
+static const uint8_t mapped_prefix[12] = {[10] = 0xff, [11] = 0xff};
+
+/* Decimal digits s[0..n), at most max; -1 when not. */
+static long ref_number(const char *s, size_t n, long max)
+{
+	long v = 0;
+	if (n == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
 		if (s[i] < '0' || s[i] > '9')
-			return false;
-		p = p * 10 + (unsigned)(s[i] - '0');
-		if (p > max)
-			return false;
+			return -1;
+		v = v * 10 + (s[i] - '0');
+		if (v > max)
+			return -1;
 	}
-	r->prefix = p;
+	return v;
+}
+
+static size_t find(const char *s, size_t n, char c)
+{
+	size_t i = 0;
+	while (i < n && s[i] != c)
+		i++;
+	return i;
+}
+
+static size_t count(const char *s, size_t n, char c)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += s[i] == c;
+	return k;
+}
+
+static bool ref_ports(const char *s, size_t n, struct ref_rule *r)
+{
+	size_t d = find(s, n, '-');
+	long lo = ref_number(s, d, 65535), hi = lo;
+	if (d < n)
+		hi = ref_number(s + d + 1, n - d - 1, 65535);
+	if (lo < 1 || hi < lo)
+		return false;
+	r->lo = (unsigned)lo;
+	r->hi = (unsigned)hi;
 	return true;
 }
 
-static bool bit(const uint8_t *a, unsigned i)
+/* The address s[0..n), with a prefix of p[0..pn) when has_p. */
+static bool ref_addr(const char *s, size_t n, const char *p, size_t pn, bool has_p,
+                     struct ref_rule *r)
+{
+	char host[64];
+	uint8_t v4[4];
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, v4) == 1) {
+		r->v4 = true;
+		memcpy(r->a, mapped_prefix, 12);
+		memcpy(r->a + 12, v4, 4);
+	} else if (inet_pton(AF_INET6, host, r->a) != 1) {
+		return false;
+	}
+	long max = r->v4 ? 32 : 128, bits = max;
+	if (has_p && (bits = ref_number(p, pn, max)) < 0)
+		return false;
+	r->bits = (unsigned)bits + (r->v4 ? 96 : 0);
+	return true;
+}
+
+/* [ADDR], [ADDR/P] or [ADDR]/P, then an optional :PORTS. */
+static bool ref_bracketed(const char *s, size_t n, struct ref_rule *r)
+{
+	size_t close = find(s, n, ']');
+	if (close == n)
+		return false;
+	const char *in = s + 1, *rest = s + close + 1;
+	size_t inlen = close - 1, slash = find(in, inlen, '/');
+	size_t rn = n - close - 1, colon = find(rest, rn, ':');
+	bool outer = rn > 0 && rest[0] == '/';
+	if (rn > 0 && rest[0] != '/' && rest[0] != ':')
+		return false;
+	if (outer && slash < inlen)
+		return false;
+	bool ok =
+	        outer ? ref_addr(in, inlen, rest + 1, colon - 1, true, r)
+	              : ref_addr(in, slash, in + slash + 1,
+	                         slash < inlen ? inlen - slash - 1 : 0, slash < inlen, r);
+	if (!ok)
+		return false;
+	return colon == rn || ref_ports(rest + colon + 1, rn - colon - 1, r);
+}
+
+static bool ref_parse(const char *s, size_t n, struct ref_rule *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (n > 0 && s[0] == '[')
+		return ref_bracketed(s, n, r);
+	/* one colon: IPv4 and a port; more: a bare IPv6 address, no port */
+	size_t end = count(s, n, ':') == 1 ? find(s, n, ':') : n;
+	size_t slash = find(s, end, '/');
+	if (!ref_addr(s, slash, s + slash + 1, slash < end ? end - slash - 1 : 0,
+	              slash < end, r))
+		return false;
+	return end == n || ref_ports(s + end + 1, n - end - 1, r);
+}
+
+static bool ref_bit(const uint8_t *a, unsigned i)
 {
 	return (a[i / 8] >> (7 - i % 8)) & 1;
 }
 
-static bool ref_match(const struct acl_rule *r, const uint8_t *a)
+/* The destination as 128 bits, 0.0.0.0 and :: as 127.0.0.1 and ::1. */
+static void ref_dest(int family, const uint8_t *addr, uint8_t out[16], bool *v4)
 {
-	for (unsigned i = 0; i < r->prefix; i++)
-		if (bit(a, i) != bit(r->addr, i))
-			return false;
-	return true;
+	static const uint8_t any[16];
+	if (family == AF_INET) {
+		memcpy(out, mapped_prefix, 12);
+		memcpy(out + 12, addr, 4);
+	} else {
+		memcpy(out, addr, 16);
+	}
+	*v4 = memcmp(out, mapped_prefix, 12) == 0;
+	if (*v4 && memcmp(out + 12, any, 4) == 0) {
+		out[12] = 127;
+		out[15] = 1;
+	} else if (memcmp(out, any, 16) == 0) {
+		out[15] = 1;
+	}
 }
 
-static bool ref_denies(const struct acl_rule *rules, size_t n, int family,
-                       const uint8_t *addr)
+static bool ref_match(const struct ref_rule *r, const uint8_t *d, bool v4, unsigned port)
 {
-	static const uint8_t lo4[4] = {127, 0, 0, 1}, lo6[16] = {[15] = 1};
-	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff}, any6[16] = {0};
-	const uint8_t *v4 = NULL, *v6 = NULL;
+	if (v4 && !r->v4 && r->bits < 96)
+		return false;
+	for (unsigned i = 0; i < r->bits; i++)
+		if (ref_bit(d, i) != ref_bit(r->a, i))
+			return false;
+	return r->lo == 0 || (port >= r->lo && port <= r->hi);
+}
 
-	if (family == AF_INET) {
-		v4 = addr;
-	} else {
-		v6 = memcmp(addr, any6, 16) == 0 ? lo6 : addr;
-		if (memcmp(addr, mapped, 12) == 0)
-			v4 = addr + 12;
+static const char *const builtin[] = {"127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16",
+                                      "::1",         "fe80::/10", "fd00:ec2::254"};
+
+/* -1: allowed; else the deciding user rule's index, or -2 - the built-in's. */
+static int ref_verdict(const struct ref_rule *rules, size_t n, bool exposed,
+                       bool allow_local, int family, const uint8_t *addr, unsigned port)
+{
+	uint8_t d[16];
+	bool v4;
+	ref_dest(family, addr, d, &v4);
+	for (size_t i = 0; i < n; i++)
+		if (ref_match(&rules[i], d, v4, port))
+			return rules[i].allow ? -1 : (int)i;
+	if (!exposed || allow_local)
+		return -1;
+	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+		struct ref_rule b;
+		CHECK(ref_parse(builtin[i], strlen(builtin[i]), &b));
+		if (ref_match(&b, d, v4, port))
+			return -2 - (int)i;
 	}
-	if (v4 && v4[0] == 0)
-		v4 = lo4;
-	for (size_t i = 0; i < n; i++) {
-		const uint8_t *a = rules[i].family == AF_INET ? v4 : v6;
-		if (a && ref_match(&rules[i], a))
-			return true;
-	}
-	return false;
+	return -1;
 }
 
 /* --- the target -----------------------------------------------------------------------
  */
 
-static bool denies(const struct acl *acl, int family, const uint8_t *addr)
+static void check_one(const struct acl *acl, const struct ref_rule *ref, size_t nref,
+                      int family, const uint8_t *addr, unsigned port)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
+	                            .sin6_port = htons((uint16_t)port)};
+	const char *got;
 
 	if (family == AF_INET) {
 		memcpy(&sin.sin_addr, addr, 4);
-		return acl_denies(acl, (const struct sockaddr *)&sin);
+		got = acl_check(acl, (const struct sockaddr *)&sin, ACL_OTHER);
+	} else {
+		memcpy(&sin6.sin6_addr, addr, 16);
+		got = acl_check(acl, (const struct sockaddr *)&sin6, ACL_OTHER);
 	}
-	memcpy(&sin6.sin6_addr, addr, 16);
-	return acl_denies(acl, (const struct sockaddr *)&sin6);
+	int want = ref_verdict(ref, nref, acl->exposed, acl->allow_local, family, addr,
+	                       port);
+	if (want == -1) {
+		CHECK(got == NULL);
+	} else if (want >= 0) {
+		CHECK(got == acl->rules[want].text);
+	} else {
+		const char *b = builtin[-2 - want];
+		CHECK(got && strncmp(got, b, strlen(b)) == 0 && got[strlen(b)] == ' ');
+	}
 }
 
-/* One line: acl_add_deny() on it, behind a guard page, against the reference. */
-static void add_line(struct acl *acl, struct acl_rule *ref, size_t *nref,
+/* One line: acl_add_rule() on it, behind a guard page, against the reference. */
+static void add_line(struct acl *acl, struct ref_rule *ref, size_t *nref,
                      const uint8_t *s, size_t len)
 {
 	static struct guarded g;
-	struct acl_rule want;
+	struct ref_rule want;
+	bool allow = len > 0 && s[0] == '+';
 	char *text = (char *)guarded_end(&g, 2 * FUZZ_INPUT_MAX, len + 1);
-	size_t before = acl->ndeny;
+	size_t before = acl->nrules;
 
 	memcpy(text, s, len);
 	text[len] = '\0';
-	bool ok = ref_parse(text, len, &want);
-	int rc = acl_add_deny(acl, text);
+	text += allow;
+	bool ok = ref_parse(text, len - allow, &want);
+	int rc = acl_add_rule(acl, text, allow);
 	if (before >= ACL_MAX_RULES) {
-		CHECK(rc == -ENOSPC && acl->ndeny == before);
+		CHECK(rc == -ENOSPC && acl->nrules == before);
 		return;
 	}
 	CHECK(rc == (ok ? 0 : -EINVAL));
-	CHECK(acl->ndeny == before + (ok ? 1 : 0));
+	CHECK(acl->nrules == before + (ok ? 1 : 0));
 	if (!ok)
 		return;
-	const struct acl_rule *got = &acl->deny[before];
-	CHECK(got->family == want.family && got->prefix == want.prefix);
-	CHECK(memcmp(got->addr, want.addr, 16) == 0);
+	want.allow = allow;
 	ref[(*nref)++] = want;
-	/* a rule denies its own address, where no rewrite of it intervenes */
-	static const uint8_t any6[16] = {0};
-	if (want.family == AF_INET ? want.addr[0] != 0 : memcmp(want.addr, any6, 16) != 0)
-		CHECK(denies(acl, want.family, want.addr));
 }
 
 int fuzz_last_good;
@@ -159,7 +281,7 @@ int fuzz_last_good;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct acl acl;
-	static struct acl_rule ref[ACL_MAX_RULES];
+	static struct ref_rule ref[ACL_MAX_RULES];
 	size_t nref = 0, text = 0, good = 0;
 
 	if (size > FUZZ_INPUT_MAX)
@@ -174,12 +296,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		add_line(&acl, ref, &nref, data + i, end - i);
 		i = end + 1;
 	}
-	good = acl.ndeny;
-	for (size_t i = text + 1; i + DEST_LEN <= size; i += DEST_LEN) {
-		int family = data[i] % 2 ? AF_INET6 : AF_INET;
-		bool d = denies(&acl, family, data + i + 1);
-		CHECK(d == ref_denies(ref, nref, family, data + i + 1));
-		good += d;
+	good = acl.nrules;
+	if (text + 1 < size) {
+		acl.exposed = data[text + 1] & 1;
+		acl.allow_local = data[text + 1] & 2;
+	}
+	/* every rule's own address, at its lowest port */
+	for (size_t i = 0; i < nref; i++) {
+		bool v4 = ref[i].v4;
+		check_one(&acl, ref, nref, v4 ? AF_INET : AF_INET6,
+		          ref[i].a + (v4 ? 12 : 0), ref[i].lo);
+	}
+	for (size_t i = text + 2; i + DEST_LEN <= size; i += DEST_LEN) {
+		const uint8_t *d = data + i;
+		check_one(&acl, ref, nref, d[0] % 2 ? AF_INET6 : AF_INET, d + 1,
+		          (unsigned)d[17] << 8 | d[18]);
+		good++;
 	}
 	fuzz_last_good = (int)good;
 	return 0;
@@ -194,6 +326,8 @@ static const char *const tokens[] = {
         "/",    "/0",         "/8",      "/32",       "/33",     "/128",
         "/129", "::",         "::ffff:", "127.0.0.1", "0.0.0.0", "10.0.0.0/8\n",
         "::1",  "fd00::/8\n", "-",       "+",         " ",       "\n",
+        "[",    "]",          ":",       ":80",       ":1-1024", ":65535",
+        "\n+",  "[::1]:",     "/96",     "/104",
 };
 
 /* Each as likely; the first three also apply to an empty input. */
