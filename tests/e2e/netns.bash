@@ -11,7 +11,7 @@
 # recording every PID for teardown:
 #   target: HTTP on 198.18.2.2:80 and [fd00:5:2::2]:80 serving $WWW
 #           (access logs $HTTP_LOG / $HTTP6_LOG), TCP echo on 198.18.2.2:7
-#   proxy:  socksify-server  198.18.1.1:1080 --allow-open       (SX_LOG)
+#   proxy:  socksify-server  198.18.1.1:1080 --allow-open --allow-local (SX_LOG)
 #           socksify-server  198.18.1.1:1081 -u user:pass        (SXAUTH_LOG)
 #           socksify-server  198.18.1.1:1083 --allow-open --deny 198.18.2.0/24
 #           socksify-server  [fd00:5:1::1]:1084 --allow-open    (SX6_LOG)
@@ -454,7 +454,8 @@ netns_setup_file() {
 	netns_http proxy "$PROXY4" 8080 "$TRAP_LOG" || return 1
 	netns_http proxy 127.0.0.1 8081 "$LOOP_LOG" || return 1
 
-	netns_socksify_server 1080 "$SX_LOG" --allow-open || return 1
+	# --allow-local: shim.bats reaches the proxy's own loopback (127.0.0.1:8081)
+	netns_socksify_server 1080 "$SX_LOG" --allow-open --allow-local || return 1
 	netns_socksify_server 1081 "$SXAUTH_LOG" -u user:pass || return 1
 	netns_socksify_server 1083 "$SXDENY_LOG" --allow-open --deny 198.18.2.0/24 || return 1
 	PROXY_LISTEN6=1 netns_socksify_server 1084 "$SX6_LOG" --allow-open || return 1
