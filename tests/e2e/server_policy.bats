@@ -13,7 +13,7 @@
 # resolv.conf of its own (/etc/netns/NS: nothing reaches this machine's
 # resolver). Needs root (CI runs as root).
 
-# shellcheck disable=SC2030,SC2031,SC2154
+# shellcheck disable=SC2030,SC2031,SC2034,SC2154
 
 bats_require_minimum_version 1.5.0
 
