@@ -8,7 +8,6 @@
  * password), the memfd applied only to its own proxy, and the
  * configuration file with a password that others may read.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
