@@ -6,11 +6,12 @@
  *   socksify [-p URL] [-c FILE] [-v] [--] PROGRAM [ARGS...]
  *   eval "$(socksify [-p URL] [-c FILE] [-v] --env)"
  *
- * It finds the shim next to itself in the build tree or in the install
- * prefix, checks the configuration (a bad one stops here, exit status 2),
- * prepends the shim to LD_PRELOAD, passes its options on as SOCKSIFY_*
- * variables and execs the program. Exit statuses follow env(1): 127 when
- * the program is not found, 126 when it cannot be run.
+ * It finds the shim next to itself in the build tree or in the install tree
+ * (relative to its own path, else at the install path), checks the
+ * configuration (a bad one stops here, exit status 2), prepends the shim to
+ * LD_PRELOAD, passes its options on as SOCKSIFY_* variables and execs the
+ * program. Exit statuses follow env(1): 127 when the program is not found,
+ * 126 when it cannot be run.
  *
  * It exports its own path as SOCKSIFY_LAUNCHER: the shim's exec hooks run
  * it again, with the hidden options --exec-supervised and --exec-fd, to
@@ -87,25 +88,33 @@ static void read_self(void)
 	self_exe[n > 0 ? n : 0] = '\0';
 }
 
-/* The shim: next to us in the build tree (cli/ → shim/), else the install
- * path. No realpath(): our path is canonical already, and the loader takes
- * any path to the file. */
+/* The shim: next to us in the build tree (cli/ -> shim/), else where the
+ * install puts it relative to our own directory (SOCKSIFY_SHIM_RELPATH,
+ * bindir -> libdir/socksify/: an install tree moved elsewhere, or a
+ * DESTDIR tree, finds its own shim), else the absolute install path. No
+ * realpath(): our path is canonical already, and the loader takes any path
+ * to the file. */
+static bool shim_at(char *out, size_t cap, const char *end, const char *rel)
+{
+	int len = snprintf(out, cap, "%.*s/%s", (int)(end - self_exe), self_exe, rel);
+	return len > 0 && (size_t)len < cap && access(out, R_OK) == 0;
+}
+
 static void find_shim(char *out, size_t cap)
 {
 	const char *slash = strrchr(self_exe, '/');
 	const char *up =
 	        slash ? memrchr(self_exe, '/', (size_t)(slash - self_exe)) : NULL;
-	if (up) {
-		int len = snprintf(out, cap, "%.*s/shim/libsocksify.so",
-		                   (int)(up - self_exe), self_exe);
-		if (len > 0 && (size_t)len < cap && access(out, R_OK) == 0)
-			return;
-	}
+	if (up && shim_at(out, cap, up, "shim/libsocksify.so"))
+		return;
+	if (slash && shim_at(out, cap, slash, SOCKSIFY_SHIM_RELPATH))
+		return;
 	snprintf(out, cap, "%s", SOCKSIFY_SHIM_PATH);
 	if (access(out, R_OK) != 0)
 		die(EXIT_CANNOT_RUN,
-		    "cannot find libsocksify.so (looked in the build tree and %s)",
-		    SOCKSIFY_SHIM_PATH);
+		    "cannot find libsocksify.so (looked in the build tree, "
+		    "%s relative to %s and %s)",
+		    SOCKSIFY_SHIM_RELPATH, self_exe, SOCKSIFY_SHIM_PATH);
 }
 
 /* Finds PROGRAM as execvp() would: a path as it is, a name in $PATH (with a
