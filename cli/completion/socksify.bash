@@ -2,8 +2,9 @@
 # bash completion for socksify and socksify-server, installed under both names
 # (DATADIR/bash-completion/completions/). The options come from the command's
 # own --help (read once per shell), so a new option completes without an edit
-# here: a line "  -p, --proxy URL   ..." gives -p and --proxy, taking a value
-# (an upper-case word after the option).
+# here: every word of the text that looks like an option is one, and a line
+# "  -p, --proxy URL   ..." says that -p and --proxy take a value (an
+# upper-case word after the option).
 
 # _socksify_help_opts CMD: sets _socksify_opts (all options) and
 # _socksify_argopts (those taking a value), " "-separated, cached per CMD.
@@ -14,6 +15,18 @@ _socksify_help_opts()
 	if [[ -z ${!key-} ]]; then
 		local out
 		out=$(LC_ALL=C "$cmd" --help 2>/dev/null | awk '
+			# every option the text shows (the usage lines, the table)
+			{
+				line = " " $0
+				while (match(line, /[][ ,|(]--?[a-zA-Z][-a-zA-Z]*/)) {
+					o = substr(line, RSTART + 1, RLENGTH - 1)
+					if (!(o in seen))
+						all = all " " o
+					seen[o] = 1
+					line = substr(line, RSTART + RLENGTH)
+				}
+			}
+			# those of the table followed by an upper-case word take a value
 			/^ +-/ {
 				n = split($0, f, /  +/)
 				for (i = 1; i <= n; i++) {
@@ -25,11 +38,8 @@ _socksify_help_opts()
 						if (w[j] ~ /^[A-Z]/)
 							arg = 1
 					for (j = 1; j <= m; j++)
-						if (w[j] ~ /^-/) {
-							all = all " " w[j]
-							if (arg)
-								args = args " " w[j]
-						}
+						if (arg && w[j] ~ /^-/)
+							args = args " " w[j]
 				}
 			}
 			END { print all " |" args " " }')
