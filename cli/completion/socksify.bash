@@ -55,14 +55,14 @@ _socksify_value()
 	local opt=$1 cur=$2
 	case $opt in
 	-c | --config | --users)
-		COMPREPLY=($(compgen -f -- "$cur"))
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		compopt -o filenames 2>/dev/null
 		;;
-	--user) COMPREPLY=($(compgen -u -- "$cur")) ;;
-	--group) COMPREPLY=($(compgen -g -- "$cur")) ;;
+	--user) mapfile -t COMPREPLY < <(compgen -u -- "$cur") ;;
+	--group) mapfile -t COMPREPLY < <(compgen -g -- "$cur") ;;
 	-p | --proxy)
-		COMPREPLY=($(compgen -W 'socks5h://127.0.0.1:1080 socks5://127.0.0.1:1080' \
-			-- "$cur"))
+		mapfile -t COMPREPLY < <(compgen -W \
+			'socks5h://127.0.0.1:1080 socks5://127.0.0.1:1080' -- "$cur")
 		compopt -o nospace 2>/dev/null
 		;;
 	*) COMPREPLY=() ;;
@@ -90,9 +90,9 @@ _socksify()
 				return
 			fi
 			if ((i == COMP_CWORD)); then
-				COMPREPLY=($(compgen -c -- "$cur"))
+				mapfile -t COMPREPLY < <(compgen -c -- "$cur")
 			else
-				COMPREPLY=($(compgen -f -- "$cur"))
+				mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 			fi
 			return
 		fi
@@ -103,9 +103,9 @@ _socksify()
 		return
 	fi
 	if [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "$_socksify_opts" -- "$cur"))
+		mapfile -t COMPREPLY < <(compgen -W "$_socksify_opts" -- "$cur")
 	elif [[ $cmd == *socksify ]]; then
-		COMPREPLY=($(compgen -c -- "$cur"))
+		mapfile -t COMPREPLY < <(compgen -c -- "$cur")
 	fi
 }
 
