@@ -96,6 +96,15 @@ static void read_self(void)
  * to the file. */
 static bool shim_at(char *out, size_t cap, const char *end, const char *rel)
 {
+	/* "../" taken off the directory itself (canonical: no symlink to
+	 * follow), so LD_PRELOAD reads /usr/lib/..., not /usr/bin/../lib/... */
+	while (strncmp(rel, "../", 3) == 0 && end > self_exe) {
+		const char *up = memrchr(self_exe, '/', (size_t)(end - self_exe));
+		if (!up)
+			break;
+		end = up;
+		rel += 3;
+	}
 	int len = snprintf(out, cap, "%.*s/%s", (int)(end - self_exe), self_exe, rel);
 	return len > 0 && (size_t)len < cap && access(out, R_OK) == 0;
 }

@@ -36,6 +36,7 @@ print(p, *(os.path.join(p, d[k]) for k in ("bindir", "libdir", "sysconfdir", "ma
 	ROOT=$BATS_FILE_TMPDIR/moved/elsewhere
 	mkdir -p "$(dirname "$ROOT")"
 	mv "$dest" "$ROOT"
+	ROOT=$(readlink -f "$ROOT") # as the launcher sees its own path
 	export ROOT
 }
 
@@ -82,9 +83,7 @@ teardown() {
 		echo "# note: $LIBDIR/socksify/libsocksify.so exists on this machine; the LD_PRELOAD check below tells them apart"
 	run "$bin/socksify" --env
 	assert_success
-	assert_line --index 0 --regexp "^export LD_PRELOAD='$ROOT$BINDIR/.*/libsocksify.so'\$"
-	[[ $(readlink -f "$(sed -n "s/^export LD_PRELOAD='\(.*\)'/\1/p" <<<"$output")") == "$(readlink -f "$shim")" ]] ||
-		fail "LD_PRELOAD is not the moved tree's shim"
+	assert_line --index 0 "export LD_PRELOAD='$shim'"
 	assert_line --index 1 "export SOCKSIFY_LAUNCHER='$bin/socksify'"
 
 	SOCKSIFY_SERVER=$bin/socksify-server start_server -v
