@@ -90,7 +90,7 @@ _socksify()
 				return
 			fi
 			if ((i == COMP_CWORD)); then
-				mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+				mapfile -t COMPREPLY < <(compgen -c -- "$cur" | sort -u)
 			else
 				mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 			fi
@@ -105,7 +105,7 @@ _socksify()
 	if [[ $cur == -* ]]; then
 		mapfile -t COMPREPLY < <(compgen -W "$_socksify_opts" -- "$cur")
 	elif [[ $cmd == *socksify ]]; then
-		mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -c -- "$cur" | sort -u)
 	fi
 }
 
