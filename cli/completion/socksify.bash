@@ -18,9 +18,11 @@ _socksify_help_opts()
 			# every option the text shows (the usage lines, the table)
 			{
 				line = " " $0
-				while (match(line, /[][ ,|(]--?[a-zA-Z][-a-zA-Z]*/)) {
+				while (match(line, /[][ ,|(]--?[a-zA-Z][-a-zA-Z0-9]*/)) {
 					o = substr(line, RSTART + 1, RLENGTH - 1)
-					if (!(o in seen))
+					# --name or one letter (-v, -vv); not [-PORT]
+					ok = o ~ /^(--[a-z][-a-z0-9]*|-[a-zA-Z][a-z]*)$/
+					if (ok && !(o in seen))
 						all = all " " o
 					seen[o] = 1
 					line = substr(line, RSTART + RLENGTH)

@@ -133,9 +133,11 @@ covers() {
 	done
 }
 
-# help_options COMMAND: every option its --help shows, one a line
+# help_options COMMAND: every option its --help shows, one a line: --name,
+# or one letter (-v, -vv), not a placeholder ([-PORT])
 help_options() {
-	"$1" --help | grep -oE -- '(^|[][ ,|(])--?[a-zA-Z][-a-zA-Z]*' | sed 's/^[][ ,|(]//' | sort -u
+	"$1" --help | grep -oE -- '(^|[][ ,|(])--?[a-zA-Z][-a-zA-Z0-9]*' | sed 's/^[][ ,|(]//' |
+		grep -E -- '^(--[a-z][-a-z0-9]*|-[a-zA-Z][a-z]*)$' | sort -u
 }
 
 @test "man: every page renders without a warning (groff -ww, man --warnings)" {
