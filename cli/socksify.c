@@ -50,7 +50,9 @@ static const char usage[] =
         "                    socks5h://... (names resolved by the proxy); default\n"
         "                    socks5h://127.0.0.1:1080, or what the configuration says;\n"
         "                    a password reaches PROGRAM in a sealed memfd, not in\n"
-        "                    its environment\n"
+        "                    its environment; repeated or comma-separated: several\n"
+        "                    proxies, used as the configuration's chain says\n"
+        "                    (failover by default)\n"
         "  -c, --config FILE read this configuration file (see socksify.conf)\n"
         "  -v, --verbose     log one line per proxied connection and UDP association\n"
         "                    (to stderr, or the configuration's log_file)\n"
@@ -221,6 +223,26 @@ static void print_export(const char *name, const char *value)
 	puts("'");
 }
 
+/* -p URL: the first replaces SOCKSIFY_PROXY, later ones append to the list. */
+static void add_proxy(const char *url)
+{
+	static bool seen;
+	const char *old = getenv("SOCKSIFY_PROXY");
+
+	if (!seen || !old) {
+		setenv("SOCKSIFY_PROXY", url, 1);
+	} else {
+		size_t n = strlen(old) + 1 + strlen(url) + 1;
+		char *list = malloc(n);
+		if (!list)
+			die(1, "out of memory");
+		snprintf(list, n, "%s,%s", old, url);
+		setenv("SOCKSIFY_PROXY", list, 1);
+		free(list);
+	}
+	seen = true;
+}
+
 /* The options: they become SOCKSIFY_* variables for the shim. Returns true
  * for --env; exits for --help, --version and bad usage. */
 /* size: getopt switch */
@@ -247,7 +269,7 @@ static bool parse_options(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+p:c:vhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			setenv("SOCKSIFY_PROXY", optarg, 1);
+			add_proxy(optarg);
 			/* our command line stays visible (ps) while we supervise */
 			secret_scrub_url(optarg);
 			break;
@@ -340,7 +362,9 @@ static void warn_readable(const struct config *cfg)
  * the environment (secret.h); the supervisor has it in cfg. */
 static void export_secret(const struct config *cfg)
 {
-	if (!secret_has_password(&cfg->proxy) || cfg->proxy_secret)
+	/* several proxies: SOCKSIFY_PROXY keeps the list, passwords and all (the
+	 * memfd holds one proxy's URL) */
+	if (!secret_has_password(&cfg->proxy) || cfg->proxy_secret || cfg->nproxies > 1)
 		return;
 	int fd = secret_export(&cfg->proxy);
 	if (fd < 0)

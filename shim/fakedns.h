@@ -89,6 +89,12 @@ int fakedns_fd(void);
  * NULL when no pool is attached. Zero in a new pool. */
 _Atomic uint64_t *fakedns_shared_word(void);
 
+/* FAKEDNS_PROXY_WORDS words in the attached pool that every process sharing
+ * it sees (shim/proxies.c: when each proxy is dead until, the round-robin
+ * counter), or NULL when no pool is attached. Zero in a new pool. */
+enum { FAKEDNS_PROXY_WORDS = 16 };
+_Atomic uint64_t *fakedns_proxy_words(void);
+
 /*
  * Writes the fake address of `name` for `family` (AF_INET: 4 bytes,
  * AF_INET6: 16 bytes, network order) to addr_out, allocating an entry on the

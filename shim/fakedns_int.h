@@ -6,7 +6,8 @@
  *
  *   header   magic, layout version and ABI, ranges, capacity, the robust
  *            process-shared mutex, the count of published entries, and
- *            one word the whole tree shares for shim/pipeline.c
+ *            one word the whole tree shares for shim/pipeline.c, and
+ *            the proxies' failover words for shim/proxies.c
  *   entries  capacity x {hash, length, name[256]}; entry i is address i + 1
  *   index    slots (a power of two, at least 2 x capacity) x uint32_t:
  *            0 is empty, otherwise an entry number + 1
@@ -29,7 +30,7 @@
 
 #define POOL_MAGIC "socksify-fakedns"
 
-enum { POOL_VERSION = 2 };
+enum { POOL_VERSION = 3 };
 
 struct pool_entry {
 	uint32_t hash;
@@ -51,6 +52,9 @@ struct pool_header {
 	pthread_mutex_t lock;
 	_Atomic uint32_t count;       /* published entries; only grows */
 	_Atomic uint64_t shared_word; /* the tree's pipelining word (shim/pipeline.c) */
+	/* shim/proxies.c: per proxy, the monotonic ms until which it is
+	 * skipped (failover), then the round-robin counter */
+	_Atomic uint64_t proxy_words[FAKEDNS_PROXY_WORDS];
 };
 
 /* This process's view of the pool; written once per attach, then read-only. */

@@ -217,6 +217,8 @@ static int pool_create(struct pool_view *v)
 	h->v6_prefix = v->v6_prefix;
 	atomic_init(&h->count, 0);
 	atomic_init(&h->shared_word, 0);
+	for (size_t i = 0; i < FAKEDNS_PROXY_WORDS; i++)
+		atomic_init(&h->proxy_words[i], 0);
 	/* No other process can see the pool before the caller exports the
 	 * descriptor and forks or execs, both of which order these stores. */
 	memcpy(h->magic, POOL_MAGIC, sizeof(h->magic));
@@ -264,6 +266,13 @@ _Atomic uint64_t *fakedns_shared_word(void)
 	const struct pool_view *v = pool_active();
 
 	return v ? &v->h->shared_word : NULL;
+}
+
+_Atomic uint64_t *fakedns_proxy_words(void)
+{
+	const struct pool_view *v = pool_active();
+
+	return v ? v->h->proxy_words : NULL;
 }
 
 void fakedns_detach_for_tests(void)

@@ -67,7 +67,7 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
 		return -1;
 	}
 	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, fl);
-	tcp_log_connect(&pol->target, rc, t0);
+	tcp_log_connect(&pol->target, tcp_last_via, rc, t0);
 	if (rc == 0) {
 		fdtab_set_proxied(fd, addr, len);
 		if (!nonblocking)

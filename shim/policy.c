@@ -21,17 +21,19 @@
 enum { PROXY_MAX_ADDRS = 4 };
 
 struct proxy_addrs {
-	pthread_once_t once;
-	int err; /* 0, or why the proxy has no address */
+	bool done; /* resolved (read with acquire) */
+	int err;   /* 0, or why the proxy has no address */
+	int gai;   /* getaddrinfo's error, for the log */
 	size_t n;
 	struct sockaddr_storage addrs[PROXY_MAX_ADDRS];
 };
 
-static struct proxy_addrs proxy = {.once = PTHREAD_ONCE_INIT};
+/* Each proxy's addresses, resolved on first use, under the lock. */
+static struct proxy_addrs proxy[CONFIG_MAX_PROXIES];
+static pthread_mutex_t proxy_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void resolve_proxy(void)
+static void resolve_proxy(const struct config_proxy *p, struct proxy_addrs *a)
 {
-	const struct config_proxy *p = &shim_config.proxy;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	char port[8];
@@ -42,31 +44,58 @@ static void resolve_proxy(void)
 	int rc = getaddrinfo(p->host, port, &hints, &res);
 	shim_depth--;
 	if (rc != 0) {
-		proxy.err = EHOSTUNREACH;
-		shim_log(SHIM_LOG_ERROR, "proxy %s:%u: %s", p->host, p->port,
-		         gai_strerror(rc));
+		a->err = EHOSTUNREACH;
+		a->gai = rc;
 		return;
 	}
-	for (struct addrinfo *ai = res; ai && proxy.n < PROXY_MAX_ADDRS; ai = ai->ai_next)
+	for (struct addrinfo *ai = res; ai && a->n < PROXY_MAX_ADDRS; ai = ai->ai_next)
 		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
-			memcpy(&proxy.addrs[proxy.n++], ai->ai_addr, ai->ai_addrlen);
+			memcpy(&a->addrs[a->n++], ai->ai_addr, ai->ai_addrlen);
 	shim_depth++;
 	freeaddrinfo(res);
 	shim_depth--;
-	if (proxy.n == 0)
-		proxy.err = EHOSTUNREACH;
+	if (a->n == 0)
+		a->err = EHOSTUNREACH;
 }
 
-int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
+static unsigned nproxies(void)
 {
-	pthread_once(&proxy.once, resolve_proxy);
-	if (proxy.err)
-		return -proxy.err;
+	unsigned n = shim_config.nproxies;
+	return n == 0 ? 1 : n > CONFIG_MAX_PROXIES ? CONFIG_MAX_PROXIES : n;
+}
+
+/* Proxy i's addresses, resolved once. */
+static const struct proxy_addrs *addrs_of(unsigned i)
+{
+	struct proxy_addrs *a = &proxy[i];
+
+	if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE))
+		return a;
+	pthread_mutex_lock(&proxy_lock);
+	if (!a->done) {
+		resolve_proxy(&shim_config.proxies[i], a);
+		__atomic_store_n(&a->done, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&proxy_lock);
+	return a;
+}
+
+int policy_proxy_addr_of(unsigned idx, int family, struct sockaddr_storage *out,
+                         socklen_t *len)
+{
+	if (idx >= nproxies())
+		return -EINVAL;
+	const struct proxy_addrs *a = addrs_of(idx);
+	if (a->err) {
+		const struct config_proxy *p = &shim_config.proxies[idx];
+		shim_log(SHIM_LOG_ERROR, "proxy %s:%u: %s", p->host, p->port,
+		         a->gai ? gai_strerror(a->gai) : "no IPv4 or IPv6 address");
+		return -a->err;
+	}
 	/* the proxy's own family first, else an IPv4 proxy v4-mapped */
 	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < proxy.n; i++) {
-			const struct sockaddr *sa =
-			        (const struct sockaddr *)&proxy.addrs[i];
+		for (size_t i = 0; i < a->n; i++) {
+			const struct sockaddr *sa = (const struct sockaddr *)&a->addrs[i];
 			if (pass == 0 && sa->sa_family != family)
 				continue;
 			union sa_any conv;
@@ -80,13 +109,29 @@ int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
 	return -EAFNOSUPPORT;
 }
 
+int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
+{
+	return policy_proxy_addr_of(0, family, out, len);
+}
+
+/* dst is a proxy's address (same_port: and its port). Every proxy of the
+ * list counts: each is a direct destination, never proxied. */
+static bool any_proxy(const struct sockaddr *dst, bool same_port)
+{
+	for (unsigned k = 0; k < nproxies(); k++) {
+		const struct proxy_addrs *a = addrs_of(k);
+		for (size_t i = 0; i < a->n; i++) {
+			const struct sockaddr *p = (const struct sockaddr *)&a->addrs[i];
+			if (same_port ? sa_same(dst, p) : sa_same_host(dst, p))
+				return true;
+		}
+	}
+	return false;
+}
+
 static bool is_proxy(const struct sockaddr *dst)
 {
-	pthread_once(&proxy.once, resolve_proxy);
-	for (size_t i = 0; i < proxy.n; i++)
-		if (sa_same(dst, (const struct sockaddr *)&proxy.addrs[i]))
-			return true;
-	return false;
+	return any_proxy(dst, true);
 }
 
 bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
@@ -95,16 +140,12 @@ bool policy_is_proxy(const struct sockaddr *sa, socklen_t len)
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
 	    (sa->sa_family == AF_INET6 && len < sizeof(struct sockaddr_in6)))
 		return false;
-	pthread_once(&proxy.once, resolve_proxy);
-	for (size_t i = 0; i < proxy.n; i++)
-		if (sa_same_host(sa, (const struct sockaddr *)&proxy.addrs[i]))
-			return true;
-	return false;
+	return any_proxy(sa, false);
 }
 
 void policy_forget_proxy_for_tests(void)
 {
-	proxy = (struct proxy_addrs){.once = PTHREAD_ONCE_INIT};
+	memset(proxy, 0, sizeof(proxy));
 }
 
 /* Loopback, or the unspecified address (which Linux connects to locally). */

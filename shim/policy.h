@@ -24,13 +24,19 @@ struct policy {
 
 void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out);
 
-/* True when sa is (one of) the proxy's own address(es), any port. */
+/* True when sa is (one of) a proxy's own address(es), any port: every proxy
+ * of the list. */
 bool policy_is_proxy(const struct sockaddr *sa, socklen_t len);
 
 /* The proxy's address for a socket of `family` (an IPv4 proxy is given as
  * v4-mapped to an AF_INET6 socket). 0, or -errno when the proxy cannot be
  * used from such a socket or its name does not resolve. */
 int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
+
+/* The same for proxy idx of the list (policy_proxy_addr: the first); a
+ * name that does not resolve is logged here. */
+int policy_proxy_addr_of(unsigned idx, int family, struct sockaddr_storage *out,
+                         socklen_t *len);
 
 /* Tests only, not thread-safe: forgets the proxy's addresses, so that the
  * next call resolves shim_config.proxy again. */

@@ -13,6 +13,8 @@
 #include "monotime.h"
 #include "shim.h"
 
+__thread char tcp_last_via[TCP_VIA_MAX];
+
 long long tcp_deadline(void)
 {
 	return monotime_ms() + shim_config.connect_timeout_ms;
@@ -38,10 +40,16 @@ static int wait_for(int fd, short events, long long deadline)
  * the deadline; its BND into bound (when not NULL) on success. */
 static int drive(struct tcp_hs *h, int rc, struct socks5_addr *bound, long long deadline)
 {
+	/* a proxy that does not answer in time: the next one (failover), with a
+	 * deadline of its own */
 	if (rc == 0)
 		while ((rc = tcp_hs_step(h)) > 0)
-			if ((rc = wait_for(h->fd, (short)rc, deadline)) < 0)
+			if ((rc = wait_for(h->fd, (short)rc, deadline)) == -ETIMEDOUT &&
+			    (rc = tcp_hs_timeout(h)) == 1)
+				deadline = tcp_deadline();
+			else if (rc < 0)
 				break;
+	tcp_hs_via(h, tcp_last_via, sizeof(tcp_last_via));
 	tcp_hs_end(h);
 	if (rc == 0 && bound)
 		*bound = h->bound;
@@ -56,8 +64,6 @@ int tcp_handshake(int fd, uint8_t cmd, const struct socks5_addr *target,
 	return drive(&h, tcp_hs_start_connected(&h, fd, cmd, target), bound, deadline);
 }
 
-/* The request on fd connected to the proxy for it; *nonblocking says
- * whether the program's socket was non-blocking (one F_GETFL for both). */
 /* The request on fd connected to the proxy for it; flags: the socket's file
  * status flags when the caller has them already, else -1. */
 static int request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proxies.h"
 #include "socks5.h"
 
 /* 0 once the proxy reports success, or -errno (a failure reply is mapped
@@ -25,6 +26,11 @@
  * when the caller has them (one F_GETFL for both), else -1. */
 int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target,
                           int flags);
+
+/* The proxy (or chain) the calling thread's last tcp_connect_via_proxy or
+ * tcp_proxy_request went through, for its log line (tcp_hs_via). */
+enum { TCP_VIA_MAX = 600 };
+extern __thread char tcp_last_via[TCP_VIA_MAX];
 
 /* The same for any command on a stream socket `fd` of `family` (the UDP
  * control connection sends UDP ASSOCIATE); the reply's BND address goes
@@ -84,6 +90,15 @@ struct tcp_hs {
 	uint8_t out[TCP_HS_OUT_MAX];
 	uint8_t in[SOCKS5_REPLY_MAX];
 	struct socks5_addr bound; /* the success reply's BND */
+	/* several proxies (proxies.h): the plan, the hop of a chain under way or
+	 * the alternative being tried, and what the machine needs to start the
+	 * next one */
+	struct proxy_plan plan;
+	uint8_t hop, attempt;
+	uint8_t cmd;
+	unsigned flags;
+	int family; /* 0: started connected (no alternative to move to) */
+	struct socks5_addr target;
 };
 
 /* Starts the exchange on fd (an AF_INET/AF_INET6 stream socket of `family`,
@@ -127,6 +142,19 @@ int tcp_hs_step(struct tcp_hs *h);
  * greeting could not go), -EPROTO if it finished at once (no proxy answers
  * before it is asked). */
 int tcp_hs_first_wait(struct tcp_hs *h);
+
+/*
+ * The driver's deadline passed (connect_timeout, for this proxy): with
+ * another alternative left (failover, round-robin), the proxy under way is
+ * marked dead, the socket disconnected and connected to the next, and the
+ * result is 1 (the driver restarts its deadline and steps on); otherwise
+ * the machine ends with -ETIMEDOUT, which is returned.
+ */
+int tcp_hs_timeout(struct tcp_hs *h);
+
+/* The proxy (or the chain of them) the machine used or is trying, for the
+ * log: "host:port" or "a:1 -> b:2". */
+void tcp_hs_via(const struct tcp_hs *h, char *buf, size_t cap);
 
 /* Wipes the credentials still in the machine's buffers (call once done or
  * abandoned). The socket is the caller's: it is neither closed nor changed. */

@@ -76,7 +76,8 @@ struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
 void tcp_bg_cancel(struct bg_conn *job);
 
 /* The log line of a proxied connect (rc: 0 or -errno; t0_us: its start). */
-void tcp_log_connect(const struct socks5_addr *target, int rc, long long t0_us);
+void tcp_log_connect(const struct socks5_addr *target, const char *via, int rc,
+                     long long t0_us);
 
 /* Once, at start-up: registers with the fd table, and the fork handler. */
 void tcp_bg_init(void);

@@ -211,15 +211,14 @@ int bg_efd(struct bg_conn *c)
 /* --- the end of a handshake ----------------------------------------------------------
  */
 
-void tcp_log_connect(const struct socks5_addr *target, int rc, long long t0_us)
+void tcp_log_connect(const struct socks5_addr *target, const char *via, int rc,
+                     long long t0_us)
 {
-	char dst[SOCKS5_ADDR_STRLEN], via[300];
-	const struct config_proxy *p = &shim_config.proxy;
+	char dst[SOCKS5_ADDR_STRLEN];
 
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;
 	socks5_addr_format(target, dst, sizeof(dst));
-	sa_format_hostport(p->host, p->port, via, sizeof(via));
 	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
 	         "connect %s via %s: %s, %lld us", dst, via,
 	         rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0_us);
@@ -274,7 +273,9 @@ void bg_finish(struct bg_conn *c, int rc)
 		ssize_t w = write(efd, &one, sizeof(one));
 		(void)w;
 	}
-	tcp_log_connect(&c->target, rc, c->t0_us);
+	char via[TCP_VIA_MAX];
+	tcp_hs_via(&c->hs, via, sizeof(via));
+	tcp_log_connect(&c->target, via, rc, c->t0_us);
 	bg_driver_remove(c);
 }
 
@@ -289,6 +290,23 @@ static void drive(struct bg_conn *c)
 		bg_finish(c, rc);
 }
 
+/* A handshake past its deadline: the next proxy, with a deadline of its own
+ * (failover), or the end. */
+static void timed_out(struct bg_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == BG_RUNNING
+	                 ? tcp_hs_timeout(&c->hs)
+	                 : -ETIMEDOUT;
+	if (rc == 1)
+		__atomic_store_n(&c->deadline_ms, tcp_deadline(), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 1)
+		drive(c);
+	else
+		bg_finish(c, -ETIMEDOUT);
+}
+
 /* The nearest deadline, as an epoll_wait timeout; expired ones end. */
 static int expire(void)
 {
@@ -301,16 +319,17 @@ static int expire(void)
 		if (!c)
 			continue;
 		seen++;
-		if (c->deadline_ms <= now && n < BG_BATCH) {
+		long long d = __atomic_load_n(&c->deadline_ms, __ATOMIC_RELAXED);
+		if (d <= now && n < BG_BATCH) {
 			bg_conn_ref(c);
 			late[n++] = c;
-		} else if (next < 0 || c->deadline_ms < next) {
-			next = c->deadline_ms;
+		} else if (next < 0 || d < next) {
+			next = d;
 		}
 	}
 	pthread_mutex_unlock(&drv.lock);
 	for (unsigned i = 0; i < n; i++) {
-		bg_finish(late[i], -ETIMEDOUT);
+		timed_out(late[i]);
 		bg_conn_put(late[i]);
 	}
 	if (n == BG_BATCH)

@@ -8,6 +8,7 @@
  */
 #include "tcp.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,34 +45,66 @@ static void hs_finish(struct tcp_hs *h, int result)
 	h->result = result;
 }
 
+/* The proxy of the hop or alternative under way. */
+static const struct config_proxy *hs_proxy(const struct tcp_hs *h)
+{
+	return &shim_config.proxies[h->plan.idx[h->plan.chain ? h->hop : h->attempt]];
+}
+
+/* More hops of a chain after this one. */
+static bool hs_more_hops(const struct tcp_hs *h)
+{
+	return h->plan.chain && h->hop + 1 < h->plan.n;
+}
+
+/* The request's address: in a chain before the last hop, the next proxy's
+ * (a name as a name: the hop resolves it), else the destination. */
+static void hop_target(const struct tcp_hs *h, struct socks5_addr *t)
+{
+	if (!hs_more_hops(h)) {
+		*t = h->target;
+		return;
+	}
+	const struct config_proxy *next = &shim_config.proxies[h->plan.idx[h->hop + 1]];
+	memset(t, 0, sizeof(*t));
+	t->port = next->port;
+	if (inet_pton(AF_INET, next->host, t->host.ipv4) == 1) {
+		t->atyp = SOCKS5_ATYP_IPV4;
+	} else if (inet_pton(AF_INET6, next->host, t->host.ipv6) == 1) {
+		t->atyp = SOCKS5_ATYP_IPV6;
+	} else {
+		t->atyp = SOCKS5_ATYP_DOMAIN;
+		t->domain_len = (uint8_t)strnlen(next->host, SOCKS5_DOMAIN_MAX);
+		memcpy(t->host.domain, next->host, t->domain_len);
+	}
+}
+
 /*
- * Encodes every message into out and queues the first write. We offer no
- * authentication, and username/password when the URL has credentials (only
- * that one when pipelining). Pipelined (flags TCP_HS_PIPELINED), greeting,
+ * Encodes every message of the hop under way into out and queues the first
+ * write. We offer no authentication, and username/password when the proxy's
+ * URL has credentials (only that one when pipelining). Pipelined, greeting,
  * RFC 1929 message and request go out in one write and the answers are read
  * after; otherwise each message waits for its answer, which every server
  * handles (microsocks, for one, takes each read() for one message).
  */
-static int hs_begin(struct tcp_hs *h, int fd, uint8_t cmd,
-                    const struct socks5_addr *target, unsigned flags)
+static int hs_encode(struct tcp_hs *h)
 {
-	const struct config_proxy *p = &shim_config.proxy;
+	const struct config_proxy *p = hs_proxy(h);
 	static const uint8_t both[] = {SOCKS5_METHOD_NONE, SOCKS5_METHOD_USERPASS};
-	bool pipeline = flags & TCP_HS_PIPELINED;
+	bool pipeline = h->pipeline;
 	/* Unpipelined, credentials the proxy does not need are simply not sent. */
 	const uint8_t *methods = p->has_auth ? both + (pipeline ? 1 : 0) : both;
 	size_t nmethods = p->has_auth && !pipeline ? 2 : 1;
 	size_t cap = sizeof(h->out), n, auth = 0, req;
+	struct socks5_addr t;
 
-	memset(h, 0, sizeof(*h));
-	h->fd = fd;
-	h->pipeline = pipeline;
-	h->quiet = flags & TCP_HS_QUIET;
+	hop_target(h, &t);
 	n = socks5_greeting_encode(h->out, cap, methods, nmethods);
 	if (p->has_auth)
 		auth = socks5_userpass_encode(h->out + n, cap - n, p->user,
 		                              strlen(p->user), p->pass, strlen(p->pass));
-	req = socks5_request_encode(h->out + n + auth, cap - n - auth, cmd, target);
+	req = socks5_request_encode(h->out + n + auth, cap - n - auth,
+	                            hs_more_hops(h) ? SOCKS5_CMD_CONNECT : h->cmd, &t);
 	if (req == 0 || (p->has_auth && auth == 0)) {
 		explicit_bzero(h->out, cap);
 		hs_finish(h, -EINVAL);
@@ -80,22 +113,49 @@ static int hs_begin(struct tcp_hs *h, int fd, uint8_t cmd,
 	h->greet_len = (uint16_t)n;
 	h->auth_len = (uint16_t)auth;
 	h->req_len = (uint16_t)req;
+	h->replied = false;
 	hs_queue(h, 0, pipeline ? n + auth + req : n, TCP_HS_METHOD);
 	return 0;
 }
 
+/* The machine for cmd to target on fd through the plan of proxies.c;
+ * pipelined (flags) with a single proxy only. family 0: fd is connected to
+ * the first proxy already, and stays with it. */
+static int hs_begin(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                    const struct socks5_addr *target, unsigned flags)
+{
+	memset(h, 0, sizeof(*h));
+	h->fd = fd;
+	h->family = family;
+	h->cmd = cmd;
+	h->flags = flags;
+	h->target = *target;
+	h->quiet = flags & TCP_HS_QUIET;
+	proxies_plan(&h->plan, cmd == SOCKS5_CMD_UDP_ASSOCIATE);
+	if (family == 0 && !h->plan.chain) {
+		h->plan.idx[0] = 0;
+		h->plan.n = 1;
+	}
+	h->pipeline = (flags & TCP_HS_PIPELINED) && h->plan.n == 1 && !h->plan.chain;
+	return hs_encode(h);
+}
+
 /* pipeline = yes, or auto once the proxy has shown it can (pipeline.c).
  * Only a CONNECT starts the probe: a UDP association pays its handshake once
- * for all its datagrams, and a UDP-only program gets no connection of ours. */
+ * for all its datagrams, and a UDP-only program gets no connection of ours.
+ * Never with several proxies (a chain's hops answer one after the other, and
+ * the probe's verdict is for one proxy). */
 static unsigned default_flags(uint8_t cmd)
 {
+	if (shim_config.nproxies > 1)
+		return 0;
 	return pipeline_wanted(cmd == SOCKS5_CMD_CONNECT) ? TCP_HS_PIPELINED : 0;
 }
 
 int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
                            const struct socks5_addr *target)
 {
-	return hs_begin(h, fd, cmd, target, default_flags(cmd));
+	return hs_begin(h, fd, 0, cmd, target, default_flags(cmd));
 }
 
 int tcp_hs_start(struct tcp_hs *h, int fd, int family, uint8_t cmd,
@@ -119,33 +179,71 @@ static void fast_open(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
 }
 
-int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
-                       const struct socks5_addr *target, unsigned flags)
+/* Connects the socket to the first hop, or the alternative under way. */
+static int hs_connect(struct tcp_hs *h)
 {
 	struct sockaddr_storage pa;
 	socklen_t plen;
-	int rc = hs_begin(h, fd, cmd, target, flags);
+	unsigned idx = h->plan.idx[h->plan.chain ? 0 : h->attempt];
+	int rc = policy_proxy_addr_of(idx, h->family, &pa, &plen);
 
-	if (rc == 0)
-		rc = policy_proxy_addr(family, &pa, &plen);
 	if (rc == -EAFNOSUPPORT && !h->quiet)
 		shim_log(SHIM_LOG_ERROR,
 		         "the proxy %s has only IPv6 addresses and this socket is IPv4: "
 		         "socksify "
 		         "does not swap the program's socket, give the proxy an IPv4 "
 		         "address",
-		         shim_config.proxy.host);
-	if (rc == 0)
-		fast_open(fd);
-	if (rc == 0 && real_connect(fd, (struct sockaddr *)&pa, plen) < 0) {
+		         shim_config.proxies[idx].host);
+	if (rc < 0)
+		return rc;
+	fast_open(h->fd);
+	if (real_connect(h->fd, (struct sockaddr *)&pa, plen) < 0) {
 		/* Still connecting: the greeting is sent at once all the same.
 		 * Over loopback or a local link the connection is usually made by
 		 * the time connect() returns, and the send saves a poll() and a
 		 * getsockopt(); otherwise it fails with EAGAIN (POLLOUT, and
 		 * hs_send tries again) or with the connect's own error. */
 		if (errno != EINPROGRESS && errno != EINTR)
-			rc = -errno;
+			return -errno;
 	}
+	return 0;
+}
+
+/*
+ * The alternative under way failed with rc: when it is the proxy's fault
+ * (no connection, no greeting or credentials accepted, no reply; for UDP
+ * ASSOCIATE any refusal too) and another is left, it is marked dead, the
+ * socket disconnected (connect to AF_UNSPEC) and connected to the next. 0
+ * once one is under way, or the last error.
+ */
+static int hs_failover(struct tcp_hs *h, int rc)
+{
+	static const struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+
+	while (rc < 0 && !h->plan.chain && h->family != 0 && rc != -EINVAL &&
+	       h->attempt + 1 < h->plan.n &&
+	       (!h->replied || h->cmd == SOCKS5_CMD_UDP_ASSOCIATE)) {
+		proxies_mark_dead(h->plan.idx[h->attempt], rc);
+		(void)real_connect(h->fd, &unspec, sizeof(unspec));
+		h->attempt++;
+		h->wait = 0;
+		rc = hs_encode(h);
+		if (rc == 0)
+			rc = hs_connect(h);
+	}
+	if (rc == 0 && h->state == TCP_HS_DONE)
+		h->state = TCP_HS_SEND;
+	return rc;
+}
+
+int tcp_hs_start_flags(struct tcp_hs *h, int fd, int family, uint8_t cmd,
+                       const struct socks5_addr *target, unsigned flags)
+{
+	int rc = hs_begin(h, fd, family, cmd, target, flags);
+
+	if (rc == 0)
+		rc = hs_connect(h);
+	rc = hs_failover(h, rc);
 	if (rc < 0) {
 		tcp_hs_end(h);
 		hs_finish(h, rc);
@@ -209,7 +307,7 @@ static void hs_request(struct tcp_hs *h)
 /* The method the proxy chose, and what follows from it. */
 static int hs_method(struct tcp_hs *h, uint8_t method)
 {
-	const struct config_proxy *p = &shim_config.proxy;
+	const struct config_proxy *p = hs_proxy(h);
 
 	if (method == SOCKS5_METHOD_USERPASS && h->auth_len) {
 		if (h->pipeline)
@@ -236,7 +334,7 @@ static int hs_method(struct tcp_hs *h, uint8_t method)
 /* The RFC 1929 status, and the request after a success. */
 static int hs_auth(struct tcp_hs *h, uint8_t status)
 {
-	const struct config_proxy *p = &shim_config.proxy;
+	const struct config_proxy *p = hs_proxy(h);
 
 	if (status != SOCKS5_AUTH_SUCCESS) {
 		if (!h->quiet)
@@ -303,6 +401,10 @@ static int hs_reply(struct tcp_hs *h)
 	h->replied = true;
 	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
 		return -socks5_rep_to_errno(rep.cmd);
+	if (hs_more_hops(h)) { /* the next hop's greeting, through this one */
+		h->hop++;
+		return hs_encode(h);
+	}
 	h->bound = rep.addr;
 	hs_finish(h, 0);
 	return 0;
@@ -323,6 +425,8 @@ int tcp_hs_step(struct tcp_hs *h)
 		} else {
 			rc = hs_reply(h);
 		}
+		if (rc < 0)
+			rc = hs_failover(h, rc);
 	}
 	if (rc < 0)
 		hs_finish(h, rc);
@@ -333,6 +437,20 @@ int tcp_hs_first_wait(struct tcp_hs *h)
 {
 	int rc = tcp_hs_step(h);
 	return rc > 0 ? 0 : rc < 0 ? rc : -EPROTO;
+}
+
+int tcp_hs_timeout(struct tcp_hs *h)
+{
+	if (h->state != TCP_HS_DONE && hs_failover(h, -ETIMEDOUT) == 0)
+		return 1;
+	tcp_hs_end(h);
+	hs_finish(h, -ETIMEDOUT);
+	return -ETIMEDOUT;
+}
+
+void tcp_hs_via(const struct tcp_hs *h, char *buf, size_t cap)
+{
+	proxies_format(&h->plan, h->attempt, buf, cap);
 }
 
 void tcp_hs_end(struct tcp_hs *h)

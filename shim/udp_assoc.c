@@ -233,9 +233,7 @@ static int bind_if_unbound(int fd, int family, uint16_t *port)
 
 static void log_associate_error(int err)
 {
-	char p[300];
-	const struct config_proxy *px = &shim_config.proxy;
-	sa_format_hostport(px->host, px->port, p, sizeof(p));
+	const char *p = tcp_last_via[0] ? tcp_last_via : shim_config.proxy.host;
 	if (err == EOPNOTSUPP)
 		shim_log(SHIM_LOG_ERROR,
 		         "proxy %s does not carry UDP (UDP ASSOCIATE: command not "
@@ -249,12 +247,10 @@ static void log_associated(const struct socks5_addr *bound, long long t0)
 {
 	if (!shim_log_enabled(SHIM_LOG_INFO))
 		return;
-	char p[300], r[SOCKS5_ADDR_STRLEN];
-	const struct config_proxy *px = &shim_config.proxy;
-	sa_format_hostport(px->host, px->port, p, sizeof(p));
+	char r[SOCKS5_ADDR_STRLEN];
 	socks5_addr_format(bound, r, sizeof(r));
-	shim_log(SHIM_LOG_INFO, "udp associate via %s: relay %s, %lld us", p, r,
-	         monotime_us() - t0);
+	shim_log(SHIM_LOG_INFO, "udp associate via %s: relay %s, %lld us", tcp_last_via,
+	         r, monotime_us() - t0);
 }
 
 /* The relay the reply names, in the socket's family (0.0.0.0 or :: mean the
@@ -336,8 +332,13 @@ static int associate(int fd, struct udp_assoc *a)
 	if (rc < 0)
 		return rc;
 	request_addr(fd, &proxy, &req);
+	tcp_last_via[0] = '\0';
 	rc = tcp_proxy_request(a->ctl, a->ctl_family, SOCKS5_CMD_UDP_ASSOCIATE, &req,
 	                       &bound);
+	/* the proxy that granted it (failover may have moved on from the first) */
+	socklen_t plen = sizeof(proxy);
+	if (rc == 0 && getpeername(a->ctl, &proxy.sa, &plen) < 0)
+		rc = -errno;
 	if (rc == 0)
 		rc = set_relay(a, &bound, &proxy);
 	if (rc < 0) {
@@ -442,6 +443,10 @@ static void assoc_done(void *arg, struct bg_conn *job, int rc,
 	bool mine = a->job == job;
 	if (mine) {
 		a->job = NULL;
+		/* the proxy that granted it: failover may have moved on */
+		socklen_t plen = sizeof(a->proxy_addr);
+		if (rc == 0 && getpeername(a->ctl, &a->proxy_addr.sa, &plen) < 0)
+			rc = -errno;
 		if (rc == 0)
 			rc = set_relay(a, bound, &a->proxy_addr);
 		if (rc == 0 && a->connected &&

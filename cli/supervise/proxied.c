@@ -30,16 +30,15 @@
 static void log_connect(const struct sv_call *call, const struct socks5_addr *target,
                         int rc, long long t0_us)
 {
-	char dst[SOCKS5_ADDR_STRLEN], via[300];
-	const struct config_proxy *p = &shim_config.proxy;
+	char dst[SOCKS5_ADDR_STRLEN];
 
 	if (rc == 0 && !shim_log_enabled(SHIM_LOG_INFO))
 		return;
 	socks5_addr_format(target, dst, sizeof(dst));
-	sa_format_hostport(p->host, p->port, via, sizeof(via));
 	shim_log(rc == 0 ? SHIM_LOG_INFO : SHIM_LOG_ERROR,
-	         "supervisor: connect %s via %s for pid %d: %s, %lld us", dst, via,
-	         (int)call->n.pid, rc == 0 ? "ok" : strerror(-rc), monotime_us() - t0_us);
+	         "supervisor: connect %s via %s for pid %d: %s, %lld us", dst,
+	         tcp_last_via, (int)call->n.pid, rc == 0 ? "ok" : strerror(-rc),
+	         monotime_us() - t0_us);
 }
 
 void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,

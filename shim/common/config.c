@@ -27,7 +27,6 @@
 struct parse {
 	struct config *cfg;
 	struct where w;
-	unsigned proxy_line; /* the line of the source's proxy, 0 when none yet */
 	bool proxy_seen, exclude_seen;
 	bool password; /* the source's proxy has a password */
 };
@@ -75,26 +74,84 @@ static int bad_value(struct parse *p, const char *key, const char *value,
 	return config_fail(&p->w, "bad value '%s' for '%s' (%s)", buf, key, expected);
 }
 
-/* socksify uses one proxy: a second proxy line in the same source is an error
- * (a later source replaces the proxy instead). */
+/* The length of the first URL of a list "URL, URL": up to a comma followed by
+ * a scheme and "://" (a password may hold commas), or all of s. */
+static size_t first_url_len(const char *s)
+{
+	for (const char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
+		const char *next = c + 1;
+		size_t n = 0;
+
+		while (is_space(*next))
+			next++;
+		while (is_alnum(next[n]) || next[n] == '+' || next[n] == '-' ||
+		       next[n] == '.')
+			n++;
+		if (n > 0 && strncmp(next + n, "://", 3) == 0)
+			return (size_t)(c - s);
+	}
+	return strlen(s);
+}
+
+/* One URL of a proxy line, appended to the list. */
+static int add_proxy(struct parse *p, const char *url, size_t n)
+{
+	struct config *cfg = p->cfg;
+	char why[WHY_LEN], buf[SHOW_MAX + 4], one[CONFIG_LINE_MAX + 1];
+
+	if (n >= sizeof(one))
+		return config_fail(&p->w, "proxy URL longer than %d bytes",
+		                   CONFIG_LINE_MAX);
+	memcpy(one, url, n);
+	one[n] = '\0';
+	char *u = trim(one);
+	if (cfg->nproxies == CONFIG_MAX_PROXIES)
+		return config_fail(&p->w, "too many proxies (at most %d)",
+		                   CONFIG_MAX_PROXIES);
+	if (config_url_parse(&cfg->proxies[cfg->nproxies], u, why, sizeof(why)) < 0) {
+		config_fail(&p->w, "bad proxy URL '%s': %s", config_show_url(buf, u),
+		            why);
+		explicit_bzero(one, sizeof(one));
+		return -1;
+	}
+	explicit_bzero(one, sizeof(one));
+	p->password = p->password || secret_has_password(&cfg->proxies[cfg->nproxies]);
+	cfg->nproxies++;
+	return 0;
+}
+
+/* A source's first proxy line replaces the list, later ones append; a value
+ * may be a comma-separated list of URLs. */
 static int set_proxy(struct parse *p, const char *key, const char *value)
 {
-	char why[WHY_LEN], buf[SHOW_MAX + 4];
+	struct config *cfg = p->cfg;
 
 	(void)key;
-	if (p->proxy_seen && p->proxy_line)
-		return config_fail(&p->w,
-		                   "a second 'proxy' line (socksify uses one proxy; the "
-		                   "first is on line %u)",
-		                   p->proxy_line);
-	if (p->proxy_seen)
-		return config_fail(&p->w, "a second 'proxy' (socksify uses one proxy)");
-	p->proxy_seen = true;
-	p->proxy_line = p->w.line;
-	if (config_url_parse(&p->cfg->proxy, value, why, sizeof(why)) < 0)
-		return config_fail(&p->w, "bad proxy URL '%s': %s",
-		                   config_show_url(buf, value), why);
-	p->password = secret_has_password(&p->cfg->proxy);
+	if (!p->proxy_seen) {
+		memset(cfg->proxies, 0, sizeof(cfg->proxies));
+		cfg->nproxies = 0;
+		p->proxy_seen = true;
+	}
+	for (;;) {
+		size_t n = first_url_len(value);
+		if (add_proxy(p, value, n) < 0)
+			return -1;
+		if (value[n] == '\0')
+			return 0;
+		value += n + 1;
+	}
+}
+
+static int set_chain(struct parse *p, const char *key, const char *value)
+{
+	static const char *const words[] = {"failover", "strict", "round-robin"};
+	static const enum config_chain modes[] = {
+	        CONFIG_CHAIN_FAILOVER, CONFIG_CHAIN_STRICT, CONFIG_CHAIN_ROUND_ROBIN};
+	int i = word_index(value, words, 3);
+
+	if (i < 0)
+		return bad_value(p, key, value, "failover, strict or round-robin", NULL);
+	p->cfg->chain = modes[i];
 	return 0;
 }
 
@@ -145,7 +202,8 @@ static int set_proxy_loopback(struct parse *p, const char *key, const char *valu
 	return 0;
 }
 
-static int set_connect_timeout(struct parse *p, const char *key, const char *value)
+/* Seconds ("10", "2.5") in (0, 3600] into *out, in milliseconds. */
+static int set_seconds(struct parse *p, const char *key, const char *value, unsigned *out)
 {
 	char buf[SHOW_MAX + 4];
 	long ms = config_seconds_parse(value);
@@ -159,8 +217,18 @@ static int set_connect_timeout(struct parse *p, const char *key, const char *val
 		return config_fail(
 		        &p->w, "%s '%s' out of range (more than 0, at most 3600 seconds)",
 		        key, buf);
-	p->cfg->connect_timeout_ms = (unsigned)ms;
+	*out = (unsigned)ms;
 	return 0;
+}
+
+static int set_connect_timeout(struct parse *p, const char *key, const char *value)
+{
+	return set_seconds(p, key, value, &p->cfg->connect_timeout_ms);
+}
+
+static int set_failover_retry(struct parse *p, const char *key, const char *value)
+{
+	return set_seconds(p, key, value, &p->cfg->failover_retry_ms);
 }
 
 static int set_log_level(struct parse *p, const char *key, const char *value)
@@ -252,6 +320,8 @@ static const struct option {
         {"fake_pool_v4", set_fake_pool_v4},
         {"fake_pool_v6", set_fake_pool_v6},
         {"supervise", set_supervise},
+        {"chain", set_chain},
+        {"failover_retry", set_failover_retry},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -369,7 +439,7 @@ static int text_end(struct parse *p, struct line *l)
 int config_parse_text(struct config *cfg, const char *text, size_t len,
                       const char *source, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {source, 1, err, errlen}, 0, false, false, false};
+	struct parse p = {cfg, {source, 1, err, errlen}, false, false, false};
 	struct line l;
 
 	l.len = 0;
@@ -417,8 +487,8 @@ static void note_readable(struct config *cfg, int fd, const char *path)
 static int file_apply(struct config *cfg, const char *path, bool missing_ok, char *err,
                       size_t errlen)
 {
-	struct parse p = {cfg,  {path ? path : "(null)", 1, err, errlen}, 0, false, false,
-	                  false};
+	struct parse p = {
+	        cfg, {path ? path : "(null)", 1, err, errlen}, false, false, false};
 	struct line l;
 	char chunk[2048];
 	ssize_t n;
@@ -463,6 +533,9 @@ void config_defaults(struct config *cfg)
 	px->remote_dns = true;
 	memcpy(px->host, "127.0.0.1", sizeof("127.0.0.1"));
 	px->port = 1080;
+	cfg->nproxies = 1;
+	cfg->chain = CONFIG_CHAIN_FAILOVER;
+	cfg->failover_retry_ms = 30000;
 	cfg->dns = CONFIG_DNS_REMOTE;
 	cfg->connect_timeout_ms = 10000;
 	cfg->log_level = CONFIG_LOG_ERROR;
@@ -478,20 +551,17 @@ void config_defaults(struct config *cfg)
 static const struct {
 	const char *var, *key;
 } env_options[] = {
-        {CONFIG_ENV_PROXY, "proxy"},
-        {CONFIG_ENV_DNS, "dns"},
-        {CONFIG_ENV_LOG_LEVEL, "log_level"},
-        {CONFIG_ENV_LOG_FILE, "log_file"},
-        {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
-        {CONFIG_ENV_EXCLUDE, "exclude"},
-        {CONFIG_ENV_SUPERVISE, "supervise"},
+        {CONFIG_ENV_PROXY, "proxy"},       {CONFIG_ENV_CHAIN, "chain"},
+        {CONFIG_ENV_DNS, "dns"},           {CONFIG_ENV_LOG_LEVEL, "log_level"},
+        {CONFIG_ENV_LOG_FILE, "log_file"}, {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
+        {CONFIG_ENV_EXCLUDE, "exclude"},   {CONFIG_ENV_SUPERVISE, "supervise"},
 };
 
 /* One variable as one source; $SOCKSIFY_EXCLUDE is a comma-separated list. */
 static int env_apply(struct config *cfg, const char *var, const char *key,
                      const char *value, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {var, 0, err, errlen}, 0, false, false, false};
+	struct parse p = {cfg, {var, 0, err, errlen}, false, false, false};
 	char buf[CONFIG_LINE_MAX + 1];
 	bool list = strcmp(key, "exclude") == 0;
 

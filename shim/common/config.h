@@ -37,6 +37,7 @@
 #define CONFIG_ENV_PROXY_LOOPBACK "SOCKSIFY_PROXY_LOOPBACK"
 #define CONFIG_ENV_EXCLUDE        "SOCKSIFY_EXCLUDE"
 #define CONFIG_ENV_SUPERVISE      "SOCKSIFY_SUPERVISE"
+#define CONFIG_ENV_CHAIN          "SOCKSIFY_CHAIN"
 
 enum config_dns_mode { CONFIG_DNS_REMOTE, CONFIG_DNS_LOCAL };
 enum config_pipeline { CONFIG_PIPELINE_AUTO, CONFIG_PIPELINE_ON, CONFIG_PIPELINE_OFF };
@@ -50,7 +51,18 @@ enum config_supervise {
 	CONFIG_SUPERVISE_ALWAYS,
 	CONFIG_SUPERVISE_NEVER
 };
-enum { CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512 };
+enum { CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512, CONFIG_MAX_PROXIES = 8 };
+/*
+ * How several proxies are used (one proxy: all the same). failover: the
+ * first that answers, a dead one skipped for failover_retry; round-robin:
+ * the same, each connection starting one further along the list; strict: a
+ * chain, TCP through each in turn, the last one reaching the destination.
+ */
+enum config_chain {
+	CONFIG_CHAIN_FAILOVER,
+	CONFIG_CHAIN_STRICT,
+	CONFIG_CHAIN_ROUND_ROBIN
+};
 /* Values of struct config.log_level. */
 enum { CONFIG_LOG_ERROR = 0, CONFIG_LOG_INFO = 1, CONFIG_LOG_DEBUG = 2 };
 /* The longest line of a configuration text, without its newline. */
@@ -84,8 +96,18 @@ struct config_rule {
 };
 
 struct config {
-	/* the one proxy: a source's proxy line replaces an earlier source's */
-	struct config_proxy proxy;
+	/*
+	 * The proxies, nproxies (1..CONFIG_MAX_PROXIES) of them; `proxy` is the
+	 * first. A source's first proxy line replaces an earlier source's list,
+	 * its later lines (or a comma-separated value) append.
+	 */
+	union {
+		struct config_proxy proxy;
+		struct config_proxy proxies[CONFIG_MAX_PROXIES];
+	};
+	unsigned nproxies;
+	enum config_chain chain;    /* default CONFIG_CHAIN_FAILOVER */
+	unsigned failover_retry_ms; /* default 30000: a dead proxy is skipped so long */
 	/* without dns_set, dns follows the proxy: remote for socks5h */
 	enum config_dns_mode dns;
 	bool dns_set;
@@ -110,7 +132,8 @@ struct config {
 };
 
 /*
- * Fills cfg with the defaults: the proxy socks5h://127.0.0.1:1080, dns remote
+ * Fills cfg with the defaults: the proxy socks5h://127.0.0.1:1080 (one), chain
+ * failover with failover_retry 30 s, dns remote
  * (not set explicitly), no exclusions, loopback direct, 10 s connect timeout,
  * log level error to stderr, pipeline auto, fake pools 240.0.0.0/4 and
  * 100::/64, supervise auto. The struct is zeroed first, so two defaulted
@@ -127,9 +150,9 @@ int config_parse_proxy_url(struct config_proxy *out, const char *url, const char
 
 /*
  * Applies the settings of one configuration text (len bytes, need not be
- * NUL-terminated) on top of cfg. The text is one source: its `proxy` line
- * replaces the proxy set so far, and a second `proxy` line in it is an error
- * (socksify uses one proxy); its first `exclude` line replaces the exclusions
+ * NUL-terminated) on top of cfg. The text is one source: its first `proxy`
+ * line replaces the proxies set so far, later ones append (a value may also
+ * be a comma-separated list of URLs); its first `exclude` line replaces the exclusions
  * set so far and later ones append. source names the text in messages
  * ("/etc/socksify.conf").
  */
@@ -148,7 +171,8 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
  *   - the defaults;
  *   - sysconf_path (NULL for none; skipped silently if it does not exist);
  *   - when getenv_fn != NULL: the file named by $SOCKSIFY_CONF (missing is an
- *     error), $SOCKSIFY_PROXY (one URL, replaces the proxy),
+ *     error), $SOCKSIFY_PROXY (URLs separated by commas, replace the
+ *     proxies), $SOCKSIFY_CHAIN,
  *     $SOCKSIFY_DNS (remote|local), $SOCKSIFY_LOG_LEVEL, $SOCKSIFY_LOG_FILE,
  *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false),
  *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions),

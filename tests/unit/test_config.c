@@ -222,27 +222,52 @@ static void test_proxy_option(void)
 	tap_ok(strcmp(cfg.proxy.host, "e") == 0,
 	       "a source without proxy keeps the proxy");
 
-	/* one proxy: a second line in one source, or a list, is an error */
-	parse_fails("proxy = socks5h://a:1\nproxy = socks5://b:2",
-	            "test.conf:2: a second 'proxy' line (socksify uses one proxy; the "
-	            "first is on line 1)");
-	parse_fails(
-	        "# x\nproxy = socks5h://a:1\nlog_level = info\n\nproxy = socks5://a:1",
-	        "test.conf:5: a second 'proxy' line (socksify uses one proxy; the "
-	        "first is on line 2)");
+	/* several proxies: later lines of one source and comma lists append */
+	parse_ok("proxy = socks5h://a:1\nproxy = socks5://u:p@b:2", "two proxy lines");
+	tap_ok(cfg.nproxies == 2 && strcmp(cfg.proxies[0].host, "a") == 0 &&
+	               strcmp(cfg.proxies[1].host, "b") == 0 &&
+	               strcmp(cfg.proxies[1].pass, "p") == 0 && !cfg.proxies[0].has_auth,
+	       "two proxy lines: both, in order, each with its own credentials");
+	tap_is(cfg.dns, CONFIG_DNS_REMOTE, "dns follows the first proxy");
+	config_parse_text(&cfg, "proxy = socks5://d:4", 20, "second", err, sizeof(err));
+	tap_ok(cfg.nproxies == 1 && strcmp(cfg.proxy.host, "d") == 0,
+	       "a new source's proxy line replaces the whole list");
+	parse_ok("proxy = socks5://a:1,socks5://b:2 , socks5h://u:p,q@c:3",
+	         "a comma-separated list");
+	tap_ok(cfg.nproxies == 3 && strcmp(cfg.proxies[1].host, "b") == 0 &&
+	               strcmp(cfg.proxies[2].pass, "p,q") == 0 &&
+	               cfg.proxies[2].remote_dns,
+	       "a list: three, a ',' in a password kept");
 	parse_fails("proxy = socks5://a:1\nproxy = bad",
-	            "test.conf:2: a second 'proxy' line (socksify uses one proxy; the "
-	            "first is on line 1)");
-	parse_fails("proxy = socks5://a:1,socks5://b:2",
-	            "test.conf:1: bad proxy URL 'socks5://a:1,socks5://b:2': a list of "
-	            "URLs (socksify uses one proxy)");
-	parse_fails(
-	        "proxy = socks5://a:1 , socks5h://b:2",
-	        "test.conf:1: bad proxy URL 'socks5://a:1 , socks5h://b:2': a list of "
-	        "URLs (socksify uses one proxy)");
-	parse_fails("proxy = socks5://u:pw@a:1, socks5://v:pw2@b:2",
-	            "test.conf:1: bad proxy URL 'socks5://u:***@b:2': a list of URLs "
-	            "(socksify uses one proxy)");
+	            "test.conf:2: bad proxy URL 'bad': missing scheme (socks5:// or "
+	            "socks5h://)");
+	parse_fails("proxy = socks5://a:1, socks5://u:pw@b",
+	            "test.conf:1: bad proxy URL 'socks5://u:***@b': missing port");
+	parse_fails("proxy = socks5://a:1,,socks5://b:2",
+	            "test.conf:1: bad proxy URL 'socks5://a:1,': trailing garbage "
+	            "','");
+	parse_fails("proxy = a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9",
+	            "test.conf:1: bad proxy URL 'a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9': "
+	            "missing scheme (socks5:// or socks5h://)");
+	parse_fails("proxy = socks5://a:1,socks5://a:2,socks5://a:3,socks5://a:4,"
+	            "socks5://a:5,socks5://a:6,socks5://a:7,socks5://a:8,socks5://a:9",
+	            "test.conf:1: too many proxies (at most 8)");
+	parse_ok("chain = strict\nfailover_retry = 2.5", "chain and failover_retry");
+	tap_ok(cfg.chain == CONFIG_CHAIN_STRICT && cfg.failover_retry_ms == 2500,
+	       "chain strict, failover_retry 2.5 s");
+	parse_ok("chain = Round-Robin", "chain round-robin");
+	tap_is(cfg.chain, CONFIG_CHAIN_ROUND_ROBIN, "chain round-robin, any case");
+	parse_ok("chain = failover", "chain failover");
+	tap_is(cfg.chain, CONFIG_CHAIN_FAILOVER, "chain failover");
+	parse_fails("chain = random",
+	            "test.conf:1: bad value 'random' for 'chain' (failover, strict or "
+	            "round-robin)");
+	parse_fails("failover_retry = 0",
+	            "test.conf:1: failover_retry '0' out of range (more than 0, at most "
+	            "3600 seconds)");
+	parse_fails("failover_retry = 1m",
+	            "test.conf:1: bad number '1m' for 'failover_retry' (seconds, e.g. 10 "
+	            "or 2.5)");
 	parse_ok("proxy = socks5://u:p,q@a:1", "a ',' in a password is no list");
 	tap_ok(strcmp(cfg.proxy.pass, "p,q") == 0 && strcmp(cfg.proxy.host, "a") == 0,
 	       "a ',' in a password: kept");
@@ -983,6 +1008,14 @@ static void test_load(void)
 	tap_ok(strcmp(cfg.proxy.host, "envproxy") == 0 && cfg.proxy.port == 3 &&
 	               strcmp(cfg.proxy.pass, "p@") == 0,
 	       "load: $SOCKSIFY_PROXY replaces the proxy");
+	env_set("SOCKSIFY_PROXY", "socks5://u:p%40@envproxy:3, socks5h://[::1]:4");
+	env_set("SOCKSIFY_CHAIN", "round-robin");
+	r = config_load(&cfg, sys, fake_getenv, err, sizeof(err));
+	tap_ok(r == 0 && cfg.nproxies == 2 && strcmp(cfg.proxies[1].host, "::1") == 0 &&
+	               cfg.proxies[1].port == 4 && cfg.chain == CONFIG_CHAIN_ROUND_ROBIN,
+	       "load: $SOCKSIFY_PROXY a list of two, $SOCKSIFY_CHAIN round-robin");
+	env_set("SOCKSIFY_PROXY", "socks5://u:p%40@envproxy:3");
+	env_set("SOCKSIFY_CHAIN", "");
 	tap_ok(cfg.dns == CONFIG_DNS_REMOTE && cfg.dns_set,
 	       "load: $SOCKSIFY_DNS=remote beats the socks5:// default");
 	tap_is(cfg.log_level, CONFIG_LOG_ERROR, "load: $SOCKSIFY_LOG_LEVEL, trimmed");
@@ -1019,9 +1052,11 @@ static void test_load(void)
 	} bad[] = {
 	        {"SOCKSIFY_PROXY", "socks5://host",
 	         "SOCKSIFY_PROXY: bad proxy URL 'socks5://host': missing port"},
-	        {"SOCKSIFY_PROXY", "socks5://a:1,socks5://b:2",
-	         "SOCKSIFY_PROXY: bad proxy URL 'socks5://a:1,socks5://b:2': a list of "
-	         "URLs (socksify uses one proxy)"},
+	        {"SOCKSIFY_PROXY", "socks5://a:1,socks5://b",
+	         "SOCKSIFY_PROXY: bad proxy URL 'socks5://b': missing port"},
+	        {"SOCKSIFY_CHAIN", "loose",
+	         "SOCKSIFY_CHAIN: bad value 'loose' for 'chain' (failover, strict or "
+	         "round-robin)"},
 	        {"SOCKSIFY_PROXY", "http://u:secret@h:1",
 	         "SOCKSIFY_PROXY: bad proxy URL 'http://u:***@h:1': unsupported scheme "
 	         "'http' (socks5:// or socks5h://)"},
@@ -1137,13 +1172,14 @@ static void test_option_names(void)
 	static const char *const want[] = {
 	        "proxy",           "dns",          "exclude",   "proxy_loopback",
 	        "connect_timeout", "log_level",    "log_file",  "pipeline",
-	        "fake_pool_v4",    "fake_pool_v6", "supervise",
+	        "fake_pool_v4",    "fake_pool_v6", "supervise", "chain",
+	        "failover_retry",
 	};
 	size_t n = 0;
 
 	while (config_option_name(n))
 		n++;
-	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "eleven options");
+	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "thirteen options");
 	for (size_t i = 0; i < n && i < sizeof(want) / sizeof(want[0]); i++)
 		tap_ok(strcmp(config_option_name(i), want[i]) == 0, "option %zu is %s", i,
 		       want[i]);
