@@ -45,11 +45,12 @@ void *shim_resolve(void **slot, const char *name, void *self)
 	return p;
 }
 
-/* Remote DNS: map the fake-DNS pool (inherited over exec when possible) and
- * pass its descriptor on to the programs this one executes. */
+/* Remote DNS, or several proxies (whose dead marks and round-robin counter
+ * live there too): map the fake-DNS pool (inherited over exec when possible)
+ * and pass its descriptor on to the programs this one executes. */
 static void attach_fakedns(void)
 {
-	if (!config_remote_dns(&shim_config))
+	if (!config_remote_dns(&shim_config) && shim_config.nproxies < 2)
 		return;
 	int rc = fakedns_attach_config(&shim_config, secure_getenv(FAKEDNS_ENV_FD));
 	if (rc < 0)

@@ -37,8 +37,12 @@ static const int caught[] = {SIGCHLD, SIGHUP,  SIGINT,   SIGQUIT, SIGTERM,
  * process) for the program tree, and the stub that answers from it. */
 static int setup_dns(const struct config *c)
 {
-	if (!config_remote_dns(c))
+	if (!config_remote_dns(c) && c->nproxies < 2)
 		return sv_dns_start(false);
+	if (!config_remote_dns(c)) { /* several proxies: their shared words */
+		int rc = fakedns_attach_config(c, getenv(FAKEDNS_ENV_FD));
+		return rc < 0 ? rc : sv_dns_start(false);
+	}
 	int rc = fakedns_attach_config(c, getenv(FAKEDNS_ENV_FD));
 	return rc < 0 ? rc : sv_dns_start(true);
 }
