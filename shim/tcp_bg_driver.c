@@ -235,8 +235,11 @@ static void finish_job(struct bg_conn *c, int rc)
 		__atomic_store_n(&c->state, rc == 0 ? BG_OK : BG_FAILED,
 		                 __ATOMIC_RELEASE);
 	bg_wait_unlock();
-	if (running)
+	if (running) {
+		/* the owner's log line names the proxy from this thread's */
+		tcp_hs_via(&c->hs, tcp_last_via, sizeof(tcp_last_via));
 		c->done(c->arg, c, rc, &c->hs.bound);
+	}
 	bg_driver_remove(c);
 }
 
