@@ -28,6 +28,7 @@
 
 #include "monotime.h"
 #include "policy.h"
+#include "proxies.h"
 #include "shim_support.h"
 #include "socks5_script.h"
 #include "tap.h"
@@ -51,10 +52,11 @@ struct turn {
 struct hs_case {
 	const char *what;
 	bool auth, pipeline;
-	struct turn turns[3];
+	struct turn turns[5];
 	bool hang_up;  /* after the last answer */
 	int rc;        /* what the last step returns */
 	uint16_t port; /* the BND port of a success */
+	bool chain;    /* chain = strict through a second proxy, hop2.test:1081 */
 };
 
 /* A machine under test, its socket and the proxy's end. */
@@ -207,6 +209,11 @@ static void configure(const struct hs_case *c)
 {
 	script_set_auth(c->auth);
 	shim_config.pipeline = c->pipeline ? CONFIG_PIPELINE_ON : CONFIG_PIPELINE_OFF;
+	shim_config.nproxies = c->chain ? 2 : 1;
+	shim_config.chain = c->chain ? CONFIG_CHAIN_STRICT : CONFIG_CHAIN_FAILOVER;
+	memset(&shim_config.proxies[1], 0, sizeof(shim_config.proxies[1]));
+	strcpy(shim_config.proxies[1].host, "hop2.test");
+	shim_config.proxies[1].port = 1081;
 }
 
 static void run_case(const struct hs_case *c)
@@ -229,6 +236,10 @@ static void run_case(const struct hs_case *c)
 	{                                                                                \
 		BYTES(want), BYTES(answer)                                               \
 	}
+
+/* hop 1's CONNECT to hop 2, by name */
+#define HOP2_REQUEST  "\x05\x01\x00\x03\x09hop2.test\x04\x39"
+#define REPLY_REFUSED "\x05\x05\x00\x01\0\0\0\0\0\0"
 
 static const struct hs_case cases[] = {
         {"no authentication",
@@ -359,6 +370,52 @@ static const struct hs_case cases[] = {
          true,
          -ECONNRESET,
          0},
+        /* strict chains: the next hop's greeting over the same stream */
+        {"chain, hop 1 with RFC 1929, hop 2 without",
+         true,
+         false,
+         {TURN(GREET_BOTH, METHOD_USER), TURN(AUTH, AUTH_OK),
+          TURN(HOP2_REQUEST, REPLY_V4), TURN(GREET_NONE, METHOD_NONE),
+          TURN(REQUEST, REPLY_DOMAIN)},
+         false,
+         0,
+         1081,
+         true},
+        {"chain, pipeline = yes: never pipelined",
+         false,
+         true,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(HOP2_REQUEST, REPLY_V4),
+          TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, REPLY_V6)},
+         false,
+         0,
+         1234,
+         true},
+        {"chain, hop 1 cannot reach hop 2 (reply 0x05)",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(HOP2_REQUEST, REPLY_REFUSED)},
+         false,
+         -ECONNREFUSED,
+         0,
+         true},
+        {"chain, hop 2 accepts none of our methods",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(HOP2_REQUEST, REPLY_V4),
+          TURN(GREET_NONE, METHOD_REFUSED)},
+         false,
+         -EACCES,
+         0,
+         true},
+        {"chain, the destination refused at the last hop (reply 0x05)",
+         false,
+         false,
+         {TURN(GREET_NONE, METHOD_NONE), TURN(HOP2_REQUEST, REPLY_V4),
+          TURN(GREET_NONE, METHOD_NONE), TURN(REQUEST, REPLY_REFUSED)},
+         false,
+         -ECONNREFUSED,
+         0,
+         true},
 };
 
 /* The plain exchange, without credentials. */
@@ -451,6 +508,82 @@ static void test_tcp(void)
 	judge(&r, plain, play(&r, plain));
 }
 
+/* Failover over TCP loopback: proxy 1 (index 0) is down or silent, proxy 2
+ * (index 1) serves; the first is marked dead and a new plan skips it. */
+static void failover_case(bool silent)
+{
+	struct run r = {.slowest_us = 0};
+	struct socks5_addr target;
+	struct proxy_plan plan;
+	uint16_t dead_port, port;
+	int dead = script_listen_loopback(&dead_port);
+	int lfd = script_listen_loopback(&port);
+	const char *what = silent ? "failover, proxy 1 silent" : "failover, proxy 1 down";
+
+	if (!silent)
+		close(dead); /* refused */
+	configure(plain);
+	proxies_reset_for_tests();
+	shim_config.nproxies = 2;
+	strcpy(shim_config.proxies[0].host, "127.0.0.1");
+	shim_config.proxies[0].port = dead_port;
+	strcpy(shim_config.proxies[1].host, "127.0.0.1");
+	shim_config.proxies[1].port = port;
+	policy_forget_proxy_for_tests();
+	r.client = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	socks5_addr_set_domain(&target, "example.com", 11, 443);
+	tap_is(tcp_hs_start(&r.h, r.client, AF_INET, SOCKS5_CMD_CONNECT, &target), 0,
+	       "%s: starts", what);
+	poll(&(struct pollfd){.fd = r.client, .events = POLLOUT}, 1, 1000);
+	int rc = tcp_hs_step(&r.h);
+	if (silent) { /* the driver's deadline passes: the next proxy */
+		tap_is(rc, POLLIN, "%s: waits for the method", what);
+		tap_is(tcp_hs_timeout(&r.h), 1, "%s: the timeout moves on", what);
+	}
+	poll(&(struct pollfd){.fd = lfd, .events = POLLIN}, 1, 1000);
+	r.proxy = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	tap_ok(r.proxy >= 0, "%s: proxy 2 is connected to", what);
+	judge(&r, plain, play(&r, plain));
+	tap_ok(proxies_dead(0) && !proxies_dead(1), "%s: proxy 1 marked dead", what);
+	proxies_plan(&plan, false);
+	tap_ok(plan.n == 1 && plan.idx[0] == 1, "%s: the next plan skips it", what);
+	proxies_reset_for_tests();
+	if (silent)
+		close(dead);
+	close(lfd);
+	shim_config.nproxies = 1;
+}
+
+/* All dead but one that refuses too: the last error; round-robin starts one
+ * further each time; UDP never chains. */
+static void test_plans(void)
+{
+	struct proxy_plan a, b;
+
+	proxies_reset_for_tests();
+	shim_config.nproxies = 3;
+	shim_config.chain = CONFIG_CHAIN_ROUND_ROBIN;
+	proxies_plan(&a, false);
+	proxies_plan(&b, false);
+	tap_ok(a.n == 3 && b.n == 3 && a.idx[0] == 0 && b.idx[0] == 1 && b.idx[2] == 0,
+	       "round-robin: 0,1,2 then 1,2,0");
+	proxies_mark_dead(2, -ECONNREFUSED);
+	proxies_plan(&a, false);
+	tap_ok(a.n == 2 && a.idx[0] == 0 && a.idx[1] == 1,
+	       "round-robin: 2 dead, the third plan is 0,1");
+	proxies_mark_dead(0, -ECONNREFUSED);
+	proxies_mark_dead(1, -ECONNREFUSED);
+	proxies_plan(&a, false);
+	tap_ok(a.n == 3, "all dead: all of them are tried");
+	shim_config.chain = CONFIG_CHAIN_STRICT;
+	proxies_plan(&a, false);
+	proxies_plan(&b, true);
+	tap_ok(a.chain && a.n == 3 && !b.chain, "strict: a chain for TCP, not for UDP");
+	proxies_reset_for_tests();
+	shim_config.chain = CONFIG_CHAIN_FAILOVER;
+	shim_config.nproxies = 1;
+}
+
 int main(void)
 {
 	tap_init();
@@ -461,5 +594,8 @@ int main(void)
 	test_secret_there();
 	test_full_buffer();
 	test_tcp();
+	failover_case(false);
+	failover_case(true);
+	test_plans();
 	return tap_done();
 }
