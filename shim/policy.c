@@ -114,11 +114,21 @@ int policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
 	return policy_proxy_addr_of(0, family, out, len);
 }
 
+/* host is a numeric IPv4 or IPv6 address. */
+static bool is_numeric(const char *host)
+{
+	uint8_t buf[16];
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 /* dst is a proxy's address (same_port: and its port). Every proxy of the
  * list counts: each is a direct destination, never proxied. */
 static bool any_proxy(const struct sockaddr *dst, bool same_port)
 {
 	for (unsigned k = 0; k < nproxies(); k++) {
+		if (k > 0 && shim_config.chain == CONFIG_CHAIN_STRICT &&
+		    !is_numeric(shim_config.proxies[k].host))
+			continue; /* a later hop's name: never looked up here */
 		const struct proxy_addrs *a = addrs_of(k);
 		for (size_t i = 0; i < a->n; i++) {
 			const struct sockaddr *p = (const struct sockaddr *)&a->addrs[i];

@@ -445,6 +445,37 @@ static void test_proxy_addr(void)
 	set_proxy("socks5://192.0.2.1:1080");
 }
 
+/* Several proxies: each is a direct destination; a strict chain's later hop
+ * given by name is never looked up here. */
+static void test_several(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	char err[CONFIG_ERR_LEN];
+
+	set_proxy("socks5://192.0.2.1:1080");
+	if (config_parse_proxy_url(&shim_config.proxies[1], "socks5://198.51.100.7:1081",
+	                           NULL, err, sizeof(err)) < 0 ||
+	    config_parse_proxy_url(&shim_config.proxies[2],
+	                           "socks5://nonexistent.invalid:1082", NULL, err,
+	                           sizeof(err)) < 0)
+		abort();
+	shim_config.nproxies = 3;
+	shim_config.chain = CONFIG_CHAIN_STRICT;
+	is_pass("198.51.100.7", 1081, "the proxy itself");
+	is_proxy_host("198.51.100.7", 9, true);
+	is_proxy_host("192.0.2.1", 9, true);
+	tap_is(policy_proxy_addr_of(1, AF_INET, &ss, &len), 0, "proxy 2: its address");
+	tap_ok(ntohs(((struct sockaddr_in *)&ss)->sin_port) == 1081,
+	       "proxy 2: port 1081");
+	tap_is(policy_proxy_addr_of(3, AF_INET, &ss, &len), -EINVAL,
+	       "proxy 4 of 3: EINVAL");
+	shim_config.nproxies = 1;
+	shim_config.chain = CONFIG_CHAIN_FAILOVER;
+	is_proxy_host("198.51.100.7", 9, false);
+	set_proxy("socks5://192.0.2.1:1080");
+}
+
 int main(void)
 {
 	tap_init();
@@ -458,5 +489,6 @@ int main(void)
 	test_remote();
 	test_is_proxy();
 	test_proxy_addr();
+	test_several();
 	return tap_done();
 }
