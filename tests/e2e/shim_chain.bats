@@ -34,7 +34,8 @@ setup_file() {
 	# only the target namespace knows the name; scripts/netns down removes it
 	printf '%s\t%s\n' "$TARGET4" "$LAST_NAME" >>"/etc/netns/$NX-target/hosts"
 	LAST_LOG=$BATS_FILE_TMPDIR/last.log
-	ns_spawn target "$LAST_LOG" "$SOCKSIFY_SERVER" -v -l "$TARGET4:1090" --allow-open
+	# --allow-local: the destination (198.18.2.2:80) is its own host
+	ns_spawn target "$LAST_LOG" "$SOCKSIFY_SERVER" -v -l "$TARGET4:1090" --allow-open --allow-local
 	ns_wait_listen target tcp "$TARGET4" 1090 "$SPAWNED_PID" || return 1
 	SX2_LOG=$BATS_FILE_TMPDIR/sx2.log
 	netns_socksify_server 1091 "$SX2_LOG" --allow-open || return 1
