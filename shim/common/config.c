@@ -74,25 +74,6 @@ static int bad_value(struct parse *p, const char *key, const char *value,
 	return config_fail(&p->w, "bad value '%s' for '%s' (%s)", buf, key, expected);
 }
 
-/* The length of the first URL of a list "URL, URL": up to a comma followed by
- * a scheme and "://" (a password may hold commas), or all of s. */
-static size_t first_url_len(const char *s)
-{
-	for (const char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
-		const char *next = c + 1;
-		size_t n = 0;
-
-		while (is_space(*next))
-			next++;
-		while (is_alnum(next[n]) || next[n] == '+' || next[n] == '-' ||
-		       next[n] == '.')
-			n++;
-		if (n > 0 && strncmp(next + n, "://", 3) == 0)
-			return (size_t)(c - s);
-	}
-	return strlen(s);
-}
-
 /* One URL of a proxy line, appended to the list. */
 static int add_proxy(struct parse *p, const char *url, size_t n)
 {
@@ -133,7 +114,7 @@ static int set_proxy(struct parse *p, const char *key, const char *value)
 		p->proxy_seen = true;
 	}
 	for (;;) {
-		size_t n = first_url_len(value);
+		size_t n = config_first_url_len(value);
 		if (add_proxy(p, value, n) < 0)
 			return -1;
 		if (value[n] == '\0')

@@ -102,6 +102,10 @@ int config_cidr_parse(struct hostspec *h, const char *s, size_t n, bool allow_pr
 int config_hostspec_parse(struct hostspec *h, const char *s, bool allow_prefix, char *why,
                           size_t whylen);
 
+/* The length of the first URL of a comma-separated list (a comma followed by
+ * "scheme://" separates; one in a password does not), or strlen(s). */
+size_t config_first_url_len(const char *s);
+
 /* socks5[h]://[user[:pass]@]host:port[/] into *out (which is overwritten). */
 int config_url_parse(struct config_proxy *out, const char *url, char *why, size_t whylen);
 

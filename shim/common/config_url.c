@@ -374,8 +374,9 @@ static int hostport_parse(struct config_proxy *out, const char *s, char *why,
 	return 0;
 }
 
-/* "URL,URL" or "URL, URL": a list, where one URL is expected. */
-static bool is_url_list(const char *s)
+/* The length of the first URL of a list "URL, URL": up to a comma followed by
+ * a scheme and "://" (a password may hold commas), or all of s. */
+size_t config_first_url_len(const char *s)
 {
 	for (const char *c = strchr(s, ','); c; c = strchr(c + 1, ',')) {
 		const char *next = c + 1;
@@ -387,9 +388,9 @@ static bool is_url_list(const char *s)
 		       next[n] == '.')
 			n++;
 		if (n > 0 && strncmp(next + n, "://", 3) == 0)
-			return true;
+			return (size_t)(c - s);
 	}
-	return false;
+	return strlen(s);
 }
 
 /* socks5[h]://[user[:pass]@]host:port[/] */
@@ -399,9 +400,8 @@ int config_url_parse(struct config_proxy *out, const char *url, char *why, size_
 	char buf[SHOW_MAX + 4];
 
 	memset(out, 0, sizeof(*out));
-	if (is_url_list(url))
-		return config_why(why, whylen,
-		                  "a list of URLs (socksify uses one proxy)");
+	if (config_first_url_len(url) < strlen(url))
+		return config_why(why, whylen, "a list of URLs where one is expected");
 	if (!sep)
 		return config_why(why, whylen,
 		                  "missing scheme (socks5:// or socks5h://)");

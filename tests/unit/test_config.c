@@ -279,6 +279,8 @@ static void test_proxy_option(void)
 
 static void test_urls(void)
 {
+	/* one URL where one is expected (a list is for the proxy option) */
+	url_fails("socks5://a:1, socks5h://b:2", "a list of URLs where one is expected");
 	tap_ok(url("socks5://127.0.0.1:1080") == 0 && !px.remote_dns && !px.has_auth &&
 	               strcmp(px.host, "127.0.0.1") == 0 && px.port == 1080 &&
 	               px.user[0] == '\0' && px.pass[0] == '\0',
