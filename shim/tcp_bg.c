@@ -97,6 +97,17 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 /* --- what the program sees ------------------------------------------------------------
  */
 
+/* The latest the parent can still be at it: failover gives each further
+ * proxy a connect_timeout of its own, which this copy cannot see. */
+static long long foreign_deadline(const struct bg_conn *c)
+{
+	long long d = c->deadline_ms;
+	if (shim_config.nproxies > 1 && shim_config.chain != CONFIG_CHAIN_STRICT)
+		d += (long long)(shim_config.nproxies - 1) *
+		     shim_config.connect_timeout_ms;
+	return d;
+}
+
 /* A handshake the parent process drives (fork): over once its eventfd is
  * readable; failed when the parent shut the socket down. */
 static void settle_foreign(struct bg_conn *c)
@@ -104,7 +115,7 @@ static void settle_foreign(struct bg_conn *c)
 	struct pollfd p[2] = {{.fd = bg_efd(c), .events = POLLIN},
 	                      {.fd = c->own, .events = POLLRDHUP}};
 	bool over = real_poll(p, 1, 0) == 1;
-	if (!over && monotime_ms() < c->deadline_ms)
+	if (!over && monotime_ms() < foreign_deadline(c))
 		return;
 	bool hup = real_poll(&p[1], 1, 0) == 1 && (p[1].revents & (POLLHUP | POLLRDHUP));
 	bg_wait_lock();
