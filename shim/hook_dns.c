@@ -12,8 +12,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,84 @@ static int want_fake(const char *name)
 	return shim_config_broken ? -1 : 1;
 }
 
+/*
+ * Whether the host has an IPv6 address other than loopback: glibc's rule for
+ * AI_ADDRCONFIG (a link-local address counts). Asked on every lookup, as
+ * glibc does, so an address added later is seen.
+ */
+static bool host_has_ipv6(void)
+{
+	struct ifaddrs *ifa, *i;
+	bool seen = false;
+
+	if (getifaddrs(&ifa) != 0)
+		return false;
+	for (i = ifa; i && !seen; i = i->ifa_next)
+		seen = i->ifa_addr && i->ifa_addr->sa_family == AF_INET6 &&
+		       !IN6_IS_ADDR_LOOPBACK(
+		               &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr);
+	freeifaddrs(ifa);
+	return seen;
+}
+
+/* The answer for one family: libc's getaddrinfo on the numeric fake address. */
+static int fake_gai_one(const char *node, const char *service, struct addrinfo h,
+                        int family, struct addrinfo **res)
+{
+	uint8_t addr[16];
+	char text[INET6_ADDRSTRLEN];
+	int rc = fakedns_addr_for(node, family, addr);
+
+	if (rc < 0) {
+		shim_log(SHIM_LOG_ERROR, "getaddrinfo %s: %s", node, strerror(-rc));
+		return rc == -ENOSPC ? EAI_MEMORY : EAI_NONAME;
+	}
+	inet_ntop(family, addr, text, sizeof(text));
+	h.ai_family = family;
+	h.ai_flags = (h.ai_flags | AI_NUMERICHOST) & ~(AI_ADDRCONFIG | AI_V4MAPPED);
+	rc = real_getaddrinfo(text, service, &h, res);
+	if (rc == 0 && *res) {
+		/* the canonical name is the name, never the numeric fake */
+		free((*res)->ai_canonname);
+		(*res)->ai_canonname = NULL;
+		if (h.ai_flags & AI_CANONNAME)
+			(*res)->ai_canonname = strdup(node);
+	}
+	shim_log(SHIM_LOG_DEBUG, "getaddrinfo %s: fake %s", node, text);
+	return rc;
+}
+
+/*
+ * The fake answer. AF_INET6 gets the IPv6 twin, AF_INET the IPv4 fake, and
+ * AF_UNSPEC the IPv4 fake first, then its IPv6 twin, as glibc answers a name
+ * with both records; with AI_ADDRCONFIG (and without hints, glibc's default)
+ * the twin only when the host has IPv6 (host_has_ipv6). The IPv4 fake is
+ * always given: it reaches the proxy however the host is connected. The two
+ * lists are joined: glibc's freeaddrinfo frees node by node.
+ */
+static int fake_gai(const char *node, const char *service, const struct addrinfo *hints,
+                    struct addrinfo **res)
+{
+	struct addrinfo h = hints ? *hints : (struct addrinfo){.ai_family = AF_UNSPEC};
+	bool addrconfig = !hints || (hints->ai_flags & AI_ADDRCONFIG);
+
+	if (h.ai_family == AF_INET || h.ai_family == AF_INET6)
+		return fake_gai_one(node, service, h, h.ai_family, res);
+	if (h.ai_family != AF_UNSPEC)
+		return EAI_FAMILY;
+	int rc = fake_gai_one(node, service, h, AF_INET, res);
+	if (rc != 0 || (addrconfig && !host_has_ipv6()))
+		return rc;
+	struct addrinfo *v6 = NULL, *last = *res;
+	h.ai_flags &= ~AI_CANONNAME;
+	if (fake_gai_one(node, service, h, AF_INET6, &v6) != 0)
+		return 0; /* the IPv4 answer stands alone */
+	while (last->ai_next)
+		last = last->ai_next;
+	last->ai_next = v6;
+	return 0;
+}
+
 SHIM_EXPORT int getaddrinfo(const char *node, const char *service,
                             const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -63,38 +143,12 @@ SHIM_EXPORT int getaddrinfo(const char *node, const char *service,
 		return real_getaddrinfo ? real_getaddrinfo(node, service, hints, res)
 		                        : EAI_SYSTEM;
 	int rc, want = want_fake(node);
-	if (want == 0 || (hints && (hints->ai_flags & AI_NUMERICHOST))) {
+	if (want == 0 || (hints && (hints->ai_flags & AI_NUMERICHOST)))
 		rc = real_getaddrinfo(node, service, hints, res);
-	} else if (want < 0) {
+	else if (want < 0)
 		rc = EAI_FAIL;
-	} else {
-		struct addrinfo h =
-		        hints ? *hints : (struct addrinfo){.ai_family = AF_UNSPEC};
-		/* AF_UNSPEC gets the IPv4 twin: one answer, one connection attempt. */
-		int family = h.ai_family == AF_INET6 ? AF_INET6 : AF_INET;
-		uint8_t addr[16];
-		char text[INET6_ADDRSTRLEN];
-		rc = fakedns_addr_for(node, family, addr);
-		if (rc < 0) {
-			shim_log(SHIM_LOG_ERROR, "getaddrinfo %s: %s", node,
-			         strerror(-rc));
-			rc = rc == -ENOSPC ? EAI_MEMORY : EAI_NONAME;
-		} else {
-			inet_ntop(family, addr, text, sizeof(text));
-			h.ai_family = family;
-			h.ai_flags = (h.ai_flags | AI_NUMERICHOST) &
-			             ~(AI_ADDRCONFIG | AI_V4MAPPED);
-			rc = real_getaddrinfo(text, service, &h, res);
-			if (rc == 0 && (h.ai_flags & AI_CANONNAME) && *res) {
-				char *canon = strdup(node);
-				if (canon) {
-					free((*res)->ai_canonname);
-					(*res)->ai_canonname = canon;
-				}
-			}
-			shim_log(SHIM_LOG_DEBUG, "getaddrinfo %s: fake %s", node, text);
-		}
-	}
+	else
+		rc = fake_gai(node, service, hints, res);
 	shim_leave();
 	return rc;
 }

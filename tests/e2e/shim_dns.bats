@@ -1,0 +1,142 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The shim's name lookups beyond getaddrinfo's IPv4 fake (issue 13): the IPv6
+# twin of a fake address for AF_UNSPEC (AI_ADDRCONFIG, with and without IPv6 on
+# the host), happy-eyeballs clients (curl, python asyncio and
+# create_connection) making one proxied connection per name, and the
+# nameserver setting: res_query/res_search/res_send sent over TCP through the
+# proxy (probe.c resquery) and `host -t MX`, answered by the target's dnsmasq,
+# which only the proxy can reach.
+#
+# Run (as root): meson test -C build shim-dns, or
+#   SOCKSIFY_SERVER=build/cli/socksify-server SOCKSIFY=build/cli/socksify \
+#   SOCKSIFY_SHIM=build/shim/libsocksify.so bats tests/e2e/shim_dns.bats
+
+# bats runs each test in a subshell and sets status/output/lines/stderr:
+# shellcheck disable=SC2030,SC2031,SC2154
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load helpers
+	load netns
+	netns_setup_file || return 1
+	netns_udp_targets
+}
+
+teardown_file() {
+	load helpers
+	load netns
+	netns_teardown_file
+}
+
+setup() {
+	load helpers
+	load netns
+	netns_setup
+	require_socksify
+	TAG=t${BATS_TEST_NUMBER}x$RANDOM
+}
+
+teardown() {
+	local rc=0
+	netns_teardown || rc=$?
+	if [[ -n ${output:-} ]]; then
+		echo "# --- the output of the last command run:"
+		sed 's/^/#   /' <<<"$output" | tail -n 40
+	fi
+	echo "# --- this test's part of the logs (namespace prefix $NX):"
+	local v
+	for v in SX_LOG HTTP_LOG HTTP6_LOG TARGET_DNS_LOG DNS_LOG FAR_LOG; do
+		[[ -n ${!v:-} ]] || continue
+		log_since "$v" | sed "s/^/# $v: /" | tail -n 20
+	done
+	return "$rc"
+}
+
+# argv: NAME; one line per getaddrinfo call: "HINTS: ADDR ADDR ..."
+PY_GAI='
+import socket, sys
+name = sys.argv[1]
+def show(label, family, flags):
+    try:
+        res = socket.getaddrinfo(name, 80, family, socket.SOCK_STREAM, 0, flags)
+        print(label + ":", " ".join(r[4][0] for r in res))
+    except socket.gaierror as e:
+        print(label + ": error", e)
+show("unspec", socket.AF_UNSPEC, 0)
+show("unspec addrconfig", socket.AF_UNSPEC, socket.AI_ADDRCONFIG)
+show("inet6", socket.AF_INET6, 0)
+show("inet", socket.AF_INET, 0)
+'
+
+# proxied_connects NAME:PORT: how many CONNECTs to NAME:PORT socksify-server
+# (1080) logged during this test, after a moment for the last to be logged.
+proxied_connects() {
+	local re=${1//./\\.}
+	sleep 0.3
+	log_since SX_LOG | grep -cE " CONNECT $re[: ]" || true
+}
+
+FAKE4='(24[0-9]|25[0-5])(\.[0-9]+){3}'
+FAKE6='100::[0-9a-f:]+'
+
+@test "[remote-dns] getaddrinfo AF_UNSPEC: the IPv4 fake, then its IPv6 twin (same entry); AI_ADDRCONFIG keeps the twin (the client has fd00:5:1::2); AF_INET6 the twin only" {
+	run -0 socksify_client sx h -- "$PYTHON" -c "$PY_GAI" target.test
+	assert_line --regexp "^unspec: $FAKE4 $FAKE6\$"
+	assert_line --regexp "^unspec addrconfig: $FAKE4 $FAKE6\$"
+	assert_line --regexp "^inet6: $FAKE6\$"
+	assert_line --regexp "^inet: $FAKE4\$"
+	# the twin: the IPv4 fake's offset in 240.0.0.0/4 is the IPv6 one's in 100::/64
+	local v4 v6
+	read -r v4 v6 < <(sed -n 's/^unspec: //p' <<<"$output")
+	run -0 "$PYTHON" -c 'import ipaddress as i, sys
+print(int(i.ip_address(sys.argv[1])) - int(i.ip_address("240.0.0.0")),
+      int(i.ip_address(sys.argv[2])) - int(i.ip_address("100::")))' "$v4" "$v6"
+	local off4 off6
+	read -r off4 off6 <<<"$output"
+	assert_equal "$off6" "$off4"
+	assert_no_dns_leak
+}
+
+@test "[remote-dns] getaddrinfo AI_ADDRCONFIG on a host without IPv6 (a namespace with only loopback): the IPv4 fake alone; without the flag both" {
+	run -0 client_run unshare -n "$SOCKSIFY" -p "$(proxy_url sx h)" -- \
+		"$PYTHON" -c "$PY_GAI" target.test
+	assert_line --regexp "^unspec: $FAKE4 $FAKE6\$"
+	assert_line --regexp "^unspec addrconfig: $FAKE4\$"
+	assert_line --regexp "^inet6: $FAKE6\$"
+}
+
+@test "[remote-dns] curl http://target.test/ (happy eyeballs over the IPv4 fake and its twin): one proxied connection" {
+	run -0 socksify_client sx h -- curl -sS --max-time 20 "http://target.test/small.txt?$TAG"
+	assert_output "$SMALL_TEXT"
+	assert_via_proxy "/small.txt?$TAG " 1
+	assert_equal "$(proxied_connects target.test:80)" 1
+	assert_no_dns_leak
+}
+
+@test "[remote-dns] python asyncio open_connection(happy_eyeballs_delay=0.25) and socket.create_connection to target.test: one proxied connection each" {
+	local py='
+import asyncio, socket, sys
+path = sys.argv[1]
+async def main():
+    r, w = await asyncio.open_connection("target.test", 80, happy_eyeballs_delay=0.25)
+    w.write(("GET %s-async HTTP/1.0\r\nHost: t\r\n\r\n" % path).encode())
+    data = await r.read()
+    w.close()
+    print("async", w.get_extra_info("peername")[0], data.split(b"\r\n")[0].decode())
+asyncio.run(main())
+s = socket.create_connection(("target.test", 80), timeout=20)
+s.sendall(("GET %s-sync HTTP/1.0\r\nHost: t\r\n\r\n" % path).encode())
+data = s.makefile("rb").read()
+print("sync", s.getpeername()[0], data.split(b"\r\n")[0].decode())
+'
+	run -0 socksify_client sx h -- "$PYTHON" -c "$py" "/small.txt?$TAG"
+	assert_line --regexp "^async $FAKE4 HTTP/1.0 200"
+	assert_line --regexp "^sync $FAKE4 HTTP/1.0 200"
+	assert_via_proxy "/small.txt?$TAG-async " 1
+	assert_via_proxy "/small.txt?$TAG-sync " 1
+	assert_equal "$(proxied_connects target.test:80)" 2
+	assert_no_dns_leak
+}
+
