@@ -149,6 +149,8 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 		return real_connect(fd, addr, len);
 	struct policy pol;
 	policy_classify(addr, len, &pol);
+	if (cls == FD_CLASS_TCP || cls == FD_CLASS_UDP)
+		policy_dns_redirect(addr, &pol);
 	if (cls == FD_CLASS_TCP)
 		return tcp_connect(fd, addr, len, &pol);
 	return dgram_connect(fd, cls, family, addr, len, &pol);
@@ -290,6 +292,8 @@ static ssize_t send_one(int fd, const struct msghdr *msg, int flags,
 	struct policy own;
 	if (!pol) {
 		policy_classify(msg->msg_name, msg->msg_namelen, &own);
+		if (cls == FD_CLASS_UDP)
+			policy_dns_redirect(msg->msg_name, &own);
 		pol = &own;
 	}
 	return dgram_send_to(fd, cls, family, msg, flags, pol);
@@ -354,6 +358,8 @@ static unsigned int first_proxied(int fd, const struct mmsghdr *vec, unsigned in
 		if (cls != FD_CLASS_UDP && cls != FD_CLASS_DGRAM_OTHER)
 			return n;
 		policy_classify(m->msg_name, m->msg_namelen, pol);
+		if (cls == FD_CLASS_UDP)
+			policy_dns_redirect(m->msg_name, pol);
 		if (pol->verdict != POLICY_PASS)
 			return i;
 	}

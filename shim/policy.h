@@ -20,9 +20,20 @@ struct policy {
 	int err;            /* POLICY_DENY */
 	const char *reason; /* POLICY_PASS and POLICY_DENY, for the log */
 	struct socks5_addr target;
+	bool dns_redirect; /* policy_dns_redirect() set target */
 };
 
 void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *out);
+
+/*
+ * With `nameserver` set, in remote-DNS mode: when dst (already classified
+ * into out, not denied) is port 53 of a nameserver of /etc/resolv.conf,
+ * out becomes PROXY to the configured nameserver, dns_redirect set, and
+ * true is returned: the program's own DNS query goes through the proxy to
+ * the server it names, never to the local one (loopback resolvers
+ * included). Otherwise out is left alone. For UDP and TCP sockets only.
+ */
+bool policy_dns_redirect(const struct sockaddr *dst, struct policy *out);
 
 /* True when sa is (one of) a proxy's own address(es), any port: every proxy
  * of the list. */

@@ -24,8 +24,12 @@ static ssize_t refuse(const char *why, int err)
 	return -1;
 }
 
-/* Remembers that the program sent to the fake address dst (a->lock held). */
-static void remember_name(struct udp_assoc *a, const struct sockaddr *dst, socklen_t len)
+/* Remembers that the program sent to the fake address dst, or to the
+ * resolv.conf nameserver dst that policy_dns_redirect() pointed elsewhere:
+ * replies from the proxy's target with port `port` are reported from dst
+ * (a->lock held). */
+static void remember_name(struct udp_assoc *a, const struct sockaddr *dst, socklen_t len,
+                          uint16_t port)
 {
 	union sa_any fake;
 	socklen_t flen = sa_to_family(dst, len, a->family, &fake);
@@ -39,7 +43,7 @@ static void remember_name(struct udp_assoc *a, const struct sockaddr *dst, sockl
 	n->used = true;
 	n->fake = fake;
 	n->fake_len = flen;
-	n->port = sa_port(&fake.sa);
+	n->port = port;
 }
 
 /* A control message asking for UDP segmentation offload: one header per
@@ -91,8 +95,9 @@ static ssize_t send_framed(int fd, const struct msghdr *msg, int flags, uint8_t 
 /* Sends msg to target through a's relay: at once, or, while a
  * non-blocking socket's association is made in the background, queued. */
 static ssize_t send_held(int fd, struct udp_assoc *a, const struct msghdr *msg, int flags,
-                         const struct socks5_addr *target)
+                         const struct policy *pol)
 {
+	const struct socks5_addr *target = &pol->target;
 	uint8_t hdr[SOCKS5_UDP_HEADER_MAX];
 	size_t hlen = socks5_udp_header_encode(hdr, sizeof(hdr), 0, target);
 	if (hlen == 0) {
@@ -109,8 +114,9 @@ static ssize_t send_held(int fd, struct udp_assoc *a, const struct msghdr *msg, 
 	pthread_mutex_lock(&a->lock);
 	ssize_t rc = udp_assoc_ensure(fd, a, true, flags);
 	bool queued = rc == 1;
-	if (rc >= 0 && msg->msg_name && target->atyp == SOCKS5_ATYP_DOMAIN)
-		remember_name(a, msg->msg_name, msg->msg_namelen);
+	if (rc >= 0 && msg->msg_name &&
+	    (target->atyp == SOCKS5_ATYP_DOMAIN || pol->dns_redirect))
+		remember_name(a, msg->msg_name, msg->msg_namelen, target->port);
 	if (queued)
 		rc = udp_assoc_queue(a, hdr, hlen, msg);
 	union sa_any relay = a->relay;
@@ -131,7 +137,7 @@ ssize_t udp_send_to(int fd, int family, const struct msghdr *msg, int flags,
 	struct udp_assoc *a = udp_assoc_adopt(fd, family);
 	if (!a)
 		return refuse("the descriptor is beyond the shim's table", EMFILE);
-	ssize_t rc = send_held(fd, a, msg, flags, &pol->target);
+	ssize_t rc = send_held(fd, a, msg, flags, pol);
 	int err = errno;
 	udp_assoc_put(a);
 	errno = err;
@@ -141,17 +147,17 @@ ssize_t udp_send_to(int fd, int family, const struct msghdr *msg, int flags,
 ssize_t udp_send_connected(int fd, const struct msghdr *msg, int flags)
 {
 	struct udp_assoc *a = udp_assoc_hold(fd);
-	struct socks5_addr target;
+	struct policy pol = {.verdict = POLICY_PROXY};
 	bool connected = false;
 	if (a) {
 		pthread_mutex_lock(&a->lock);
 		connected = a->connected;
-		target = a->target;
+		pol.target = a->target;
 		pthread_mutex_unlock(&a->lock);
 	}
 	/* not connected through the proxy: the kernel answers (EDESTADDRREQ,
 	 * or a direct peer) */
-	ssize_t rc = connected ? send_held(fd, a, msg, flags, &target)
+	ssize_t rc = connected ? send_held(fd, a, msg, flags, &pol)
 	                       : real_sendmsg(fd, msg, flags);
 	int err = errno;
 	udp_assoc_put(a);
@@ -184,8 +190,8 @@ static int connect_proxied(int fd, struct udp_assoc *a, const struct sockaddr *a
 	/* as the kernel reports it: an IPv4 peer of an IPv6 socket is v4-mapped */
 	a->peer_len = sa_to_family(addr, len, a->family, &a->peer);
 	a->target = pol->target;
-	if (pol->target.atyp == SOCKS5_ATYP_DOMAIN)
-		remember_name(a, addr, len);
+	if (pol->target.atyp == SOCKS5_ATYP_DOMAIN || pol->dns_redirect)
+		remember_name(a, addr, len, pol->target.port);
 	__atomic_store_n(&a->connected, true, __ATOMIC_RELAXED);
 	return 0;
 }

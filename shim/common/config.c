@@ -285,6 +285,21 @@ static int set_fake_pool_v6(struct parse *p, const char *key, const char *value)
 	return set_fake_pool(p, key, value, AF_INET6);
 }
 
+/* "V4[:PORT]", "[V6]:PORT" or "V6": port 53 unless given. */
+static int set_nameserver(struct parse *p, const char *key, const char *value)
+{
+	struct hostspec h;
+	char why[WHY_LEN];
+
+	if (config_hostspec_parse(&h, value, false, why, sizeof(why)) < 0)
+		return bad_value(p, key, value, NULL, why);
+	memset(p->cfg->nameserver, 0, sizeof(p->cfg->nameserver));
+	memcpy(p->cfg->nameserver, h.addr, h.family == AF_INET ? 4 : 16);
+	p->cfg->nameserver_family = h.family;
+	p->cfg->nameserver_port = h.port ? h.port : 53;
+	return 0;
+}
+
 /* Every option of the file syntax, in the order socksify.conf documents them. */
 static const struct option {
 	const char *name;
@@ -303,6 +318,7 @@ static const struct option {
         {"supervise", set_supervise},
         {"chain", set_chain},
         {"failover_retry", set_failover_retry},
+        {"nameserver", set_nameserver},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -532,10 +548,15 @@ void config_defaults(struct config *cfg)
 static const struct {
 	const char *var, *key;
 } env_options[] = {
-        {CONFIG_ENV_PROXY, "proxy"},       {CONFIG_ENV_CHAIN, "chain"},
-        {CONFIG_ENV_DNS, "dns"},           {CONFIG_ENV_LOG_LEVEL, "log_level"},
-        {CONFIG_ENV_LOG_FILE, "log_file"}, {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
-        {CONFIG_ENV_EXCLUDE, "exclude"},   {CONFIG_ENV_SUPERVISE, "supervise"},
+        {CONFIG_ENV_PROXY, "proxy"},
+        {CONFIG_ENV_CHAIN, "chain"},
+        {CONFIG_ENV_DNS, "dns"},
+        {CONFIG_ENV_LOG_LEVEL, "log_level"},
+        {CONFIG_ENV_LOG_FILE, "log_file"},
+        {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
+        {CONFIG_ENV_EXCLUDE, "exclude"},
+        {CONFIG_ENV_SUPERVISE, "supervise"},
+        {CONFIG_ENV_NAMESERVER, "nameserver"},
 };
 
 /* One variable as one source; $SOCKSIFY_EXCLUDE is a comma-separated list. */

@@ -38,6 +38,7 @@
 #define CONFIG_ENV_EXCLUDE        "SOCKSIFY_EXCLUDE"
 #define CONFIG_ENV_SUPERVISE      "SOCKSIFY_SUPERVISE"
 #define CONFIG_ENV_CHAIN          "SOCKSIFY_CHAIN"
+#define CONFIG_ENV_NAMESERVER     "SOCKSIFY_NAMESERVER"
 
 enum config_dns_mode { CONFIG_DNS_REMOTE, CONFIG_DNS_LOCAL };
 enum config_pipeline { CONFIG_PIPELINE_AUTO, CONFIG_PIPELINE_ON, CONFIG_PIPELINE_OFF };
@@ -129,6 +130,15 @@ struct config {
 	 * group or others may read (the first such; "" when none): the shim and
 	 * the launcher warn about it */
 	char insecure_file[256];
+	/*
+	 * The DNS server that the program's own queries (res_query and friends)
+	 * go to through the proxy in remote-DNS mode, over TCP: a numeric
+	 * address, port 53 unless given. nameserver_family 0: none (default),
+	 * and those queries fail.
+	 */
+	int nameserver_family;
+	uint8_t nameserver[16];
+	uint16_t nameserver_port;
 };
 
 /*
@@ -176,9 +186,9 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
  *     $SOCKSIFY_DNS (remote|local), $SOCKSIFY_LOG_LEVEL, $SOCKSIFY_LOG_FILE,
  *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false),
  *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions),
- *     $SOCKSIFY_SUPERVISE (auto|always|never) and, last,
- *     $SOCKSIFY_SECRET_FD (the proxy's credentials, see secret.h: a bad
- *     descriptor is an error).
+ *     $SOCKSIFY_SUPERVISE (auto|always|never), $SOCKSIFY_NAMESERVER
+ *     (ADDR, ADDR:PORT, [V6]:PORT) and, last, $SOCKSIFY_SECRET_FD (the
+ *     proxy's credentials, see secret.h: a bad descriptor is an error).
  * An empty variable counts as unset. The shim passes secure_getenv, so that
  * setuid programs ignore the environment.
  */

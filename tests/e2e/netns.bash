@@ -26,8 +26,9 @@
 #   a UDP echo server on 198.18.2.2:7 and [fd00:5:2::2]:7: one line per datagram
 #           in $UDP_ECHO_LOG, "SRC_IP SRC_PORT LEN", written before the echo
 #   dnsmasq on 198.18.2.2:53 and [fd00:5:2::2]:53 (UDP and TCP) answering
-#           www.example.test A 192.0.2.80 / AAAA 2001:db8::80 (DNS_EXAMPLE_*)
-#           and nothing else; every query is logged with its client address in
+#           www.example.test A 192.0.2.80 / AAAA 2001:db8::80 and
+#           mail.example.test MX 10 mx1.example.test, NXDOMAIN for names
+#           under nx.example.test (DNS_EXAMPLE_*) and REFUSED for the rest; every query is logged with its client address in
 #           $TARGET_DNS_LOG ("N 198.18.2.1/PORT query[A] NAME from 198.18.2.1",
 #           the same for UDP and TCP)
 # and target4.test (TARGET_NAME4) -> 198.18.2.2 only, in the proxy's hosts file.
@@ -76,6 +77,11 @@ NAMESERVER4=198.18.1.53
 DNS_EXAMPLE_NAME=www.example.test
 DNS_EXAMPLE_A=192.0.2.80
 DNS_EXAMPLE_AAAA=2001:db8::80
+# and an MX record: mail.example.test MX 10 mx1.example.test
+DNS_EXAMPLE_MX_NAME=mail.example.test
+DNS_EXAMPLE_MX_HOST=mx1.example.test
+# every name under it is NXDOMAIN (the rest REFUSED)
+DNS_EXAMPLE_NX=nx.example.test
 # a name only the proxy resolves, to 198.18.2.2 only (netns_udp_targets)
 TARGET_NAME4=target4.test
 
@@ -370,6 +376,8 @@ netns_udp_targets() {
 		--no-resolv --no-hosts --bind-interfaces --port=53 \
 		--listen-address="$TARGET4" --listen-address="$TARGET6" \
 		--host-record="$DNS_EXAMPLE_NAME,$DNS_EXAMPLE_A,$DNS_EXAMPLE_AAAA" \
+		--mx-host="$DNS_EXAMPLE_MX_NAME,$DNS_EXAMPLE_MX_HOST,10" \
+		--address="/$DNS_EXAMPLE_NX/" \
 		--log-queries=extra --log-facility="$TARGET_DNS_LOG"
 	local pid=$SPAWNED_PID
 	if ! { ns_wait_listen target udp "$TARGET4" 53 "$pid" &&

@@ -20,6 +20,7 @@
  *                      not the client's own ENETUNREACH)
  *   probe tfo        HOST PORT PATH EXPECT         (sendto/sendmsg MSG_FASTOPEN)
  *   probe resquery   NAME                          (res_query, res_search)
+ *   probe resmx      NAME EXCHANGE NXNAME          (every res_* form, MX)
  *   probe hostent    NAME PORT PATH EXPECT NONFAKE (remote DNS)
  *   probe threads    PORT PATH EXPECT NAME...      4 threads at once, 4 rounds
  *                      each: getaddrinfo (thread i takes the (i mod n)th NAME),
@@ -1127,6 +1128,92 @@ static int cmd_resquery(char **argv)
 	return failures ? 1 : 0;
 }
 
+/* --- resmx ---------------------------------------------------------------------- */
+
+/* The exchange of the first MX record of answer ans (n bytes) into out, or false. */
+static bool first_mx(const unsigned char *ans, int n, char *out, size_t cap)
+{
+	const unsigned char *p = ans + HFIXEDSZ, *end = ans + n;
+	int qd = ans[4] << 8 | ans[5], an = ans[6] << 8 | ans[7];
+	for (int i = 0; i < qd; i++) {
+		int k = dn_skipname(p, end);
+		if (k < 0 || end - p < k + 4)
+			return false;
+		p += k + 4;
+	}
+	for (int i = 0; i < an; i++) {
+		int k = dn_skipname(p, end);
+		if (k < 0 || end - p < k + 10)
+			return false;
+		p += k;
+		int type = p[0] << 8 | p[1], rdlen = p[8] << 8 | p[9];
+		p += 10;
+		if (end - p < rdlen)
+			return false;
+		if (type == T_MX && rdlen > 2)
+			return dn_expand(ans, end, p + 2, out, (int)cap) > 0;
+		p += rdlen;
+	}
+	return false;
+}
+
+/* One res_* call's answer: MX with exchange `want`, or -1 with h_errno `herr`. */
+static void check_mx(const char *what, int n, const unsigned char *ans, const char *want,
+                     int herr)
+{
+	char mx[NS_MAXDNAME];
+	if (want && n > 0 && first_mx(ans, n, mx, sizeof(mx)) && strcmp(mx, want) == 0)
+		ok("%s: MX %s", what, mx);
+	else if (!want && n < 0 && h_errno == herr)
+		ok("%s: -1, h_errno %s", what, hstrerror(h_errno));
+	else
+		fail("%s: %d bytes, h_errno %d (%s); expected %s", what, n, h_errno,
+		     hstrerror(h_errno), want ? want : hstrerror(herr));
+}
+
+/*
+ * NAME IN MX through every form of the interface, each answered with an MX
+ * record whose exchange is EXCHANGE: res_query, res_search, res_querydomain
+ * (first label, rest), res_send of a res_mkquery, res_nquery and
+ * res_nsearch on a state of their own; then NXNAME: res_query -1 with
+ * HOST_NOT_FOUND.
+ */
+static int cmd_resmx(char **argv)
+{
+	const char *name = argv[0], *want = argv[1], *nx = argv[2];
+	unsigned char ans[1024], q[512];
+	char label[256];
+	const char *dot = strchr(name, '.');
+	if (!dot || (size_t)(dot - name) >= sizeof(label))
+		return 2;
+	memcpy(label, name, (size_t)(dot - name));
+	label[dot - name] = '\0';
+	int n = res_query(name, C_IN, T_MX, ans, sizeof(ans));
+	check_mx("res_query", n, ans, want, 0);
+	n = res_search(name, C_IN, T_MX, ans, sizeof(ans));
+	check_mx("res_search", n, ans, want, 0);
+	n = res_querydomain(label, dot + 1, C_IN, T_MX, ans, sizeof(ans));
+	check_mx("res_querydomain", n, ans, want, 0);
+	int qlen = res_mkquery(QUERY, name, C_IN, T_MX, NULL, 0, NULL, q, sizeof(q));
+	n = qlen < 0 ? -1 : res_send(q, qlen, ans, sizeof(ans));
+	check_mx("res_send", n, ans, want, 0);
+	struct __res_state st;
+	memset(&st, 0, sizeof(st));
+	if (res_ninit(&st) != 0) {
+		fail("res_ninit");
+	} else {
+		n = res_nquery(&st, name, C_IN, T_MX, ans, sizeof(ans));
+		check_mx("res_nquery", n, ans, want, 0);
+		n = res_nsearch(&st, name, C_IN, T_MX, ans, sizeof(ans));
+		check_mx("res_nsearch", n, ans, want, 0);
+		res_nclose(&st);
+	}
+	h_errno = 0;
+	n = res_query(nx, C_IN, T_MX, ans, sizeof(ans));
+	check_mx("res_query(NXNAME)", n, ans, NULL, HOST_NOT_FOUND);
+	return failures ? 1 : 0;
+}
+
 /* --- hostent -------------------------------------------------------------------- */
 
 static bool in_fake_pool(int af, const unsigned char *a)
@@ -1429,6 +1516,7 @@ static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPOR
                             "       probe longjmp-connect HOST PORT\n"
                             "       probe tfo HOST PORT PATH EXPECT\n"
                             "       probe resquery NAME\n"
+                            "       probe resmx NAME EXCHANGE NXNAME\n"
                             "       probe hostent NAME PORT PATH EXPECT NONFAKE\n"
                             "       probe threads PORT PATH EXPECT NAME...\n";
 
@@ -1472,6 +1560,8 @@ int main(int argc, char **argv)
 		return cmd_tfo(args);
 	if (strcmp(cmd, "resquery") == 0 && nargs == 1)
 		return cmd_resquery(args);
+	if (strcmp(cmd, "resmx") == 0 && nargs == 3)
+		return cmd_resmx(args);
 	if (strcmp(cmd, "hostent") == 0 && nargs == 5)
 		return cmd_hostent(args);
 	if (strcmp(cmd, "threads") == 0 && nargs >= 4)

@@ -140,3 +140,50 @@ print("sync", s.getpeername()[0], data.split(b"\r\n")[0].decode())
 	assert_no_dns_leak
 }
 
+
+# sx_conf [LINES...]: a configuration file for socksify-server (1080, names
+# remote) with LINES after the proxy line; prints its path
+sx_conf() {
+	local conf=$BATS_TEST_TMPDIR/socksify.conf
+	printf 'proxy = %s\n' "$(proxy_url sx h)" >"$conf"
+	printf '%s\n' "$@" >>"$conf"
+	echo "$conf"
+}
+
+@test "[remote-dns] nameserver = 198.18.2.2: res_query, res_search, res_querydomain, res_send, res_nquery and res_nsearch get mail.example.test's MX from the target's dnsmasq, over TCP through the proxy; NXDOMAIN is HOST_NOT_FOUND" {
+	local conf
+	conf=$(sx_conf "nameserver = $TARGET4")
+	run -0 client_run "$SOCKSIFY" -c "$conf" -- "$(probe_bin)" resmx \
+		"$DNS_EXAMPLE_MX_NAME" "$DNS_EXAMPLE_MX_HOST" "nosuch-$TAG.$DNS_EXAMPLE_NX"
+	refute_line --partial FAIL
+	assert_line "ok res_query: MX $DNS_EXAMPLE_MX_HOST"
+	assert_line "ok res_nsearch: MX $DNS_EXAMPLE_MX_HOST"
+	assert_line "ok res_query(NXNAME): -1, h_errno Unknown host"
+	assert_dns_via_proxy "$DNS_EXAMPLE_MX_NAME"
+	assert_dns_via_proxy "nosuch-$TAG.$DNS_EXAMPLE_NX"
+	assert_proxy_connect sx "$TARGET4:53"
+	assert_no_dns_leak
+}
+
+@test "[remote-dns] SOCKSIFY_NAMESERVER=[fd00:5:2::2]:53: res_query and friends through the proxy to the IPv6 address" {
+	run -0 client_run env SOCKSIFY_NAMESERVER="[$TARGET6]:53" "$SOCKSIFY" -p "$(proxy_url sx h)" -- \
+		"$(probe_bin)" resmx "$DNS_EXAMPLE_MX_NAME" "$DNS_EXAMPLE_MX_HOST" "nosuch-$TAG.$DNS_EXAMPLE_NX"
+	refute_line --partial FAIL
+	assert_dns_via_proxy "$DNS_EXAMPLE_MX_NAME"
+	assert_proxy_connect sx "[$TARGET6]:53"
+	assert_no_dns_leak
+}
+
+@test "[remote-dns] nameserver = 198.18.2.2: host -t MX mail.example.test (UDP to resolv.conf's nameserver, sent to 198.18.2.2 through the proxy), and host -T (TCP)" {
+	local conf
+	conf=$(sx_conf "nameserver = $TARGET4")
+	run -0 client_run "$SOCKSIFY" -c "$conf" -- host -W 5 -t MX "$DNS_EXAMPLE_MX_NAME"
+	assert_output "$DNS_EXAMPLE_MX_NAME mail is handled by 10 $DNS_EXAMPLE_MX_HOST."
+	assert_dns_via_proxy "$DNS_EXAMPLE_MX_NAME"
+	assert_proxy_udp sx
+	assert_no_dns_leak
+	run -0 client_run "$SOCKSIFY" -c "$conf" -- host -T -W 5 -t MX "$DNS_EXAMPLE_MX_NAME"
+	assert_output "$DNS_EXAMPLE_MX_NAME mail is handled by 10 $DNS_EXAMPLE_MX_HOST."
+	assert_proxy_connect sx "$TARGET4:53"
+	assert_no_dns_leak
+}

@@ -598,13 +598,36 @@ static void test_fake_pools(void)
 	}
 }
 
-/* nameserver was documented once but never used: it is an unknown option now */
+/* nameserver = ADDR[:PORT]: where res_query and the program's own DNS queries go
+ * through the proxy in remote-DNS mode; port 53 unless given */
 static void test_nameserver(void)
 {
-	parse_fails("nameserver = 192.0.2.53",
-	            "test.conf:1: unknown option 'nameserver'");
-	parse_fails("log_level = info\nnameserver = [2001:db8::53]:53",
-	            "test.conf:2: unknown option 'nameserver'");
+	config_defaults(&cfg);
+	tap_is(cfg.nameserver_family, 0, "no nameserver by default");
+	parse_ok("nameserver = 192.0.2.53", "nameserver IPv4");
+	tap_ok(cfg.nameserver_family == AF_INET &&
+	               bytes_are(cfg.nameserver, AF_INET, "192.0.2.53") &&
+	               cfg.nameserver_port == 53,
+	       "nameserver 192.0.2.53, port 53");
+	parse_ok("nameserver = 192.0.2.53:5353", "nameserver IPv4:port");
+	tap_ok(cfg.nameserver_port == 5353, "port 5353");
+	parse_ok("nameserver = [2001:db8::53]:54", "nameserver [IPv6]:port");
+	tap_ok(cfg.nameserver_family == AF_INET6 &&
+	               bytes_are(cfg.nameserver, AF_INET6, "2001:db8::53") &&
+	               cfg.nameserver_port == 54,
+	       "nameserver [2001:db8::53]:54");
+	parse_ok("nameserver = 2001:db8::1", "nameserver bare IPv6");
+	tap_ok(cfg.nameserver_family == AF_INET6 && cfg.nameserver_port == 53,
+	       "bare IPv6, port 53");
+	parse_fails("nameserver = dns.example",
+	            "test.conf:1: bad value 'dns.example' for 'nameserver': bad IPv4 "
+	            "address");
+	parse_fails("log_level = info\nnameserver = 192.0.2.53:0",
+	            "test.conf:2: bad value '192.0.2.53:0' for 'nameserver': bad port "
+	            "(1-65535)");
+	parse_fails("nameserver = 192.0.2.0/24",
+	            "test.conf:1: bad value '192.0.2.0/24' for 'nameserver': a prefix "
+	            "length is not allowed here");
 }
 
 /* --- exclusions -------------------------------------------------------------------- */
@@ -1175,13 +1198,13 @@ static void test_option_names(void)
 	        "proxy",           "dns",          "exclude",   "proxy_loopback",
 	        "connect_timeout", "log_level",    "log_file",  "pipeline",
 	        "fake_pool_v4",    "fake_pool_v6", "supervise", "chain",
-	        "failover_retry",
+	        "failover_retry",  "nameserver",
 	};
 	size_t n = 0;
 
 	while (config_option_name(n))
 		n++;
-	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "thirteen options");
+	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "fourteen options");
 	for (size_t i = 0; i < n && i < sizeof(want) / sizeof(want[0]); i++)
 		tap_ok(strcmp(config_option_name(i), want[i]) == 0, "option %zu is %s", i,
 		       want[i]);

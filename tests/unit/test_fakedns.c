@@ -239,6 +239,45 @@ static void test_lookups(void)
 	       "name_for: a buffer of exactly the length is -ERANGE");
 }
 
+/* The IPv6 twin (issue 13): whichever family a name is looked up in first,
+ * its IPv4 fake and its IPv6 twin sit at the same offset of their pools and
+ * both map back to the name. */
+static void test_twins(void)
+{
+	fresh_default_pool();
+	long bad = 0;
+	for (int i = 0; i < 300; i++) {
+		char name[32], back4[FAKEDNS_NAME_MAX + 1], back6[FAKEDNS_NAME_MAX + 1];
+		uint8_t a4[4], a6[16];
+		snprintf(name, sizeof(name), "twin%d.example", i);
+		int first = i % 3 == 0 ? AF_INET6 : AF_INET;
+		if (fakedns_addr_for(name, first, first == AF_INET ? (void *)a4 : a6) !=
+		            0 ||
+		    fakedns_addr_for(name, first == AF_INET ? AF_INET6 : AF_INET,
+		                     first == AF_INET ? (void *)a6 : a4) != 0) {
+			bad++;
+			continue;
+		}
+		uint32_t off4 = ((uint32_t)a4[0] << 24 | (uint32_t)a4[1] << 16 |
+		                 (uint32_t)a4[2] << 8 | a4[3]) -
+		                0xf0000000u;
+		uint64_t off6 = 0;
+		for (int k = 8; k < 16; k++)
+			off6 = off6 << 8 | a6[k];
+		static const uint8_t prefix[8] = {0x01, 0, 0, 0, 0, 0, 0, 0};
+		union sa_any s4 = sa_raw(AF_INET, a4), s6 = sa_raw(AF_INET6, a6);
+		if (off4 != (uint32_t)i + 1 || off6 != off4 ||
+		    memcmp(a6, prefix, 8) != 0 ||
+		    fakedns_name_for(&s4.sa, back4, sizeof(back4)) < 0 ||
+		    fakedns_name_for(&s6.sa, back6, sizeof(back6)) < 0 ||
+		    strcmp(back4, name) != 0 || strcmp(back6, name) != 0)
+			bad++;
+	}
+	tap_is(bad, 0,
+	       "300 names: the IPv4 fake and its IPv6 twin share the offset "
+	       "and map back to the name, whichever family came first");
+}
+
 static void test_invalid_names(void)
 {
 	static const char *const numeric[] = {
@@ -825,6 +864,7 @@ int main(int argc, char **argv)
 	test_params();
 	test_descriptor();
 	test_lookups();
+	test_twins();
 	test_invalid_names();
 	test_foreign_addresses();
 	test_full();
