@@ -54,6 +54,7 @@ static struct bg_conn *conn_new(int fd, const struct sockaddr *addr, socklen_t l
 	c->peer_len = len < sizeof(c->peer) ? len : sizeof(c->peer);
 	memcpy(&c->peer, addr, c->peer_len);
 	c->target = pol->target;
+	c->family = addr->sa_family;
 	if (c->own < 0) {
 		bg_conn_put(c);
 		return NULL;
@@ -79,6 +80,15 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	bg_regs_mask(fd);
 	bg_wait_unlock();
 	__atomic_add_fetch(&tcp_bg_running_count, 1, __ATOMIC_RELAXED);
+	/* behind a twin's handshake: started by the driver (tcp_bg_twin.c) */
+	if (bg_twin_park(c)) {
+		if (bg_driver_add(c)) {
+			bg_conn_put(c);
+			return 0;
+		}
+		bg_conn_put(c->lead);
+		c->lead = NULL;
+	}
 	int rc = tcp_hs_start(&c->hs, c->own, addr->sa_family, SOCKS5_CMD_CONNECT,
 	                      &pol->target);
 	/* the machine's first answer is what to wait for (the connect, or the

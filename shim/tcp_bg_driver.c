@@ -87,6 +87,7 @@ void bg_conn_put(struct bg_conn *c)
 	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	tcp_hs_end(&c->hs);
+	bg_conn_put(c->lead); /* parked until the end */
 	if (c->own >= 0)
 		real_close(c->own);
 	if (c->efd >= 0 && !c->shared_efd)
@@ -149,7 +150,7 @@ bool bg_driver_add(struct bg_conn *c)
 	bg_conn_ref(c);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 	                         .data.u64 = slot_key(i)};
-	bool ok = epoll_ctl(drv.epfd, EPOLL_CTL_ADD, c->own, &ev) == 0;
+	bool ok = c->lead || epoll_ctl(drv.epfd, EPOLL_CTL_ADD, c->own, &ev) == 0;
 	if (!ok) {
 		drv.slot[i] = NULL;
 		__atomic_sub_fetch(&drv.used, 1, __ATOMIC_RELAXED);
@@ -158,6 +159,38 @@ bool bg_driver_add(struct bg_conn *c)
 	}
 	pthread_mutex_unlock(&drv.lock);
 	return ok;
+}
+
+bool bg_driver_watch(struct bg_conn *c)
+{
+	pthread_mutex_lock(&drv.lock);
+	bool ok = c->slot < BG_NO_SLOT && drv.slot[c->slot] == c;
+	if (ok) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP |
+		                                   EPOLLET,
+		                         .data.u64 = slot_key(c->slot)};
+		ok = epoll_ctl(drv.epfd, EPOLL_CTL_ADD, c->own, &ev) == 0;
+	}
+	pthread_mutex_unlock(&drv.lock);
+	return ok;
+}
+
+struct bg_conn *bg_driver_find(bool (*match)(const struct bg_conn *s, const void *arg),
+                               const void *arg)
+{
+	struct bg_conn *found = NULL;
+	pthread_mutex_lock(&drv.lock);
+	for (unsigned i = 0, seen = 0; i < BG_SLOTS && seen < drv.used && !found; i++) {
+		if (!drv.slot[i])
+			continue;
+		seen++;
+		if (match(drv.slot[i], arg)) {
+			found = drv.slot[i];
+			bg_conn_ref(found);
+		}
+	}
+	pthread_mutex_unlock(&drv.lock);
+	return found;
 }
 
 /* Lets go of it (no event for it is acted on any more). */
@@ -314,12 +347,16 @@ static __attribute__((noinline)) void timed_out(struct bg_conn *c)
 		bg_finish(c, -ETIMEDOUT);
 }
 
-/* The nearest deadline, as an epoll_wait timeout; expired ones end. */
+/* Parked connections are looked at this often (ms). */
+enum { PARK_POLL_MS = 10 };
+
+/* The nearest deadline, as an epoll_wait timeout; expired ones end, and
+ * parked ones whose twin has ended start. */
 static int expire(void)
 {
 	long long now = monotime_ms(), next = -1;
-	struct bg_conn *late[BG_BATCH];
-	unsigned n = 0;
+	struct bg_conn *late[BG_BATCH], *go[BG_BATCH];
+	unsigned n = 0, ngo = 0;
 	pthread_mutex_lock(&drv.lock);
 	for (unsigned i = 0, seen = 0; i < BG_SLOTS && seen < drv.used; i++) {
 		struct bg_conn *c = drv.slot[i];
@@ -327,7 +364,14 @@ static int expire(void)
 			continue;
 		seen++;
 		long long d = c->deadline_ms;
-		if (d <= now && n < BG_BATCH) {
+		if (__atomic_load_n(&c->lead, __ATOMIC_ACQUIRE)) {
+			if (ngo < BG_BATCH && bg_twin_ready(c, now)) {
+				bg_conn_ref(c);
+				go[ngo++] = c;
+			} else if (next < 0 || now + PARK_POLL_MS < next) {
+				next = now + PARK_POLL_MS;
+			}
+		} else if (d <= now && n < BG_BATCH) {
 			bg_conn_ref(c);
 			late[n++] = c;
 		} else if (next < 0 || d < next) {
@@ -339,7 +383,11 @@ static int expire(void)
 		timed_out(late[i]);
 		bg_conn_put(late[i]);
 	}
-	if (n == BG_BATCH)
+	for (unsigned i = 0; i < ngo; i++) {
+		bg_twin_start(go[i]);
+		bg_conn_put(go[i]);
+	}
+	if (n == BG_BATCH || ngo == BG_BATCH)
 		return 0;
 	return next < 0 ? -1 : (int)(next - now > 60000 ? 60000 : next - now + 1);
 }

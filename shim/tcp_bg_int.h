@@ -40,6 +40,12 @@ struct bg_conn {
 	union sa_any peer; /* the program's destination (getpeername) */
 	socklen_t peer_len;
 	struct socks5_addr target;
+	int family; /* of the program's destination */
+	/* parked (tcp_bg_twin.c): the twin whose handshake goes first (a
+	 * reference), and when this one may start once it has ended (0: not
+	 * yet known). Only the driver touches them after bg_driver_add. */
+	struct bg_conn *lead;
+	long long go_ms;
 	struct tcp_hs hs;
 	/* an exchange of the shim's own (tcp_bg_run): called at its end */
 	void (*done)(void *arg, struct bg_conn *c, int rc,
@@ -53,8 +59,15 @@ struct bg_conn {
 int bg_driver_start(void);
 /* Are all the driver's slots taken? */
 bool bg_driver_full(void);
-/* Takes a connection into the driver (a reference for it), or false. */
+/* Takes a connection into the driver (a reference for it), or false; its
+ * socket is watched unless it is parked (c->lead set). */
 bool bg_driver_add(struct bg_conn *c);
+/* Watches the socket of a parked connection that has just started. */
+bool bg_driver_watch(struct bg_conn *c);
+/* The first connection in the driver that match() accepts (a reference for
+ * the caller), or NULL; match runs under the driver's lock. */
+struct bg_conn *bg_driver_find(bool (*match)(const struct bg_conn *s, const void *arg),
+                               const void *arg);
 /* Lets go of it: no event for it is acted on any more. */
 void bg_driver_remove(struct bg_conn *c);
 /* The handshake is over (rc: 0 or -errno): its owner learns it. */
@@ -65,6 +78,16 @@ int bg_move_high(int fd);
 void bg_driver_atfork_child(void);
 /* Once, at start-up: the helper's epoll set in the fd table. */
 void bg_driver_init(void);
+
+/* --- tcp_bg_twin.c --- */
+
+/* Parks c behind a running handshake of its twin, if there is one (then
+ * c->lead is set, and the caller adds c to the driver without starting it). */
+bool bg_twin_park(struct bg_conn *c);
+/* May parked c start now (driver's lock held)? Sets c->go_ms on the way. */
+bool bg_twin_ready(struct bg_conn *c, long long now_ms);
+/* Starts parked c's handshake (driver thread, no lock held). */
+void bg_twin_start(struct bg_conn *c);
 
 /* The handshake's eventfd (readable once it has ended), made on first use. */
 int bg_efd(struct bg_conn *c);

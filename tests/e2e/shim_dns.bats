@@ -13,7 +13,7 @@
 #   SOCKSIFY_SHIM=build/shim/libsocksify.so bats tests/e2e/shim_dns.bats
 
 # bats runs each test in a subshell and sets status/output/lines/stderr:
-# shellcheck disable=SC2030,SC2031,SC2154
+# shellcheck disable=SC2030,SC2031,SC2154,SC2001
 
 bats_require_minimum_version 1.5.0
 
@@ -75,7 +75,7 @@ show("inet", socket.AF_INET, 0)
 proxied_connects() {
 	local re=${1//./\\.}
 	sleep 0.3
-	log_since SX_LOG | grep -cE " CONNECT $re[: ]" || true
+	log_since SX_LOG | grep -cE " CONNECT ${re}[: ]" || true
 }
 
 FAKE4='(24[0-9]|25[0-5])(\.[0-9]+){3}'
@@ -186,4 +186,51 @@ sx_conf() {
 	assert_output "$DNS_EXAMPLE_MX_NAME mail is handled by 10 $DNS_EXAMPLE_MX_HOST."
 	assert_proxy_connect sx "$TARGET4:53"
 	assert_no_dns_leak
+}
+
+@test "[remote-dns] curl through a far proxy (300 ms towards the client, beyond curl's 200 ms happy-eyeballs delay): its attempt on the twin waits for the first handshake, one proxied connection" {
+	local port
+	port=$(free_port)
+	far_proxy_start "$port" 300
+	run -0 socksify_client "far:$port" h -- curl -sS -v --max-time 20 "http://target.test/small.txt?$TAG"
+	assert_line "$SMALL_TEXT"
+	# curl did try the twin: the test means something
+	assert_line --regexp "Trying \\[$FAKE6\\]:80"
+	assert_via_proxy "/small.txt?$TAG " 1
+	assert_equal "$(proxied_connects target.test:80)" 1
+}
+
+@test "[remote-dns] through the far proxy: asyncio happy eyeballs (delay 0.25 s) makes one proxied connection; a program that opens both twins at once gets both, the second after the first" {
+	local port
+	port=$(free_port)
+	far_proxy_start "$port" 300
+	local py='
+import asyncio, socket, sys, time
+path = sys.argv[1]
+async def get(host, family, tag, **kw):
+    r, w = await asyncio.open_connection(host, 80, family=family, **kw)
+    w.write(("GET %s-%s HTTP/1.0\r\nHost: t\r\n\r\n" % (path, tag)).encode())
+    data = await r.read()
+    w.close()
+    return w.get_extra_info("peername")[0], data.split(b"\r\n")[0].decode()
+async def main():
+    print("he", *await get("target.test", 0, "he", happy_eyeballs_delay=0.25))
+    v4 = socket.getaddrinfo("target.test", 80, socket.AF_INET)[0][4][0]
+    v6 = socket.getaddrinfo("target.test", 80, socket.AF_INET6)[0][4][0]
+    t0 = time.monotonic()
+    for peer, status in await asyncio.gather(get(v4, socket.AF_INET, "both4"),
+                                             get(v6, socket.AF_INET6, "both6")):
+        print("both", peer, status)
+    print("both took %.1f s" % (time.monotonic() - t0))
+asyncio.run(main())
+'
+	run -0 socksify_client "far:$port" h -- "$PYTHON" -c "$py" "/small.txt?$TAG"
+	assert_line --regexp "^he $FAKE4 HTTP/1.0 200"
+	assert_line --regexp "^both $FAKE4 HTTP/1.0 200"
+	assert_line --regexp "^both $FAKE6 HTTP/1.0 200"
+	assert_via_proxy "/small.txt?$TAG-he " 1
+	assert_via_proxy "/small.txt?$TAG-both4 " 1
+	assert_via_proxy "/small.txt?$TAG-both6 " 1
+	assert_equal "$(proxied_connects target.test:80)" 3
+	echo "# $(grep '^both took' <<<"$output")" >&3
 }
