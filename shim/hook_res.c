@@ -232,6 +232,11 @@ static int proxied_query(const char *fn, const char *name, int class, int type,
 
 	if (shim_config.nameserver_family == 0)
 		return refuse_res(fn, name);
+	if (!name) {
+		h_errno = NO_RECOVERY;
+		errno = EINVAL;
+		return -1;
+	}
 	int qlen = res_mkquery(QUERY, name, class, type, NULL, 0, NULL, q, sizeof(q));
 	if (qlen < 0) {
 		h_errno = NO_RECOVERY;
@@ -265,8 +270,13 @@ static int proxied_querydomain(const char *fn, const char *name, const char *dom
 static int proxied_search(const char *fn, res_state statp, const char *name, int class,
                           int type, unsigned char *ans, int anslen)
 {
-	if (shim_config.nameserver_family == 0 || !name)
+	if (shim_config.nameserver_family == 0)
 		return refuse_res(fn, name);
+	if (!name || !statp) {
+		h_errno = NO_RECOVERY;
+		errno = EINVAL;
+		return -1;
+	}
 	if (!(statp->options & RES_INIT))
 		res_ninit(statp);
 	size_t dots = 0, len = strlen(name);
