@@ -234,3 +234,26 @@ asyncio.run(main())
 	assert_equal "$(proxied_connects target.test:80)" 3
 	echo "# $(grep '^both took' <<<"$output")" >&3
 }
+
+@test "[remote-dns] nameserver set, the proxy down: res_query and res_search fail (-1, TRY_AGAIN) with a log line; no query leaves" {
+	local port conf
+	port=$(free_port)
+	conf=$BATS_TEST_TMPDIR/socksify.conf
+	printf 'proxy = socks5h://%s:%s\nnameserver = %s\n' "$PROXY4" "$port" "$TARGET4" >"$conf"
+	run -0 --separate-stderr client_run "$SOCKSIFY" -c "$conf" -- "$(probe_bin)" resquery "$DNS_EXAMPLE_MX_NAME"
+	refute_line --partial FAIL
+	assert_line "ok res_query($DNS_EXAMPLE_MX_NAME, C_IN, T_A) = -1 (h_errno 2)"
+	assert_line "ok res_search($DNS_EXAMPLE_MX_NAME, C_IN, T_A) = -1 (h_errno 2)"
+	[[ $stderr == *"res_query: nameserver: Connection refused"* ]] ||
+		fail "expected the log line of the failed query, got: $stderr"
+	assert_no_dns_leak
+	[[ -z $(log_since TARGET_DNS_LOG) ]] || fail "the target's dnsmasq got a query"
+}
+
+@test "nameserver: a bad value is one line naming the source, exit 2" {
+	printf 'nameserver = dns.example\n' >"$BATS_TEST_TMPDIR/bad.conf"
+	run -2 "$SOCKSIFY" -c "$BATS_TEST_TMPDIR/bad.conf" -- true
+	assert_output "socksify: $BATS_TEST_TMPDIR/bad.conf:1: bad value 'dns.example' for 'nameserver': bad IPv4 address"
+	run -2 env SOCKSIFY_NAMESERVER='[2001:db8::1]:0' "$SOCKSIFY" -- true
+	assert_output "socksify: SOCKSIFY_NAMESERVER: bad value '[2001:db8::1]:0' for 'nameserver': bad port (1-65535)"
+}
