@@ -21,6 +21,8 @@
  *   probe tfo        HOST PORT PATH EXPECT         (sendto/sendmsg MSG_FASTOPEN)
  *   probe resquery   NAME                          (res_query, res_search)
  *   probe resmx      NAME EXCHANGE NXNAME          (every res_* form, MX)
+ *   probe twins      NAME PORT PATH EXPECT         (non-blocking connects to a
+ *                      name's IPv4 fake and IPv6 twin at once: race, both)
  *   probe hostent    NAME PORT PATH EXPECT NONFAKE (remote DNS)
  *   probe threads    PORT PATH EXPECT NAME...      4 threads at once, 4 rounds
  *                      each: getaddrinfo (thread i takes the (i mod n)th NAME),
@@ -1214,6 +1216,87 @@ static int cmd_resmx(char **argv)
 	return failures ? 1 : 0;
 }
 
+/* --- twins ----------------------------------------------------------------------- */
+
+/* A non-blocking connect to sa started: the socket, or -1 (a FAIL line). */
+static int connect_nb(const struct sockaddr *sa, const char *what)
+{
+	char a[80];
+	int fd = tcp_socket(sa->sa_family, SOCK_NONBLOCK);
+	if (connect(fd, sa, addr_len(sa)) < 0 && errno != EINPROGRESS) {
+		fail("%s: connect(%s): %s", what, fmt_addr(sa, a, sizeof(a)),
+		     strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Waits for fd's connect to end; true when it succeeded (SO_ERROR 0). */
+static bool connected_nb(int fd, const char *what)
+{
+	int err = -1;
+	socklen_t len = sizeof(err);
+	if (!wait_fd(fd, POLLOUT) ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+		fail("%s: the connect did not complete (SO_ERROR %s)", what,
+		     err > 0 ? strerror(err) : "-");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A happy-eyeballs client by hand, NAME's IPv4 fake and its IPv6 twin (one
+ * AF_UNSPEC getaddrinfo, no AI_ADDRCONFIG): "race" connects (non-blocking)
+ * to both at once, keeps the first to complete, closes the other and GETs
+ * PATH-race; "both" connects to both and GETs PATH-4 and PATH-6 over them.
+ */
+static int cmd_twins(char **argv)
+{
+	const char *name = argv[0], *port = argv[1], *path = argv[2], *expect = argv[3];
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	struct sockaddr_storage v4, v6;
+	char p[512];
+	int rc = getaddrinfo(name, port, &hints, &res);
+	if (rc != 0 || !res || !res->ai_next || res->ai_family != AF_INET ||
+	    res->ai_next->ai_family != AF_INET6) {
+		fail("getaddrinfo %s AF_UNSPEC: not the IPv4 fake then its twin (%s)",
+		     name, rc ? gai_strerror(rc) : "families");
+		return 1;
+	}
+	memcpy(&v4, res->ai_addr, res->ai_addrlen);
+	memcpy(&v6, res->ai_next->ai_addr, res->ai_next->ai_addrlen);
+	freeaddrinfo(res);
+	int s4 = connect_nb((struct sockaddr *)&v4, "race v4");
+	int s6 = connect_nb((struct sockaddr *)&v6, "race v6");
+	if (s4 >= 0 && s6 >= 0 && connected_nb(s4, "race v4")) {
+		close(s6);
+		s6 = -1;
+		snprintf(p, sizeof(p), "%s-race", path);
+		http_check(s4, p, expect, "race: the IPv4 fake, the twin closed");
+	}
+	if (s4 >= 0)
+		close(s4);
+	if (s6 >= 0)
+		close(s6);
+	s4 = connect_nb((struct sockaddr *)&v4, "both v4");
+	s6 = connect_nb((struct sockaddr *)&v6, "both v6");
+	if (s4 >= 0 && s6 >= 0 && connected_nb(s4, "both v4") &&
+	    connected_nb(s6, "both v6")) {
+		snprintf(p, sizeof(p), "%s-4", path);
+		http_check(s4, p, expect, "both: the IPv4 fake");
+		snprintf(p, sizeof(p), "%s-6", path);
+		http_check(s6, p, expect, "both: the IPv6 twin");
+	}
+	if (s4 >= 0)
+		close(s4);
+	if (s6 >= 0)
+		close(s6);
+	return failures ? 1 : 0;
+}
+
 /* --- hostent -------------------------------------------------------------------- */
 
 static bool in_fake_pool(int af, const unsigned char *a)
@@ -1517,6 +1600,7 @@ static const char usage[] = "usage: probe sockopts HOST PORT PATH EXPECT BINDPOR
                             "       probe tfo HOST PORT PATH EXPECT\n"
                             "       probe resquery NAME\n"
                             "       probe resmx NAME EXCHANGE NXNAME\n"
+                            "       probe twins NAME PORT PATH EXPECT\n"
                             "       probe hostent NAME PORT PATH EXPECT NONFAKE\n"
                             "       probe threads PORT PATH EXPECT NAME...\n";
 
@@ -1562,6 +1646,8 @@ int main(int argc, char **argv)
 		return cmd_resquery(args);
 	if (strcmp(cmd, "resmx") == 0 && nargs == 3)
 		return cmd_resmx(args);
+	if (strcmp(cmd, "twins") == 0 && nargs == 4)
+		return cmd_twins(args);
 	if (strcmp(cmd, "hostent") == 0 && nargs == 5)
 		return cmd_hostent(args);
 	if (strcmp(cmd, "threads") == 0 && nargs >= 4)

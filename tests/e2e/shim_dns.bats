@@ -257,3 +257,15 @@ asyncio.run(main())
 	run -2 env SOCKSIFY_NAMESERVER='[2001:db8::1]:0' "$SOCKSIFY" -- true
 	assert_output "socksify: SOCKSIFY_NAMESERVER: bad value '[2001:db8::1]:0' for 'nameserver': bad port (1-65535)"
 }
+
+@test "[remote-dns] probe twins through the far proxy: non-blocking connects to target.test's IPv4 fake and IPv6 twin at once; racing, the twin is closed unsent; kept, both are served" {
+	local port
+	port=$(free_port)
+	far_proxy_start "$port" 300
+	run -0 socksify_client "far:$port" h -- "$(probe_bin)" twins target.test 80 "/small.txt?$TAG" "$SMALL_TEXT"
+	refute_line --partial FAIL
+	assert_via_proxy "/small.txt?$TAG-race " 1
+	assert_via_proxy "/small.txt?$TAG-4 " 1
+	assert_via_proxy "/small.txt?$TAG-6 " 1
+	assert_equal "$(proxied_connects target.test:80)" 3
+}
