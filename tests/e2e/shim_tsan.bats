@@ -146,6 +146,17 @@ wait_server_lines() {
 	done
 }
 
+@test "tsan: probe twins: non-blocking connects to a name's IPv4 fake and IPv6 twin at once (the twin parked behind the first handshake, closed or started)" {
+	start_proxy
+	((${#REMOTE_NAMES[@]})) || skip "no mount namespace for a name only the proxy resolves"
+	run -0 sx_run "socks5h://$PROXY" "$SOCKSIFY_PROBE" twins "${REMOTE_NAMES[0]}" "$HTTP_PORT" \
+		"/index.html?twins" "socksify e2e index"
+	assert_no_tsan
+	assert_line --partial "ok race: the IPv4 fake, the twin closed: GET /index.html?twins-race: 200"
+	assert_line --partial "ok both: the IPv6 twin: GET /index.html?twins-6: 200"
+	wait_server_lines "CONNECT ${REMOTE_NAMES[0]//./\\.}:$HTTP_PORT .*succeeded" 3
+}
+
 @test "tsan: udp_probe threads: 4 threads' first datagrams on one socket at once, sockets of their own with dup and close" {
 	start_proxy
 	start_udp_echo 127.0.0.1
