@@ -25,6 +25,7 @@
 #include "fakedns.h"
 #include "hosts.h"
 #include "log.h"
+#include "monotime.h"
 #include "shim.h"
 
 static bool remote_dns(void)
@@ -60,14 +61,19 @@ static int want_fake(const char *name)
 
 /*
  * Whether the host has an IPv6 address other than loopback: glibc's rule for
- * AI_ADDRCONFIG (a link-local address counts). Asked on every lookup, as
- * glibc does, so an address added later is seen.
+ * AI_ADDRCONFIG (a link-local address counts). getifaddrs() costs about
+ * 0.1 ms, so the answer is kept for a second: an address added later is
+ * seen within that.
  */
 static bool host_has_ipv6(void)
 {
+	static long long checked_ms; /* 0: never; the answer in the low bit */
+	long long now = monotime_ms(),
+	          last = __atomic_load_n(&checked_ms, __ATOMIC_RELAXED);
+	if (last && now - (last >> 1) < 1000)
+		return last & 1;
 	struct ifaddrs *ifa, *i;
 	bool seen = false;
-
 	if (getifaddrs(&ifa) != 0)
 		return false;
 	for (i = ifa; i && !seen; i = i->ifa_next)
@@ -75,6 +81,7 @@ static bool host_has_ipv6(void)
 		       !IN6_IS_ADDR_LOOPBACK(
 		               &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr);
 	freeifaddrs(ifa);
+	__atomic_store_n(&checked_ms, (now | 1) << 1 | seen, __ATOMIC_RELAXED);
 	return seen;
 }
 
