@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* One source being applied: its proxy line or first exclude line replaces. */
@@ -468,17 +467,6 @@ static ssize_t read_some(int fd, char *buf, size_t n)
 	return r;
 }
 
-/* A file with a proxy password that group or others may read: the first
- * one is kept for the caller's warning. */
-static void note_readable(struct config *cfg, int fd, const char *path)
-{
-	struct stat st;
-
-	if (cfg->insecure_file[0] == '\0' && fstat(fd, &st) == 0 &&
-	    (st.st_mode & (S_IRGRP | S_IROTH)))
-		snprintf(cfg->insecure_file, sizeof(cfg->insecure_file), "%s", path);
-}
-
 /* open() and read(), not stdio: no FILE to allocate, so the shim's
  * constructor does not start malloc for a configuration it only reads. */
 static int file_apply(struct config *cfg, const char *path, bool missing_ok, char *err,
@@ -508,7 +496,7 @@ static int file_apply(struct config *cfg, const char *path, bool missing_ok, cha
 	if (r == 0)
 		r = text_end(&p, &l);
 	if (r == 0 && p.password)
-		note_readable(cfg, fd, path);
+		secret_note_readable(cfg, fd, path);
 	int saved = errno;
 	close(fd);
 	errno = saved;

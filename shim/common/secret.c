@@ -252,3 +252,14 @@ int secret_apply(struct config *cfg, const char *fd_text, char *err, size_t errl
 	explicit_bzero(&p, sizeof(p));
 	return 0;
 }
+
+/* A file with a proxy password that group or others may read: the first
+ * one is kept for the caller's warning. */
+void secret_note_readable(struct config *cfg, int fd, const char *path)
+{
+	struct stat st;
+
+	if (cfg->insecure_file[0] == '\0' && fstat(fd, &st) == 0 &&
+	    (st.st_mode & (S_IRGRP | S_IROTH)))
+		snprintf(cfg->insecure_file, sizeof(cfg->insecure_file), "%s", path);
+}

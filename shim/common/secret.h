@@ -77,4 +77,9 @@ int secret_apply(struct config *cfg, const char *fd_text, char *err, size_t errl
 /* The descriptor number fd_text names, or -1 when it is not one. */
 int secret_fd_number(const char *fd_text);
 
+/* A configuration file (fd, path) whose proxy has a password: when group or
+ * others may read it, the first such path is kept in cfg->insecure_file for
+ * the caller's warning. */
+void secret_note_readable(struct config *cfg, int fd, const char *path);
+
 #endif
