@@ -82,6 +82,7 @@ struct tcp_hs {
 	bool pipeline; /* the messages go out in one write */
 	bool quiet;    /* no log line of its own (pipeline.c's probe) */
 	bool replied;  /* a well-formed reply to the request came, success or not */
+	bool edge;     /* driven by edge-triggered waits: tcp_hs_edge_triggered */
 	short wait;    /* POLLIN / POLLOUT to ask for before the next I/O, or 0 */
 	int result;    /* TCP_HS_DONE: 0 or -errno */
 	uint16_t greet_len, auth_len, req_len;
@@ -132,9 +133,23 @@ int tcp_hs_start_connected(struct tcp_hs *h, int fd, uint8_t cmd,
  * hangs up), or POLLIN / POLLOUT: what to wait for before calling again. Two
  * waits are asked for without a look at the socket: POLLOUT on the first step
  * of a connect under way, and POLLIN once a message has gone out (its answer
- * is never there yet). Once over, every call returns the same result.
+ * is seldom there yet; not under tcp_hs_edge_triggered). Once over, every
+ * call returns the same result.
  */
 int tcp_hs_step(struct tcp_hs *h);
+
+/* For a driver whose waits are edge-triggered (the helper thread's epoll
+ * set), after the start: once a message has gone out, its answer is read at
+ * once instead of waited for. An answer can be there already (a proxy that
+ * sent the reply with the method reply, or hung up right after it), and its
+ * edge, seen with the earlier answer, would never come again: the exchange
+ * sat until connect_timeout. A level-triggered poll() has no such hole.
+ * Called after tcp_hs_first_wait, whose step must end in a wait (the
+ * registration made after it sees what is there already). */
+static inline void tcp_hs_edge_triggered(struct tcp_hs *h)
+{
+	h->edge = true;
+}
 
 /* The first step after a start, for a caller that waits in the background:
  * 0 when it waits for the socket (the greeting may have gone out already), the

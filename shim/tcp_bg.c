@@ -93,9 +93,11 @@ int tcp_bg_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	                      &pol->target);
 	/* the machine's first answer is what to wait for (the connect, or the
 	 * greeting's answer when it went out at once): the driver's
-	 * edge-triggered registration reports that wait's end */
+	 * edge-triggered registration reports that wait's end; the driver's
+	 * own steps read an answer before they wait for it */
 	if (rc == 0)
 		rc = tcp_hs_first_wait(&c->hs);
+	tcp_hs_edge_triggered(&c->hs);
 	if (rc == 0 && !bg_driver_add(c))
 		rc = -EAGAIN;
 	if (rc < 0)

@@ -505,7 +505,8 @@ struct bg_conn *tcp_bg_run(int fd, int family, uint8_t cmd,
 	int rc = tcp_hs_start(&c->hs, fd, family, cmd, target);
 	if (rc == 0)
 		rc = tcp_hs_first_wait(&c->hs);
-	c->refs--; /* driver_add takes the driver's */
+	tcp_hs_edge_triggered(&c->hs); /* after the first wait: see tcp.h */
+	c->refs--;                     /* driver_add takes the driver's */
 	if (rc < 0 || !bg_driver_add(c)) {
 		c->own = -1; /* the caller's */
 		bg_conn_put(c);

@@ -270,7 +270,11 @@ static int hs_send(struct tcp_hs *h)
 	}
 	explicit_bzero(h->out, h->end);
 	hs_expect(h, h->next);
-	h->wait = POLLIN; /* an answer is never there the moment its message went out */
+	/* an answer is seldom there the moment its message went out: a poll()
+	 * saves a recv() that would say EAGAIN (an edge-triggered wait could
+	 * miss an answer that is there, see tcp_hs_edge_triggered) */
+	if (!h->edge)
+		h->wait = POLLIN;
 	return 0;
 }
 

@@ -14,7 +14,8 @@
  * must say the same again, and the bytes after a success reply must stay in
  * the socket. Cases: success, failure replies (each to its errno), pipelined
  * and not, with and without RFC 1929; no acceptable method, credentials
- * refused, a malformed answer, a hang-up; the socket's buffer full (POLLOUT).
+ * refused, a malformed answer, a hang-up; the socket's buffer full (POLLOUT);
+ * edge-triggered driving (an answer there already is read, not waited for).
  * Last, tcp_hs_start on TCP loopback: a port where nothing listens gives
  * ECONNREFUSED through step, and a listener a whole exchange.
  */
@@ -460,6 +461,58 @@ static void test_full_buffer(void)
 	judge(&r, plain, play(&r, plain));
 }
 
+/*
+ * Driven by edge-triggered waits (the helper thread's epoll set): an answer
+ * that is there already, or a hang-up that came with the last one, is read
+ * at once after the message goes out, never waited for (its edge was seen
+ * with the earlier bytes and would not come again: the exchange sat until
+ * connect_timeout). Level-triggered, the machine asks for POLLIN there.
+ */
+static void test_edge(void)
+{
+	static const struct {
+		const char *what;
+		const char *answer;
+		size_t len;
+		bool hang_up;
+		int edge_rc, level_rc;
+	} edge_cases[] = {
+	        {"method and reply in one write", BYTES(METHOD_NONE REPLY_V4), false, 0,
+	         POLLIN},
+	        {"hang-up after the method reply", BYTES(METHOD_NONE), true, -ECONNRESET,
+	         POLLIN},
+	};
+	struct socks5_addr target;
+
+	socks5_addr_set_domain(&target, "example.com", 11, 443);
+	configure(plain);
+	for (size_t i = 0; i < sizeof(edge_cases) / sizeof(edge_cases[0]); i++) {
+		for (int edge = 1; edge >= 0; edge--) {
+			struct run r = {.slowest_us = 0};
+			int sv[2];
+			nonblocking_pair(sv);
+			r.client = sv[0];
+			r.proxy = sv[1];
+			tcp_hs_start_connected(&r.h, r.client, SOCKS5_CMD_CONNECT,
+			                       &target);
+			if (edge)
+				tcp_hs_edge_triggered(&r.h);
+			tap_is(step(&r), POLLIN, "%s (%s): the greeting out, POLLIN",
+			       edge_cases[i].what, edge ? "edge" : "level");
+			if (send(r.proxy, edge_cases[i].answer, edge_cases[i].len, 0) <
+			            0 ||
+			    (edge_cases[i].hang_up && shutdown(r.proxy, SHUT_WR) < 0))
+				abort();
+			int want = edge ? edge_cases[i].edge_rc : edge_cases[i].level_rc;
+			tap_is(step(&r), want, "%s (%s): the next step gives %d",
+			       edge_cases[i].what, edge ? "edge" : "level", want);
+			tcp_hs_end(&r.h);
+			close(r.client);
+			close(r.proxy);
+		}
+	}
+}
+
 /* tcp_hs_start connects the socket: the proxy's address is 127.0.0.1:port. */
 static int start_tcp(struct tcp_hs *h, uint16_t port)
 {
@@ -593,6 +646,7 @@ int main(void)
 		run_case(&cases[i]);
 	test_secret_there();
 	test_full_buffer();
+	test_edge();
 	test_tcp();
 	failover_case(false);
 	failover_case(true);
