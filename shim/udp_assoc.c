@@ -168,10 +168,13 @@ static bool control_alive(int ctl)
 	return poll(&p, 1, 0) == 0;
 }
 
-/* A new control connection for a, moved high and marked in the table. */
+/* A new control connection for a, moved high and marked in the table;
+ * non-blocking, as the state machine wants it (a blocking one held the
+ * helper thread in recv() while a silent proxy kept quiet). */
 static int open_control(struct udp_assoc *a)
 {
-	int ctl = real_socket(a->ctl_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ctl =
+	        real_socket(a->ctl_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (ctl < 0)
 		return -errno;
 	int high = real_fcntl(ctl, F_DUPFD_CLOEXEC, CONTROL_FD_MIN);
@@ -254,14 +257,16 @@ static void log_associated(const struct socks5_addr *bound, long long t0)
 }
 
 /* The relay the reply names, in the socket's family (0.0.0.0 or :: mean the
- * proxy's own address, at that port). 0 or -EPROTO. */
+ * proxy's own address, at that port). 0 or -EPROTO: also for port 0, where
+ * no datagram can go (every send failed with EINVAL). */
 static int set_relay(struct udp_assoc *a, const struct socks5_addr *bound,
                      const union sa_any *proxy)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = socks5_addr_to_sockaddr(bound, &ss);
-	if (!len || !sa_to_family((struct sockaddr *)&ss, len, a->family, &a->relay))
-		return -EPROTO; /* a relay given by name, or in no usable family */
+	if (!len || bound->port == 0 || /* by name, in no usable family, port 0 */
+	    !sa_to_family((struct sockaddr *)&ss, len, a->family, &a->relay))
+		return -EPROTO;
 	if (sa_unspecified(&a->relay.sa)) {
 		uint16_t port = sa_port(&a->relay.sa);
 		if (!sa_to_family(&proxy->sa, sa_len(&proxy->sa), a->family, &a->relay))
@@ -487,6 +492,7 @@ static int associate_bg(int fd, struct udp_assoc *a)
 		if (a->flush_fd >= 0)
 			real_close(a->flush_fd);
 		a->flush_fd = -1;
+		udp_assoc_drop_control(a); /* associate() opens its own */
 		return 0; /* not in the background: in the call, as a blocking socket */
 	}
 	return 1;
