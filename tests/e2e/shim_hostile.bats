@@ -24,7 +24,7 @@
 # The cases run concurrently (HOSTILE_JOBS, default 12); HOSTILE_ONLY=ERE runs
 # only the behaviours whose names match (then the counts are not checked).
 
-# shellcheck disable=SC2030,SC2031,SC2154
+# shellcheck disable=SC2030,SC2031,SC2154,SC2034,SC2001
 
 bats_require_minimum_version 1.5.0
 
@@ -187,7 +187,7 @@ report_cases() {
 	bad=$(cd "$CASE_DIR" && for f in *.fail; do
 		if [[ -e $f ]]; then sed "s/^/${f%.fail}: /" "$f"; fi
 	done)
-	echo "# ${#CASES[@]} behaviours, $(cd "$CASE_DIR" && ls -- *.fail 2>/dev/null | wc -l) failed" >&3
+	echo "# ${#CASES[@]} behaviours, $(find "$CASE_DIR" -name '*.fail' | wc -l) failed" >&3
 	[[ -z $bad ]] || fail "$bad"
 }
 
