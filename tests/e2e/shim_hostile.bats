@@ -112,11 +112,15 @@ tcp_case() {
 	if [[ $expect == ok || $expect == data ]]; then
 		host=$TARGET4 dport=80 maxms=6000
 	fi
+	# python and curl at the same time (the proxy counts both)
 	{
 		client_run timeout -s KILL "$CASE_KILL" env SMALL_TEXT="$SMALL_TEXT" "$SOCKSIFY" -c "$conf" -- \
 			"$PYTHON" "$E2E_DIR/hostile_client.py" tcp "$host" "$dport" "$expect" "$n" "$maxms" 2>&1 ||
 			rc=$?
 		((rc == 0)) || echo "FAIL hostile_client.py exited $rc"
+	} >"$out" 2>&1 &
+	local py=$!
+	{
 		t0=$EPOCHREALTIME
 		local body
 		rc=0
@@ -132,7 +136,9 @@ tcp_case() {
 			echo "ok curl: status $rc after $ms ms: $(head -n 1 <<<"$body")"
 		fi
 		((ms <= maxms)) || echo "FAIL curl took $ms ms (max $maxms)"
-	} >"$out" 2>&1
+	} >"$out.curl" 2>&1
+	wait "$py" || true
+	cat "$out.curl" >>"$out"
 	grep '^FAIL' "$out" >"$dir/$name.fail" || rm -f "$dir/$name.fail"
 	return 0
 }
@@ -155,11 +161,13 @@ udp_case() {
 # run_cases KIND: every behaviour of that kind (tcp, udp), HOSTILE_JOBS at a
 # time; sets CASES (their lines of --list) and CASE_DIR.
 run_cases() {
-	local kind=$1 jobs=${HOSTILE_JOBS:-12} k name auth expect index=0 running=0 pids=()
+	local kind=$1 jobs=${HOSTILE_JOBS:-12} k name auth expect index running=0 pids=()
 	CASE_DIR=$BATS_TEST_TMPDIR/cases
 	mkdir -p "$CASE_DIR"
 	CASES=()
-	while read -r k name auth expect; do
+	# INDEX (the port's offset: the place in the table) first; the cases that
+	# wait for connect_timeout start first
+	while read -r index k name auth expect; do
 		if [[ $k == "$kind" && $name =~ ${HOSTILE_ONLY:-.} ]]; then
 			CASES+=("$k $name $auth $expect")
 			"${kind}_case" "$k" "$name" "$auth" "$expect" "$index" "$CASE_DIR" 3>&- &
@@ -170,8 +178,9 @@ run_cases() {
 				running=$((running - 1))
 			fi
 		fi
-		index=$((index + 1))
-	done < <("$PYTHON" "$E2E_DIR/hostile_proxy.py" --list)
+	done < <("$PYTHON" "$E2E_DIR/hostile_proxy.py" --list |
+		awk '{ print ($4 == "ETIMEDOUT" || $4 == "timeout" ? 0 : 1), NR - 1, $0 }' |
+		sort -n -s -k1,1 | cut -d' ' -f2-)
 	wait "${pids[@]}"
 }
 
@@ -187,7 +196,9 @@ report_cases() {
 	bad=$(cd "$CASE_DIR" && for f in *.fail; do
 		if [[ -e $f ]]; then sed "s/^/${f%.fail}: /" "$f"; fi
 	done)
-	echo "# ${#CASES[@]} behaviours, $(find "$CASE_DIR" -name '*.fail' | wc -l) failed" >&3
+	local slowest
+	slowest=$(cat "$CASE_DIR"/*.out | sed -n 's/.* after \([0-9]*\) ms.*/\1/p' | sort -n | tail -n 1)
+	echo "# ${#CASES[@]} behaviours, $(find "$CASE_DIR" -name '*.fail' | wc -l) failed; the slowest attempt ${slowest:-?} ms" >&3
 	[[ -z $bad ]] || fail "$bad"
 }
 
@@ -283,10 +294,16 @@ time.sleep(3600)
 			client_run timeout -s KILL "$CASE_KILL" "$SOCKSIFY" -c "$conf" -- "$PYTHON" "$E2E_DIR/hostile_client.py" \
 				tcp "$PROXY4" 8080 "$expect" 2 2500 >"$dir/$name.tcp" 2>&1 || rc=$?
 			((rc == 0)) || echo "FAIL tcp: hostile_client.py exited $rc" >>"$dir/$name.tcp"
+		) 3>&- &
+		pids+=($!)
+		(
 			rc=0
 			client_run timeout -s KILL "$CASE_KILL" "$SOCKSIFY" -c "$conf" -- "$PYTHON" "$E2E_DIR/hostile_client.py" \
 				udp "$TARGET4" 7 "$expect" 2 3000 >"$dir/$name.udp" 2>&1 || rc=$?
 			((rc == 0)) || echo "FAIL udp: hostile_client.py exited $rc" >>"$dir/$name.udp"
+		) 3>&- &
+		pids+=($!)
+		(
 			t0=$EPOCHREALTIME rc=0
 			client_run timeout -s KILL "$CASE_KILL" "$SOCKSIFY" -c "$conf" -- curl -sS --max-time 10 --noproxy '' \
 				"http://$PROXY4:8080/small.txt" >"$dir/$name.curl" 2>&1 || rc=$?
