@@ -92,8 +92,9 @@ teardown() {
 # --- running one case ----------------------------------------------------------------
 
 # hostile_conf FILE URL: a configuration with connect_timeout = 1, pipeline = no
+# (mode 600: the launcher warns about a password others may read)
 hostile_conf() {
-	printf 'proxy = %s\nconnect_timeout = 1\npipeline = no\n' "$2" >"$1"
+	(umask 077 && printf 'proxy = %s\nconnect_timeout = 1\npipeline = no\n' "$2" >"$1")
 }
 
 # elapsed_ms T0: milliseconds since $EPOCHREALTIME was T0
