@@ -27,7 +27,8 @@ struct parse {
 	struct config *cfg;
 	struct where w;
 	bool proxy_seen, exclude_seen;
-	bool password; /* the source's proxy has a password */
+	bool password;  /* the source's proxy has a password */
+	uint8_t origin; /* enum config_origin of the source */
 };
 
 static bool is_space(char c)
@@ -322,18 +323,31 @@ static const struct option {
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
+_Static_assert(NOPTIONS <= CONFIG_MAX_OPTIONS, "struct config.origin too small");
+
 const char *config_option_name(size_t i)
 {
 	return i < NOPTIONS ? options[i].name : NULL;
+}
+
+int config_option_index(const char *name)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (strcmp(options[i].name, name) == 0)
+			return (int)i;
+	return -1;
 }
 
 static int option_set(struct parse *p, const char *key, const char *value)
 {
 	char buf[SHOW_MAX + 4];
 
-	for (size_t i = 0; i < NOPTIONS; i++)
-		if (strcmp(options[i].name, key) == 0)
-			return options[i].set(p, key, value);
+	int i = config_option_index(key);
+
+	if (i >= 0) {
+		p->cfg->origin[i] = p->origin;
+		return options[i].set(p, key, value);
+	}
 	return config_fail(&p->w, "unknown option '%s'",
 	                   config_show(buf, key, strlen(key)));
 }
@@ -435,7 +449,8 @@ static int text_end(struct parse *p, struct line *l)
 int config_parse_text(struct config *cfg, const char *text, size_t len,
                       const char *source, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {source, 1, err, errlen}, false, false, false};
+	struct parse p = {cfg,   {source, 1, err, errlen}, false, false,
+	                  false, CONFIG_FROM_TEXT};
 	struct line l;
 
 	l.len = 0;
@@ -469,11 +484,13 @@ static ssize_t read_some(int fd, char *buf, size_t n)
 
 /* open() and read(), not stdio: no FILE to allocate, so the shim's
  * constructor does not start malloc for a configuration it only reads. */
-static int file_apply(struct config *cfg, const char *path, bool missing_ok, char *err,
+static int file_apply(struct config *cfg, const char *path, uint8_t origin, char *err,
                       size_t errlen)
 {
-	struct parse p = {
-	        cfg, {path ? path : "(null)", 1, err, errlen}, false, false, false};
+	bool missing_ok = origin == CONFIG_FROM_SYSCONF;
+	struct parse p = {cfg,   {path ? path : "(null)", 1, err, errlen},
+	                  false, false,
+	                  false, origin};
 	struct line l;
 	char chunk[2048];
 	ssize_t n;
@@ -505,7 +522,7 @@ static int file_apply(struct config *cfg, const char *path, bool missing_ok, cha
 
 int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	return file_apply(cfg, path, false, err, errlen);
+	return file_apply(cfg, path, CONFIG_FROM_TEXT, err, errlen);
 }
 
 /* --- all sources ------------------------------------------------------------------- */
@@ -551,7 +568,8 @@ static const struct {
 static int env_apply(struct config *cfg, const char *var, const char *key,
                      const char *value, char *err, size_t errlen)
 {
-	struct parse p = {cfg, {var, 0, err, errlen}, false, false, false};
+	struct parse p = {cfg,   {var, 0, err, errlen}, false, false,
+	                  false, CONFIG_FROM_ENV};
 	char buf[CONFIG_LINE_MAX + 1];
 	bool list = strcmp(key, "exclude") == 0;
 
@@ -575,12 +593,13 @@ int config_load(struct config *cfg, const char *sysconf_path,
                 char *(*getenv_fn)(const char *), char *err, size_t errlen)
 {
 	config_defaults(cfg);
-	if (sysconf_path && file_apply(cfg, sysconf_path, true, err, errlen) < 0)
+	if (sysconf_path &&
+	    file_apply(cfg, sysconf_path, CONFIG_FROM_SYSCONF, err, errlen) < 0)
 		return -1;
 	if (!getenv_fn)
 		return 0;
 	const char *conf = getenv_fn(CONFIG_ENV_CONF);
-	if (conf && *conf && file_apply(cfg, conf, false, err, errlen) < 0)
+	if (conf && *conf && file_apply(cfg, conf, CONFIG_FROM_CONF, err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(env_options) / sizeof(env_options[0]); i++) {
 		const char *v = getenv_fn(env_options[i].var);
@@ -589,6 +608,8 @@ int config_load(struct config *cfg, const char *sysconf_path,
 		              errlen) < 0)
 			return -1;
 	}
+	if (config_env_proxy(cfg, getenv_fn, err, errlen) < 0)
+		return -1;
 	const char *secret = getenv_fn(SECRET_ENV_FD);
 	if (secret && *secret && secret_apply(cfg, secret, err, errlen) < 0)
 		return -1;

@@ -52,7 +52,12 @@ enum config_supervise {
 	CONFIG_SUPERVISE_ALWAYS,
 	CONFIG_SUPERVISE_NEVER
 };
-enum { CONFIG_MAX_RULES = 64, CONFIG_ERR_LEN = 512, CONFIG_MAX_PROXIES = 8 };
+enum {
+	CONFIG_MAX_RULES = 64,
+	CONFIG_ERR_LEN = 512,
+	CONFIG_MAX_PROXIES = 8,
+	CONFIG_MAX_OPTIONS = 16
+};
 /*
  * How several proxies are used (one proxy: all the same). failover: the
  * first that answers, a dead one skipped for failover_retry; round-robin:
@@ -64,6 +69,23 @@ enum config_chain {
 	CONFIG_CHAIN_STRICT,
 	CONFIG_CHAIN_ROUND_ROBIN
 };
+/*
+ * Where a setting came from (struct config.origin, one per option of the file
+ * syntax, indexed as config_option_name()): the doctor (socksify --check)
+ * shows it.
+ */
+enum config_origin {
+	CONFIG_FROM_DEFAULT,   /* never set */
+	CONFIG_FROM_TEXT,      /* config_parse_text() or config_parse_file() */
+	CONFIG_FROM_SYSCONF,   /* config_load()'s sysconf_path */
+	CONFIG_FROM_CONF,      /* the file $SOCKSIFY_CONF names */
+	CONFIG_FROM_ENV,       /* its SOCKSIFY_* variable */
+	CONFIG_FROM_ALL_PROXY, /* ALL_PROXY / all_proxy (proxy), NO_PROXY (exclude) */
+};
+/* Environment variables of other tools (curl's): config_load() takes the
+ * proxy from them when nothing of socksify's own names one. */
+#define CONFIG_ENV_ALL_PROXY "ALL_PROXY"
+#define CONFIG_ENV_NO_PROXY  "NO_PROXY"
 /* Values of struct config.log_level. */
 enum { CONFIG_LOG_ERROR = 0, CONFIG_LOG_INFO = 1, CONFIG_LOG_DEBUG = 2 };
 /* The longest line of a configuration text, without its newline. */
@@ -139,6 +161,9 @@ struct config {
 	int nameserver_family;
 	uint8_t nameserver[16];
 	uint16_t nameserver_port;
+	/* where each option's value came from (enum config_origin), indexed as
+	 * config_option_name() */
+	uint8_t origin[CONFIG_MAX_OPTIONS];
 };
 
 /*
@@ -187,8 +212,15 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
  *     $SOCKSIFY_PROXY_LOOPBACK (0/1, yes/no, true/false),
  *     $SOCKSIFY_EXCLUDE (comma-separated rules, replaces the exclusions),
  *     $SOCKSIFY_SUPERVISE (auto|always|never), $SOCKSIFY_NAMESERVER
- *     (ADDR, ADDR:PORT, [V6]:PORT) and, last, $SOCKSIFY_SECRET_FD (the
- *     proxy's credentials, see secret.h: a bad descriptor is an error).
+ *     (ADDR, ADDR:PORT, [V6]:PORT);
+ *   - when no source above named a proxy: $all_proxy, else $ALL_PROXY, as
+ *     curl takes them, when it is a socks5:// or socks5h:// URL (another
+ *     scheme is left to the tools it is for); then $no_proxy, else
+ *     $NO_PROXY, adds exclusions: comma- or space-separated host names
+ *     (a name and every name under it; a leading "." or "*." is allowed),
+ *     addresses and CIDRs ("[v6]" too), "*" for every destination;
+ *   - last, $SOCKSIFY_SECRET_FD (the proxy's credentials, see secret.h: a
+ *     bad descriptor is an error).
  * An empty variable counts as unset. The shim passes secure_getenv, so that
  * setuid programs ignore the environment.
  */
@@ -215,5 +247,22 @@ bool config_remote_dns(const struct config *cfg);
 
 /* The i-th option name of the file syntax, or NULL past the last one. */
 const char *config_option_name(size_t i);
+
+/* The index of an option name for config_option_name() and origin[], or -1. */
+int config_option_index(const char *name);
+
+/*
+ * The variable config_load() took the proxy from when cfg->origin of
+ * "proxy" is CONFIG_FROM_ALL_PROXY ("all_proxy" or "ALL_PROXY"), and the one
+ * it would take (set but not a SOCKS5 URL, or a proxy was named otherwise)
+ * in any case; NULL when neither is set.
+ */
+const char *config_all_proxy_var(char *(*getenv_fn)(const char *));
+const char *config_no_proxy_var(char *(*getenv_fn)(const char *));
+
+/* NO_PROXY's value as exclusion rules appended to cfg (source names the
+ * variable in messages). */
+int config_no_proxy_apply(struct config *cfg, const char *value, const char *source,
+                          char *err, size_t errlen);
 
 #endif

@@ -109,6 +109,12 @@ size_t config_first_url_len(const char *s);
 /* socks5[h]://[user[:pass]@]host:port[/] into *out (which is overwritten). */
 int config_url_parse(struct config_proxy *out, const char *url, char *why, size_t whylen);
 
+/* --- other tools' variables (config_env.c) ----------------------------------------- */
+
+/* ALL_PROXY and NO_PROXY when no source named a proxy (see config_load()). */
+int config_env_proxy(struct config *cfg, char *(*getenv_fn)(const char *), char *err,
+                     size_t errlen);
+
 /* --- rules and pools (config_match.c) ---------------------------------------------- */
 
 /* "CIDR[:port]", "[V6CIDR]:port", "V6CIDR" or a host-name suffix. */

@@ -192,6 +192,8 @@ static bool suffix_covers(const struct config_rule *r, const char *name, size_t 
 	const char *suffix = r->suffix;
 	size_t s = strnlen(suffix, sizeof(r->suffix));
 
+	if (s == 1 && suffix[0] == '*') /* NO_PROXY=* (config_env.c) */
+		return true;
 	if (s == 0 || n < s || !eq_nocase(name + n - s, suffix, s))
 		return false;
 	return n == s || name[n - s - 1] == '.';

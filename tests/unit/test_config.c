@@ -1279,11 +1279,133 @@ static void test_sample(void)
 		tap_diag("%s", err);
 	tap_ok(cfg.dns_set, "the enabled sample sets dns explicitly");
 	cfg.dns_set = false;
+	tap_ok(cfg.origin[config_option_index("proxy")] == CONFIG_FROM_TEXT,
+	       "the enabled sample's proxy comes from the text");
+	memset(cfg.origin, 0, sizeof(cfg.origin));
 	tap_ok(memcmp(&cfg, &defaults, sizeof(cfg)) == 0,
 	       "every default the sample shows is the real default");
 	for (size_t i = 0; config_option_name(i); i++)
 		tap_ok(documented(text, config_option_name(i)), "sample documents '%s'",
 		       config_option_name(i));
+}
+
+/* --- other tools' variables: ALL_PROXY, NO_PROXY ----------------------------------- */
+
+static int load_env(void)
+{
+	err[0] = '\0';
+	return config_load(&cfg, NULL, fake_getenv, err, sizeof(err));
+}
+
+static uint8_t origin_of(const char *option)
+{
+	return cfg.origin[config_option_index(option)];
+}
+
+static void test_all_proxy(void)
+{
+	env_clear();
+	env_set("ALL_PROXY", "socks5h://alice:pw@proxy.test:1081");
+	tap_ok(load_env() == 0 && strcmp(cfg.proxy.host, "proxy.test") == 0 &&
+	               cfg.proxy.port == 1081 && cfg.proxy.remote_dns &&
+	               strcmp(cfg.proxy.pass, "pw") == 0 &&
+	               origin_of("proxy") == CONFIG_FROM_ALL_PROXY && cfg.nrules == 0,
+	       "ALL_PROXY socks5h:// is the proxy when nothing else names one");
+	env_set("all_proxy", "SOCKS5://10.1.2.3:9");
+	tap_ok(load_env() == 0 && strcmp(cfg.proxy.host, "10.1.2.3") == 0 &&
+	               !cfg.proxy.remote_dns && !config_remote_dns(&cfg),
+	       "all_proxy before ALL_PROXY (as curl), scheme in any case, dns local");
+	tap_ok(strcmp(config_all_proxy_var(fake_getenv), "all_proxy") == 0,
+	       "config_all_proxy_var names all_proxy");
+	env_set("all_proxy", "http://10.1.2.3:3128");
+	tap_ok(load_env() == 0 && strcmp(cfg.proxy.host, "127.0.0.1") == 0 &&
+	               origin_of("proxy") == CONFIG_FROM_DEFAULT,
+	       "an http:// all_proxy is left alone (not ALL_PROXY's socks5h either)");
+	env_clear();
+	env_set("ALL_PROXY", "proxy.test:1080");
+	tap_ok(load_env() == 0 && origin_of("proxy") == CONFIG_FROM_DEFAULT,
+	       "ALL_PROXY without a scheme (curl: http) is left alone");
+	env_set("ALL_PROXY", "socks5://proxy.test");
+	tap_ok(load_env() == -1 &&
+	               strcmp(err, "ALL_PROXY: bad proxy URL 'socks5://proxy.test': "
+	                           "missing port") == 0,
+	       "a bad socks5:// ALL_PROXY is an error: %s", err);
+	env_set("ALL_PROXY", "socks5://u:secret@proxy.test:1080");
+	env_set("SOCKSIFY_PROXY", "socks5://10.9.9.9:1080");
+	tap_ok(load_env() == 0 && strcmp(cfg.proxy.host, "10.9.9.9") == 0 &&
+	               origin_of("proxy") == CONFIG_FROM_ENV,
+	       "SOCKSIFY_PROXY wins over ALL_PROXY");
+	env_clear();
+	const char *conf = tmpfile_with(1, "p.conf", "proxy = socks5://10.8.8.8:1\n", 27);
+	env_set("SOCKSIFY_CONF", conf);
+	env_set("ALL_PROXY", "socks5://10.7.7.7:1080");
+	env_set("NO_PROXY", "example.test");
+	tap_ok(load_env() == 0 && strcmp(cfg.proxy.host, "10.8.8.8") == 0 &&
+	               origin_of("proxy") == CONFIG_FROM_CONF && cfg.nrules == 0,
+	       "a configuration file's proxy wins; NO_PROXY is then ignored");
+	env_clear();
+	env_set("NO_PROXY", "example.test");
+	tap_ok(load_env() == 0 && cfg.nrules == 0,
+	       "NO_PROXY without a SOCKS5 ALL_PROXY adds nothing");
+}
+
+static void test_no_proxy(void)
+{
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(80)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(80)};
+
+	env_clear();
+	env_set("ALL_PROXY", "socks5h://10.0.0.1:1080");
+	env_set("NO_PROXY", " localhost, .corp.example,*.lab.test 10.2.0.0/16,192.0.2.7,"
+	                    "[2001:db8::1] ,,");
+	tap_ok(load_env() == 0 && cfg.nrules == 6 &&
+	               origin_of("exclude") == CONFIG_FROM_ALL_PROXY,
+	       "NO_PROXY: six entries, commas and spaces: %s", err);
+	tap_ok(config_excluded_name(&cfg, "LOCALHOST") &&
+	               config_excluded_name(&cfg, "a.corp.example") &&
+	               config_excluded_name(&cfg, "corp.example") &&
+	               config_excluded_name(&cfg, "x.lab.test") &&
+	               !config_excluded_name(&cfg, "badcorp.example") &&
+	               !config_excluded_name(&cfg, "example.test"),
+	       "NO_PROXY names: the name and every name under it, curl's way");
+	inet_pton(AF_INET, "10.2.255.1", &a4.sin_addr);
+	bool in = config_excluded_addr(&cfg, (struct sockaddr *)&a4);
+	inet_pton(AF_INET, "10.3.0.1", &a4.sin_addr);
+	bool out = config_excluded_addr(&cfg, (struct sockaddr *)&a4);
+	inet_pton(AF_INET6, "2001:db8::1", &a6.sin6_addr);
+	tap_ok(in && !out && config_excluded_addr(&cfg, (struct sockaddr *)&a6),
+	       "NO_PROXY CIDR, address and [v6] address");
+	env_set("no_proxy", "*");
+	tap_ok(load_env() == 0 && cfg.nrules == 3 &&
+	               config_excluded_addr(&cfg, (struct sockaddr *)&a4) &&
+	               config_excluded_addr(&cfg, (struct sockaddr *)&a6) &&
+	               config_excluded_name(&cfg, "anything.example"),
+	       "no_proxy (before NO_PROXY) '*': every address and every name");
+	env_set("no_proxy", "good.test,bad!name");
+	tap_ok(load_env() == -1 &&
+	               strcmp(err, "no_proxy: bad entry 'bad!name': invalid character "
+	                           "'!' in host name") == 0,
+	       "a bad NO_PROXY entry: %s", err);
+	env_set("no_proxy", "10.0.0.0/40");
+	tap_ok(load_env() == -1 &&
+	               strcmp(err, "no_proxy: bad entry '10.0.0.0/40': bad prefix "
+	                           "length (0-32)") == 0,
+	       "a bad NO_PROXY CIDR: %s", err);
+	env_clear();
+	env_set("SOCKSIFY_EXCLUDE", "10.5.0.0/16");
+	env_set("ALL_PROXY", "socks5h://10.0.0.1:1080");
+	env_set("NO_PROXY", "example.test");
+	tap_ok(load_env() == 0 && cfg.nrules == 2 &&
+	               origin_of("exclude") == CONFIG_FROM_ENV,
+	       "NO_PROXY adds to SOCKSIFY_EXCLUDE's rules");
+	config_defaults(&cfg);
+	static char many[64 * 4 + 8];
+	for (int i = 0; i < 65; i++)
+		strcat(many, "a.b,");
+	tap_ok(config_no_proxy_apply(&cfg, many, "NO_PROXY", err, sizeof(err)) == -1 &&
+	               strcmp(err, "NO_PROXY: too many exclude rules (at most 64)") == 0,
+	       "65 NO_PROXY entries: %s", err);
+	env_clear();
 }
 
 /* --- threads ----------------------------------------------------------------------- */
@@ -1353,6 +1475,8 @@ int main(void)
 	test_fake_membership();
 	test_parse_file();
 	test_load();
+	test_all_proxy();
+	test_no_proxy();
 	test_messages();
 	test_option_names();
 	test_sample();
