@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "build_config.h"
+#include "check.h"
 #include "config.h"
 #include "exeprobe.h"
 #include "handoff.h"
@@ -42,6 +43,7 @@ enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 static const char usage[] =
         "usage: socksify [-p URL] [-c FILE] [-v] [--] PROGRAM [ARGS...]\n"
         "       socksify [-p URL] [-c FILE] [-v] --env\n"
+        "       socksify [-p URL] [-c FILE] --check [HOST:PORT | PROGRAM [ARGS...]]\n"
         "\n"
         "Runs PROGRAM with its TCP connections, UDP datagrams and DNS lookups sent\n"
         "through a SOCKS5 proxy.\n"
@@ -64,6 +66,16 @@ static const char usage[] =
         "  --allow-direct    run such a program unproxied instead of refusing it\n"
         "  --env             print the export lines that socksify a whole shell:\n"
         "                    eval \"$(socksify --env)\"\n"
+        "  --check           the doctor: where each setting came from, the proxy\n"
+        "                    reached, its method and the credentials; with\n"
+        "                    HOST:PORT also a CONNECT to it and a UDP ASSOCIATE;\n"
+        "                    with PROGRAM how it would run (preload, supervised,\n"
+        "                    cannot be proxied) and why. One line per step; exit\n"
+        "                    status 0 only when every step works, else 1\n"
+        "\n"
+        "Without -p, SOCKSIFY_PROXY or a proxy line in the configuration, a\n"
+        "socks5:// or socks5h:// URL in ALL_PROXY (all_proxy) is the proxy, and\n"
+        "NO_PROXY (no_proxy) lists destinations that go direct, as for curl.\n"
         "  -h, --help        this help;  -V, --version  the version\n";
 
 static void die(int status, const char *fmt, ...)
@@ -154,6 +166,9 @@ static bool find_program(const char *prog, char *out, size_t cap)
 
 /* --allow-direct */
 static bool allow_direct;
+/* --check, and what the options set (for the doctor's "from") */
+static bool check_mode;
+static struct check_opts check_opts = {.sysconf = SOCKSIFY_SYSCONF_PATH};
 /* --exec-supervised ARGV0 (the shim's hand-off), --exec-fd N */
 static const char *exec_argv0;
 static int exec_fd = -1;
@@ -168,38 +183,32 @@ static enum run_how run_how(const char *path, const char *name,
                             enum config_supervise mode)
 {
 	struct exe_probe e = {0};
+	const char *what;
 	exe_probe_path(path, &e);
-	bool unreachable = e.go || e.is_static;
-	const char *what = e.go ? "a Go program" : "statically linked";
+	enum run_mode m = run_mode_decide(&e, mode, allow_direct, &what);
 
-	if (e.setid) {
-		if ((mode == CONFIG_SUPERVISE_ALWAYS || unreachable) && !allow_direct)
-			die(EXIT_CANNOT_RUN,
-			    "%s is setuid/setgid: the supervisor would drop its "
-			    "privileges "
-			    "and the loader ignores LD_PRELOAD; refused (--allow-direct "
-			    "runs it unproxied)",
-			    name);
-		fprintf(stderr,
-		        "socksify: warning: %s is setuid/setgid: the loader ignores "
-		        "LD_PRELOAD, its connections will not be proxied\n",
-		        name);
-		return RUN_PRELOAD;
-	}
-	if (mode == CONFIG_SUPERVISE_ALWAYS ||
-	    (unreachable && mode == CONFIG_SUPERVISE_AUTO))
-		return RUN_SUPERVISED;
-	if (unreachable && !allow_direct)
+	if (m == RUN_MODE_REFUSED && e.setid)
+		die(EXIT_CANNOT_RUN,
+		    "%s is setuid/setgid: the supervisor would drop its privileges "
+		    "and the loader ignores LD_PRELOAD; refused (--allow-direct "
+		    "runs it unproxied)",
+		    name);
+	if (m == RUN_MODE_REFUSED)
 		die(EXIT_CANNOT_RUN,
 		    "%s is %s: LD_PRELOAD cannot reach it and supervise = never; "
 		    "refused (--allow-direct runs it unproxied)",
 		    name, what);
-	if (unreachable)
+	if (m == RUN_MODE_UNPROXIED && e.setid)
+		fprintf(stderr,
+		        "socksify: warning: %s is setuid/setgid: the loader ignores "
+		        "LD_PRELOAD, its connections will not be proxied\n",
+		        name);
+	else if (m == RUN_MODE_UNPROXIED)
 		fprintf(stderr,
 		        "socksify: warning: %s is %s: --allow-direct: its connections "
 		        "will not be proxied\n",
 		        name, what);
-	return RUN_PRELOAD;
+	return m == RUN_MODE_SUPERVISED ? RUN_SUPERVISED : RUN_PRELOAD;
 }
 
 /* Inside a supervised tree (a supervised program ran socksify) the outer
@@ -256,6 +265,7 @@ static bool parse_options(int argc, char **argv)
 	        {"supervise", no_argument, NULL, 'S'},
 	        {"no-supervise", no_argument, NULL, 'N'},
 	        {"allow-direct", no_argument, NULL, 'D'},
+	        {"check", no_argument, NULL, 'K'},
 	        /* the hand-off's options (shim/common/handoff.h), without "--" */
 	        {&HANDOFF_OPT_EXEC[2], required_argument, NULL, 'X'},
 	        {&HANDOFF_OPT_FD[2], required_argument, NULL, 'F'},
@@ -270,14 +280,17 @@ static bool parse_options(int argc, char **argv)
 		switch (opt) {
 		case 'p':
 			add_proxy(optarg);
+			check_opts.opt_proxy = true;
 			/* our command line stays visible (ps) while we supervise */
 			secret_scrub_url(optarg);
 			break;
 		case 'c':
 			setenv("SOCKSIFY_CONF", optarg, 1);
+			check_opts.opt_config = true;
 			break;
 		case 'v':
 			setenv("SOCKSIFY_LOG_LEVEL", "info", 1);
+			check_opts.opt_verbose = true;
 			break;
 		case 'E':
 			env_only = true;
@@ -285,9 +298,13 @@ static bool parse_options(int argc, char **argv)
 		case 'S':
 		case 'N':
 			setenv("SOCKSIFY_SUPERVISE", opt == 'S' ? "always" : "never", 1);
+			check_opts.opt_supervise = true;
 			break;
 		case 'D':
-			allow_direct = true;
+			allow_direct = check_opts.allow_direct = true;
+			break;
+		case 'K':
+			check_mode = true;
 			break;
 		case 'X':
 			exec_argv0 = optarg;
@@ -398,16 +415,74 @@ static int exec_supervised(char **args, const struct config *cfg)
 	return supervise_run(&o, cfg);
 }
 
+/* -v: where the proxy came from when another tool's variable set it, or
+ * why such a variable was left alone. */
+static void note_env_proxy(const struct config *cfg)
+{
+	const char *var = config_all_proxy_var(getenv);
+	int proxy = config_option_index("proxy");
+	int exclude = config_option_index("exclude");
+
+	if (cfg->log_level < CONFIG_LOG_INFO || !var)
+		return;
+	if (cfg->origin[proxy] == CONFIG_FROM_ALL_PROXY)
+		fprintf(stderr, "socksify: the proxy %s:%u comes from %s%s%s%s\n",
+		        cfg->proxy.host, cfg->proxy.port, var,
+		        cfg->origin[exclude] == CONFIG_FROM_ALL_PROXY
+		                ? "; exclusions from "
+		                : "",
+		        cfg->origin[exclude] == CONFIG_FROM_ALL_PROXY
+		                ? config_no_proxy_var(getenv)
+		                : "",
+		        " (as curl reads them)");
+	else if (cfg->origin[proxy] == CONFIG_FROM_DEFAULT)
+		fprintf(stderr,
+		        "socksify: %s ignored: not a socks5:// or socks5h:// URL "
+		        "(it is for other tools)\n",
+		        var);
+	else
+		fprintf(stderr,
+		        "socksify: %s ignored: socksify's own configuration names "
+		        "the proxy\n",
+		        var);
+}
+
+/* --check [HOST:PORT | PROGRAM [ARGS...]] (check.h). */
+static int doctor(char **args, const struct config *cfg, bool loaded, const char *err)
+{
+	char host[256], path[PATH_MAX];
+	uint16_t port;
+	bool target =
+	        args[0] && check_parse_target(args[0], host, sizeof(host), &port) == 0;
+
+	if (target && args[1])
+		die(EXIT_USAGE, "--check takes one HOST:PORT (see --help)");
+	if (!loaded)
+		return check_line(false, "config: %s", err), 1;
+	if (!args[0] || target)
+		return check_main(cfg, args[0], NULL, NULL, &check_opts);
+	if (!find_program(args[0], path, sizeof(path)))
+		return check_line(false, "program %s: command not found", args[0]), 1;
+	return check_main(cfg, NULL, path, args[0], &check_opts);
+}
+
 int main(int argc, char **argv)
 {
 	bool env_only = parse_options(argc, argv);
-	if (!env_only && optind >= argc)
+	if (env_only && check_mode)
+		die(EXIT_USAGE, "%s",
+		    "--env and --check do not go together (see --help)");
+	if (!env_only && !check_mode && optind >= argc)
 		die(EXIT_USAGE, "%s", "no program to run (see --help)");
 
 	struct config cfg;
 	char err[CONFIG_ERR_LEN];
-	if (config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err)) < 0)
+	int loaded = config_load(&cfg, SOCKSIFY_SYSCONF_PATH, getenv, err, sizeof(err));
+	if (check_mode)
+		return doctor(argv + optind, &cfg, loaded == 0, err);
+	if (loaded < 0)
 		die(EXIT_USAGE, "%s", err);
+	note_env_proxy(&cfg);
 
 	warn_readable(&cfg);
 	if (exec_argv0) {
