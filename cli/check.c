@@ -60,7 +60,10 @@ int check_main(const struct config *cfg, const char *target, const char *prog_pa
 	bool ok = true;
 
 	check_config(cfg, o);
-	if (prog_path)
+	if (prog_name && !prog_path)
+		return check_line(false, "program %s: command not found", prog_name),
+		       EXIT_FAILED;
+	if (prog_name)
 		return check_program(cfg, prog_path, prog_name, o) ? 0 : EXIT_FAILED;
 	for (size_t i = 0; i < proxy_count(cfg); i++)
 		ok = check_proxy(cfg, proxy_at(cfg, i), target) && ok;

@@ -31,9 +31,9 @@ __attribute__((format(printf, 2, 3))) bool check_line(bool ok, const char *fmt, 
 /* "0.3 ms", "12 ms", "2.0 s" for a duration in microseconds. */
 const char *check_took(long long us, char *buf, size_t cap);
 
-/* The doctor: the configuration's lines, then the program's mode (prog_path,
- * found as the launcher would), or else each proxy's steps with the target
- * (HOST:PORT, or NULL). Returns the exit status. */
+/* The doctor: the configuration's lines, then the program's mode (prog_name,
+ * at prog_path as the launcher finds it, NULL when not found), or else each proxy's steps
+ * with the target (HOST:PORT, or NULL). Returns the exit status. */
 int check_main(const struct config *cfg, const char *target, const char *prog_path,
                const char *prog_name, const struct check_opts *o);
 

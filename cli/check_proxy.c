@@ -399,16 +399,16 @@ bool check_proxy(const struct config *cfg, const struct config_proxy *px,
 	bool ok;
 
 	sa_format_hostport(px->host, px->port, c.name, sizeof(c.name));
-	ok = open_session(&c, false);
-	if (ok && target)
-		ok = connect_step(&c, target);
+	bool reached = open_session(&c, false);
+	/* the UDP ASSOCIATE is asked also when the CONNECT failed */
+	ok = reached && (!target || connect_step(&c, target));
 	if (c.fd >= 0)
 		close(c.fd);
-	if (!ok || !target)
+	if (!reached || !target)
 		return ok;
 	c.fd = -1;
 	c.why[0] = '\0';
-	ok = udp_step(&c);
+	ok = udp_step(&c) && ok;
 	if (c.fd >= 0)
 		close(c.fd);
 	return ok;

@@ -461,9 +461,8 @@ static int doctor(char **args, const struct config *cfg, bool loaded, const char
 		return check_line(false, "config: %s", err), 1;
 	if (!args[0] || target)
 		return check_main(cfg, args[0], NULL, NULL, &check_opts);
-	if (!find_program(args[0], path, sizeof(path)))
-		return check_line(false, "program %s: command not found", args[0]), 1;
-	return check_main(cfg, NULL, path, args[0], &check_opts);
+	bool found = find_program(args[0], path, sizeof(path));
+	return check_main(cfg, NULL, found ? path : NULL, args[0], &check_opts);
 }
 
 int main(int argc, char **argv)
