@@ -462,6 +462,11 @@ static int doctor(char **args, const struct config *cfg, bool loaded, const char
 	if (!args[0] || target)
 		return check_main(cfg, args[0], NULL, NULL, &check_opts);
 	bool found = find_program(args[0], path, sizeof(path));
+	if (!found && strchr(args[0], ':') && !strchr(args[0], '/'))
+		die(EXIT_USAGE,
+		    "--check: '%s' is neither HOST:PORT (a port 1-65535, IPv6 in "
+		    "brackets) nor a program",
+		    args[0]);
 	return check_main(cfg, NULL, found ? path : NULL, args[0], &check_opts);
 }
 

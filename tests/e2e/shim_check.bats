@@ -170,6 +170,10 @@ q() {
 	run -2 client_run "$SOCKSIFY" --check host:80 extra
 	[[ $output == "socksify: --check takes one HOST:PORT (see --help)" ]] || fail "got: $output"
 	run -2 client_run "$SOCKSIFY" --check --env
+	run -2 client_run "$SOCKSIFY" --check host:0
+	[[ $output == "socksify: --check: 'host:0' is neither HOST:PORT (a port 1-65535, IPv6 in brackets) nor a program" ]] ||
+		fail "got: $output"
+	run -2 client_run "$SOCKSIFY" --check ::1:80
 	run -1 client_run "$SOCKSIFY" -p "socks5://$PROXY4" --check
 	[[ $output == "failed  config: SOCKSIFY_PROXY: bad proxy URL 'socks5://$PROXY4': missing port" ]] ||
 		fail "got: $output"
