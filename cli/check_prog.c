@@ -212,11 +212,6 @@ static int seccomp_notify_errno(void)
 static bool supervised_line(const char *name, const char *why, enum config_supervise s,
                             const struct check_opts *o)
 {
-	if (handoff_supervised(getenv(HANDOFF_ENV_SUPERVISED)))
-		return check_line(true,
-		                  "program %s: %s: supervised by the supervisor "
-		                  "this launcher already runs under",
-		                  name, why);
 	int err = seccomp_notify_errno();
 	if (err == 0 && s == CONFIG_SUPERVISE_ALWAYS)
 		return check_line(true,
@@ -247,6 +242,12 @@ bool check_program(const struct config *cfg, const char *path, const char *name,
 	if (rc < 0)
 		return check_line(false, "program %s: cannot read it: %s", name,
 		                  strerror(-rc));
+	/* the launcher runs it as it is: the outer supervisor serves the tree */
+	if (handoff_supervised(getenv(HANDOFF_ENV_SUPERVISED)))
+		return check_line(true,
+		                  "program %s: supervised by the supervisor this "
+		                  "launcher already runs under",
+		                  name);
 	switch (run_mode_decide(&e, cfg->supervise, o->allow_direct, &why)) {
 	case RUN_MODE_PRELOAD:
 		return check_line(true,

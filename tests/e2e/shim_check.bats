@@ -16,7 +16,7 @@
 #   SOCKSIFY_SHIM=build/shim/libsocksify.so SOCKSIFY_BUILD=build \
 #   bats tests/e2e/shim_check.bats
 
-# shellcheck disable=SC2030,SC2031,SC2154
+# shellcheck disable=SC2030,SC2031,SC2154,SC2001,SC2016
 
 bats_require_minimum_version 1.5.0
 
@@ -80,6 +80,15 @@ q() {
 	[[ $output != *pass@* ]] || fail "the password is in the output"
 	wait_log SXAUTH_LOG "CONNECT target\\.test:80"
 	assert_no_dns_leak
+}
+
+@test "check: the credentials a program tree would use: the password from the inherited SOCKSIFY_SECRET_FD" {
+	run -0 client_run "$SOCKSIFY" -p "socks5h://user:pass@$PROXY4:1081" -- "$SOCKSIFY" --check target.test:80
+	lines_match \
+		"$(q "ok      config: proxy socks5h://user:***@$PROXY4:1081 (from SOCKSIFY_PROXY; its password from SOCKSIFY_SECRET_FD)")" \
+		"ok      proxy .*" "ok      method: username/password" \
+		"$(q 'ok      auth: user "user" accepted ')$T" \
+		"ok      CONNECT target.test:80 \(by name\) .*" "ok      UDP ASSOCIATE: granted, .*"
 }
 
 @test "check: by address through a socks5:// proxy without credentials; without HOST:PORT only the proxy" {
@@ -193,6 +202,11 @@ q() {
 	lines_match "ok      config: .*" \
 		"$(q "ok      config: supervise never (from --supervise/--no-supervise)")" \
 		"$(q "failed  program $STATIC_PROG: statically linked: cannot be proxied (supervise = never); socksify refuses to run it (--allow-direct runs it unproxied)")"
+	# inside a supervised tree the outer supervisor serves it
+	run -0 client_run "$SOCKSIFY" --supervise -- "$SOCKSIFY" --check "$STATIC_PROG"
+	lines_match "ok      config: .*" \
+		"$(q "ok      config: supervise always (from SOCKSIFY_SUPERVISE)")" \
+		"$(q "ok      program $STATIC_PROG: supervised by the supervisor this launcher already runs under")"
 	local noseccomp=${SOCKSIFY_NOSECCOMP:-$SOCKSIFY_BUILD/tests/e2e/noseccomp}
 	[[ -x $noseccomp ]] || fail "noseccomp not built ($noseccomp)"
 	run -1 client_run "$noseccomp" "$SOCKSIFY" --check "$STATIC_PROG"
