@@ -72,11 +72,12 @@ static const char usage[] =
         "                    with PROGRAM how it would run (preload, supervised,\n"
         "                    cannot be proxied) and why. One line per step; exit\n"
         "                    status 0 only when every step works, else 1\n"
+
+        "  -h, --help        this help;  -V, --version  the version\n"
         "\n"
         "Without -p, SOCKSIFY_PROXY or a proxy line in the configuration, a\n"
         "socks5:// or socks5h:// URL in ALL_PROXY (all_proxy) is the proxy, and\n"
-        "NO_PROXY (no_proxy) lists destinations that go direct, as for curl.\n"
-        "  -h, --help        this help;  -V, --version  the version\n";
+        "NO_PROXY (no_proxy) lists destinations that go direct, as for curl.\n";
 
 static void die(int status, const char *fmt, ...)
         __attribute__((format(printf, 2, 3), noreturn));
