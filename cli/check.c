@@ -38,20 +38,20 @@ const char *check_took(long long us, char *buf, size_t cap)
 }
 
 /*
- * The proxies to check, in the order the configuration lists them. Today
- * there is one (cfg->proxy); with several proxies this is the one place to
- * point at the list (cfg->proxies[0..nproxies)).
+ * The proxies to check, in the order the configuration lists them (the one
+ * place that knows where the list is). Each is contacted directly from
+ * here, whatever the chain mode: in a strict chain a hop that only the
+ * previous one can reach fails here.
  */
 static size_t proxy_count(const struct config *cfg)
 {
-	(void)cfg;
-	return 1;
+	return cfg->nproxies >= 1 && cfg->nproxies <= CONFIG_MAX_PROXIES ? cfg->nproxies
+	                                                                 : 1;
 }
 
 static const struct config_proxy *proxy_at(const struct config *cfg, size_t i)
 {
-	(void)i;
-	return &cfg->proxy;
+	return &cfg->proxies[i];
 }
 
 int check_main(const struct config *cfg, const char *target, const char *prog_path,

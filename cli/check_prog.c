@@ -85,6 +85,20 @@ static void proxy_text(const struct config_proxy *px, char *buf, size_t cap)
 		snprintf(buf, cap, "%s", url);
 }
 
+/* Every proxy of the list, ", "-separated. */
+static void proxies_text(const struct config *cfg, char *buf, size_t cap)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < cfg->nproxies && i < CONFIG_MAX_PROXIES && used + 1 < cap;
+	     i++) {
+		char one[SECRET_TEXT_MAX];
+		proxy_text(&cfg->proxies[i], one, sizeof(one));
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "",
+		                         one);
+	}
+}
+
 static void rule_text(const struct config_rule *r, char *buf, size_t cap)
 {
 	char a[INET6_ADDRSTRLEN];
@@ -119,8 +133,14 @@ static void value_text(const struct config *cfg, const char *name, char *buf, si
 	static const char *const sup[] = {"auto", "always", "never"};
 	static const char *const pipe[] = {"auto", "yes", "no"};
 
+	static const char *const chains[] = {"failover", "strict", "round-robin"};
+
 	if (strcmp(name, "proxy") == 0)
-		proxy_text(&cfg->proxy, buf, cap);
+		proxies_text(cfg, buf, cap);
+	else if (strcmp(name, "chain") == 0)
+		snprintf(buf, cap, "%s", chains[cfg->chain % 3]);
+	else if (strcmp(name, "failover_retry") == 0)
+		snprintf(buf, cap, "%.3g s", cfg->failover_retry_ms / 1000.0);
 	else if (strcmp(name, "exclude") == 0)
 		exclude_text(cfg, buf, cap);
 	else if (strcmp(name, "dns") == 0)
@@ -144,7 +164,8 @@ static void value_text(const struct config *cfg, const char *name, char *buf, si
 
 void check_config(const struct config *cfg, const struct check_opts *o)
 {
-	char value[SECRET_TEXT_MAX + 16], from[300];
+	static char value[CONFIG_MAX_PROXIES * (SECRET_TEXT_MAX + 2)];
+	char from[300];
 
 	for (size_t i = 0; config_option_name(i); i++) {
 		const char *name = config_option_name(i);

@@ -330,18 +330,9 @@ const char *config_option_name(size_t i)
 	return i < NOPTIONS ? options[i].name : NULL;
 }
 
-int config_option_index(const char *name)
-{
-	for (size_t i = 0; i < NOPTIONS; i++)
-		if (strcmp(options[i].name, name) == 0)
-			return (int)i;
-	return -1;
-}
-
 static int option_set(struct parse *p, const char *key, const char *value)
 {
 	char buf[SHOW_MAX + 4];
-
 	int i = config_option_index(key);
 
 	if (i >= 0) {

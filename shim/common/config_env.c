@@ -25,6 +25,14 @@ static const char *pick(char *(*getenv_fn)(const char *), const char *lower_name
 	return v && *v ? upper_name : NULL;
 }
 
+int config_option_index(const char *name)
+{
+	for (size_t i = 0; config_option_name(i); i++)
+		if (strcmp(config_option_name(i), name) == 0)
+			return (int)i;
+	return -1;
+}
+
 const char *config_all_proxy_var(char *(*getenv_fn)(const char *))
 {
 	return pick(getenv_fn, "all_proxy", CONFIG_ENV_ALL_PROXY);

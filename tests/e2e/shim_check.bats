@@ -139,6 +139,19 @@ q() {
 		"$(q "failed  method: no answer to the greeting within 1.0 s (connect_timeout)")"
 }
 
+@test "check: several proxies (-p twice): each is checked, one line set each; a dead one fails the whole" {
+	run -1 client_run "$SOCKSIFY" -p "socks5h://$PROXY4:1080" -p "socks5://user:pass@$PROXY4:1999" \
+		-p "socks5://user:pass@$PROXY4:1081" --check "$TARGET4:80"
+	lines_match \
+		"$(q "ok      config: proxy socks5h://$PROXY4:1080, socks5://user:***@$PROXY4:1999, socks5://user:***@$PROXY4:1081 (from -p)")" \
+		"$(q "ok      proxy $PROXY4:1080: reached in ")$T" "ok      method: no authentication" \
+		"ok      CONNECT $TARGET4:80 .*" "ok      UDP ASSOCIATE: granted, .*" \
+		"$(q "failed  proxy $PROXY4:1999: connection refused (nothing listens there: is the proxy running?) ")$T" \
+		"$(q "ok      proxy $PROXY4:1081: reached in ")$T" "ok      method: username/password" \
+		"ok      auth: user \"user\" accepted .*" \
+		"ok      CONNECT $TARGET4:80 .*" "ok      UDP ASSOCIATE: granted, .*"
+}
+
 @test "check: a wrong password, and no credentials for a proxy that wants them" {
 	run -1 client_run "$SOCKSIFY" -p "socks5h://user:wrong@$PROXY4:1081" --check target.test:80
 	lines_match \
