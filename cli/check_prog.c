@@ -85,6 +85,15 @@ static void proxy_text(const struct config_proxy *px, char *buf, size_t cap)
 		snprintf(buf, cap, "%s", url);
 }
 
+static void nameserver_text(const struct config *cfg, char *buf, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	bool v6 = cfg->nameserver_family == AF_INET6;
+	inet_ntop(cfg->nameserver_family, cfg->nameserver, a, sizeof(a));
+	snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", a, v6 ? "]" : "",
+	         cfg->nameserver_port);
+}
+
 /* Every proxy of the list, ", "-separated. */
 static void proxies_text(const struct config *cfg, char *buf, size_t cap)
 {
@@ -139,6 +148,8 @@ static void value_text(const struct config *cfg, const char *name, char *buf, si
 		proxies_text(cfg, buf, cap);
 	else if (strcmp(name, "chain") == 0)
 		snprintf(buf, cap, "%s", chains[cfg->chain % 3]);
+	else if (strcmp(name, "nameserver") == 0)
+		nameserver_text(cfg, buf, cap);
 	else if (strcmp(name, "failover_retry") == 0)
 		snprintf(buf, cap, "%.3g s", cfg->failover_retry_ms / 1000.0);
 	else if (strcmp(name, "exclude") == 0)

@@ -540,21 +540,6 @@ void config_defaults(struct config *cfg)
 	cfg->fake_v6_prefix = 64;
 }
 
-/* The variables config_load() reads after $SOCKSIFY_CONF, and their options. */
-static const struct {
-	const char *var, *key;
-} env_options[] = {
-        {CONFIG_ENV_PROXY, "proxy"},
-        {CONFIG_ENV_CHAIN, "chain"},
-        {CONFIG_ENV_DNS, "dns"},
-        {CONFIG_ENV_LOG_LEVEL, "log_level"},
-        {CONFIG_ENV_LOG_FILE, "log_file"},
-        {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
-        {CONFIG_ENV_EXCLUDE, "exclude"},
-        {CONFIG_ENV_SUPERVISE, "supervise"},
-        {CONFIG_ENV_NAMESERVER, "nameserver"},
-};
-
 /* One variable as one source; $SOCKSIFY_EXCLUDE is a comma-separated list. */
 static int env_apply(struct config *cfg, const char *var, const char *key,
                      const char *value, char *err, size_t errlen)
@@ -592,11 +577,10 @@ int config_load(struct config *cfg, const char *sysconf_path,
 	const char *conf = getenv_fn(CONFIG_ENV_CONF);
 	if (conf && *conf && file_apply(cfg, conf, CONFIG_FROM_CONF, err, errlen) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(env_options) / sizeof(env_options[0]); i++) {
-		const char *v = getenv_fn(env_options[i].var);
-		if (v && *v &&
-		    env_apply(cfg, env_options[i].var, env_options[i].key, v, err,
-		              errlen) < 0)
+	for (size_t i = 0; i < config_env_noptions; i++) {
+		const struct config_env_option *e = &config_env_options[i];
+		const char *v = getenv_fn(e->var);
+		if (v && *v && env_apply(cfg, e->var, e->key, v, err, errlen) < 0)
 			return -1;
 	}
 	if (config_env_proxy(cfg, getenv_fn, err, errlen) < 0)

@@ -7,11 +7,28 @@
  * (http://, socks4://, or none, which curl takes as http) is for other tools:
  * it is left alone, and the proxy stays the default. Like the rest of the
  * configuration this runs inside arbitrary programs: no state, no malloc, one
- * line in err on failure.
+ * line in err on failure. Also here: the table of socksify's own SOCKSIFY_*
+ * variables that config_load() applies.
  */
 #include "config_int.h"
 
 #include <string.h>
+
+/* socksify's own variables, in the order config_load() applies them. */
+const struct config_env_option config_env_options[] = {
+        {CONFIG_ENV_PROXY, "proxy"},
+        {CONFIG_ENV_CHAIN, "chain"},
+        {CONFIG_ENV_DNS, "dns"},
+        {CONFIG_ENV_LOG_LEVEL, "log_level"},
+        {CONFIG_ENV_LOG_FILE, "log_file"},
+        {CONFIG_ENV_PROXY_LOOPBACK, "proxy_loopback"},
+        {CONFIG_ENV_EXCLUDE, "exclude"},
+        {CONFIG_ENV_SUPERVISE, "supervise"},
+        {CONFIG_ENV_NAMESERVER, "nameserver"},
+};
+
+const size_t config_env_noptions =
+        sizeof(config_env_options) / sizeof(config_env_options[0]);
 
 /* The first of the two spellings that is set and not empty (curl looks at
  * the lower-case one first). */

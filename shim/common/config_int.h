@@ -111,6 +111,14 @@ int config_url_parse(struct config_proxy *out, const char *url, char *why, size_
 
 /* --- other tools' variables (config_env.c) ----------------------------------------- */
 
+/* The SOCKSIFY_* variables config_load() reads after $SOCKSIFY_CONF, in
+ * order, and the option each one sets. */
+struct config_env_option {
+	const char *var, *key;
+};
+extern const struct config_env_option config_env_options[];
+extern const size_t config_env_noptions;
+
 /* ALL_PROXY and NO_PROXY when no source named a proxy (see config_load()). */
 int config_env_proxy(struct config *cfg, char *(*getenv_fn)(const char *), char *err,
                      size_t errlen);
