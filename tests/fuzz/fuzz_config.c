@@ -237,14 +237,17 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	static const char *const pipeline[] = {"auto", "yes", "no"};
 	static const char *const level[] = {"error", "info", "debug"};
 	static const char *const supervise[] = {"auto", "always", "never"};
+	static const char *const chain[] = {"failover", "strict", "round-robin"};
 	char line[2048], v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
 	size_t len = 0;
 
 	buf[0] = '\0';
-	append(buf, cap, &len, "proxy = ");
-	format_url(line, sizeof(line), &c->proxy, false);
-	append(buf, cap, &len, line);
-	append(buf, cap, &len, "\n");
+	for (size_t i = 0; i < c->nproxies; i++) {
+		append(buf, cap, &len, "proxy = ");
+		format_url(line, sizeof(line), &c->proxies[i], false);
+		append(buf, cap, &len, line);
+		append(buf, cap, &len, "\n");
+	}
 	for (size_t i = 0; i < c->nrules; i++) {
 		append(buf, cap, &len, "exclude = ");
 		format_rule(line, sizeof(line), &c->rules[i]);
@@ -262,6 +265,19 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	         c->connect_timeout_ms % 1000, level[c->log_level], pipeline[c->pipeline],
 	         v4, c->fake_v4_prefix, v6, c->fake_v6_prefix, supervise[c->supervise]);
 	append(buf, cap, &len, line);
+	snprintf(line, sizeof(line), "chain = %s\nfailover_retry = %u.%03u\n",
+	         chain[c->chain], c->failover_retry_ms / 1000,
+	         c->failover_retry_ms % 1000);
+	append(buf, cap, &len, line);
+	if (c->nameserver_family) {
+		char ns[INET6_ADDRSTRLEN];
+		CHECK(inet_ntop(c->nameserver_family, c->nameserver, ns, sizeof(ns)));
+		snprintf(line, sizeof(line), "nameserver = %s%s%s:%u\n",
+		         c->nameserver_family == AF_INET6 ? "[" : "", ns,
+		         c->nameserver_family == AF_INET6 ? "]" : "",
+		         (unsigned)c->nameserver_port);
+		append(buf, cap, &len, line);
+	}
 	if (c->log_file[0]) {
 		append(buf, cap, &len, "log_file = ");
 		append(buf, cap, &len, c->log_file);
