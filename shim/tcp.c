@@ -42,13 +42,15 @@ static int drive(struct tcp_hs *h, int rc, struct socks5_addr *bound, long long 
 {
 	/* a proxy that does not answer in time: the next one (failover), with a
 	 * deadline of its own */
-	if (rc == 0)
-		while ((rc = tcp_hs_step(h)) > 0)
+	if (rc == 0) {
+		while ((rc = tcp_hs_step(h)) > 0) {
 			if ((rc = wait_for(h->fd, (short)rc, deadline)) == -ETIMEDOUT &&
 			    (rc = tcp_hs_timeout(h)) == 1)
 				deadline = tcp_deadline();
 			else if (rc < 0)
 				break;
+		}
+	}
 	tcp_hs_via(h, tcp_last_via, sizeof(tcp_last_via));
 	tcp_hs_end(h);
 	if (rc == 0 && bound)
