@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "preauth.h"
 #include "sockaddr.h"
 
 enum { DRAIN_TIMEOUT_MS = 2000 }; /* how long a refused client may take to hang up */
@@ -170,6 +171,7 @@ void conn_close(struct conn *c, const char *result)
 	if (c->on_close)
 		c->on_close(c);
 	conn_end_setup(c);
+	preauth_leave(c);
 	if (c->refused) {
 		srv->nrefusing--;
 	} else {

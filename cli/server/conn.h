@@ -62,9 +62,12 @@ struct conn {
 	void (*on_close)(struct conn *c);
 	/* The traffic part of the log line; NULL: the relay's byte counts. */
 	void (*describe)(const struct conn *c, char *buf, size_t cap);
-	bool closed;       /* conn_close() ran; freed after this batch */
-	bool refused;      /* over the connection limit */
-	bool have_request; /* req holds the client's request */
+	bool closed;                /* conn_close() ran; freed after this batch */
+	bool refused;               /* over the connection limit */
+	bool have_request;          /* req holds the client's request */
+	bool unauth;                /* in srv's pre-authentication list (preauth.h) */
+	struct conn *uprev, *unext; /* ... there */
+	uint64_t source;            /* ... counted against this source */
 	struct loop_watch client, target;
 	uint64_t start_ms, deadline_ms; /* deadline 0: none */
 	struct sockaddr_storage peer;

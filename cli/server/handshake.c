@@ -22,6 +22,7 @@
 
 #include "bind.h"
 #include "log.h"
+#include "preauth.h"
 #include "resolve.h"
 #include "sockaddr.h"
 #include "udp.h"
@@ -256,6 +257,7 @@ static enum step on_request(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	c->have_request = true;
+	preauth_leave(c); /* the handshake is over: no longer sheddable */
 	if (c->req.cmd == SOCKS5_CMD_CONNECT)
 		start_connect(c);
 	else if (c->req.cmd == SOCKS5_CMD_BIND)

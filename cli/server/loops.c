@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "preauth.h"
 #include "resolve.h"
 #include "sockaddr.h"
 #include "socks5.h"
@@ -25,6 +26,7 @@
 enum {
 	DEFER_S = 1,     /* TCP_DEFER_ACCEPT, seconds (see defer_accept) */
 	TFO_QLEN = 1024, /* TCP_FASTOPEN: pending Fast Open requests */
+	LISTEN_BACKLOG = 4096,
 };
 
 static struct server *group;
@@ -53,11 +55,15 @@ int loops_init(struct server *srvs, unsigned n, const struct server_config *cfg)
 {
 	group = srvs;
 	ngroup = n;
+	if (preauth_init(cfg->max_unauth, n) < 0)
+		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
 		struct server *srv = &srvs[i];
 		srv->cfg = *cfg;
 		srv->serving = &serving; /* --max-conns counts every loop's clients */
 		srv->id = i;
+		/* Each loop sheds its own oldest: its part of the budget. */
+		srv->unauth_share = (cfg->max_unauth + n - 1) / n;
 		srv->defer_ms = DEFER_S * 1000; /* until a listener refuses it */
 		int rc = loop_init(&srv->loop);
 		if (rc < 0 || (rc = resolve_init(&srv->loop)) < 0)
@@ -89,10 +95,13 @@ static int open_listener(const struct sockaddr_storage *ss, bool shared)
 	 * where it refuses the option, nothing changes. */
 	int qlen = TFO_QLEN;
 	setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen));
+	/* The kernel's cap (net.core.somaxconn, 4096 by default): when a flood of
+	 * connections overflows the accept queue, a new client's SYN is dropped
+	 * and it waits a second for its retransmission. */
 	if ((shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (const struct sockaddr *)ss, sa_len((const struct sockaddr *)ss)) <
 	            0 ||
-	    listen(fd, 1024) < 0) {
+	    listen(fd, LISTEN_BACKLOG) < 0) {
 		int err = errno;
 		close(fd);
 		return -err;

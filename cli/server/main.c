@@ -42,6 +42,8 @@ enum long_only {
 	OPT_USERS,
 	OPT_RUN_AS,
 	OPT_GROUP,
+	OPT_MAX_UNAUTH,
+	OPT_MAX_UNAUTH_SOURCE,
 };
 
 static const char usage[] =
@@ -51,6 +53,7 @@ static const char usage[] =
         "[--connect-timeout SEC]\n"
         "                       [--idle-timeout SEC] [--max-conns N]\n"
         "                       [--allow RULE]... [--deny RULE]... [--allow-local]\n"
+        "                       [--max-unauth N] [--max-unauth-per-source N]\n"
         "                       [-j N] [-v|-q] [--help] [--version]\n"
         "\n"
         "A SOCKS5 server (RFC 1928, RFC 1929) for testing socksify on one machine.\n"
@@ -73,6 +76,11 @@ static const char usage[] =
         "  --idle-timeout S       close relayed connections idle this long (0: never)\n"
         "  --max-conns N          serve at most N connections at once (1024); more are\n"
         "                         refused with \"no acceptable method\"\n"
+        "  --max-unauth N         at most N of them still in their handshake (default:\n"
+        "                         max-conns/4, at least 64); a new client closes the\n"
+        "                         oldest of those instead of being refused\n"
+        "  --max-unauth-per-source N  at most N in their handshake from one IPv4\n"
+        "                         address or IPv6 /64 (64); more are reset at once\n"
         "  --allow RULE, --deny RULE\n"
         "                         allow or refuse (reply 2) destinations that match\n"
         "                         RULE: ADDR[/PREFIX][:PORT[-PORT]], IPv6 in brackets\n"
@@ -132,6 +140,15 @@ static int parse_host(const char *s, size_t len, uint16_t port,
 	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
 		v6->sin6_family = AF_INET6;
 		v6->sin6_port = htons(port);
+		/* ::ffff:a.b.c.d is the IPv4 address (our IPv6 sockets are V6ONLY). */
+		if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+			struct in_addr a;
+			memcpy(&a, &v6->sin6_addr.s6_addr[12], sizeof(a));
+			memset(out, 0, sizeof(*out));
+			v4->sin_family = AF_INET;
+			v4->sin_addr = a;
+			v4->sin_port = htons(port);
+		}
 	} else {
 		return -EINVAL;
 	}
@@ -291,6 +308,13 @@ static void parse_option(int opt, char **argv, int *level)
 	case OPT_MAX_CONNS:
 		cfg.max_conns = parse_count("--max-conns", optarg);
 		break;
+	case OPT_MAX_UNAUTH:
+		cfg.max_unauth = parse_count("--max-unauth", optarg);
+		break;
+	case OPT_MAX_UNAUTH_SOURCE:
+		cfg.max_unauth_per_source =
+		        parse_count("--max-unauth-per-source", optarg);
+		break;
 	case OPT_DENY:
 	case OPT_ALLOW:
 		parse_rule(opt == OPT_ALLOW, optarg);
@@ -339,6 +363,8 @@ static void parse_args(int argc, char **argv)
 	        {"deny", required_argument, NULL, OPT_DENY},
 	        {"allow", required_argument, NULL, OPT_ALLOW},
 	        {"allow-local", no_argument, NULL, OPT_ALLOW_LOCAL},
+	        {"max-unauth", required_argument, NULL, OPT_MAX_UNAUTH},
+	        {"max-unauth-per-source", required_argument, NULL, OPT_MAX_UNAUTH_SOURCE},
 	        {"loops", required_argument, NULL, OPT_LOOPS},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"quiet", no_argument, NULL, 'q'},
@@ -351,6 +377,7 @@ static void parse_args(int argc, char **argv)
 	cfg.handshake_timeout_ms = 10000;
 	cfg.connect_timeout_ms = 10000;
 	cfg.max_conns = 1024;
+	cfg.max_unauth_per_source = 64;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":l:b:u:j:vqhV", opts, NULL)) != -1)
 		parse_option(opt, argv, &level);
@@ -403,6 +430,8 @@ static void fit_fd_limit(void)
 		        (unsigned long)fit);
 		cfg.max_conns = (unsigned)fit;
 	}
+	if (cfg.max_unauth == 0) /* not given */
+		cfg.max_unauth = cfg.max_conns / 4 > 64 ? cfg.max_conns / 4 : 64;
 }
 
 static void on_signal(struct loop_watch *w, uint32_t revents)

@@ -18,6 +18,8 @@
 #include "conn.h"
 #include "handshake.h"
 #include "log.h"
+#include "preauth.h"
+#include "sockaddr.h"
 
 enum {
 	SWEEP_INTERVAL_MS = 250,
@@ -33,29 +35,66 @@ static void refuse(struct conn *c)
 		conn_drain(c, "refused: connection limit reached");
 }
 
+/* A source over --max-unauth-per-source: its new connection is reset at
+ * once (its older ones may be on other loops; this one costs nothing). */
+static void drop_source(struct server *srv, int fd, const struct sockaddr_storage *peer)
+{
+	char name[SOCKS5_ADDR_STRLEN];
+	preauth_reset(fd);
+	close(fd);
+	if (!log_enabled(LOG_CONN))
+		return;
+	sa_format((const struct sockaddr *)peer, name, sizeof(name));
+	log_msg(LOG_CONN, "%s: reset: %u connections from this source in their handshake",
+	        name, srv->cfg.max_unauth_per_source);
+}
+
+/*
+ * Counted before it is served: two loops cannot both take the last place.
+ * A new client in its handshake is never refused for older ones that are
+ * still in theirs: over --max-conns the loop's oldest of those makes room
+ * (and only when it has none is the client refused), and over this loop's
+ * part of --max-unauth the oldest goes too.
+ */
 static void accept_one(struct server *srv, int fd, const struct sockaddr_storage *peer)
 {
-	/* Counted before it is served: two loops cannot both take the last place. */
+	uint64_t source = preauth_source(peer);
+
+	srv->served++;
+	if (!preauth_source_take(source, srv->cfg.max_unauth_per_source)) {
+		drop_source(srv, fd, peer);
+		return;
+	}
 	bool over = atomic_fetch_add_explicit(srv->serving, 1, memory_order_relaxed) >=
 	            srv->cfg.max_conns;
-	if (over)
+	/* The shed connection's close gives its place back: this one keeps its. */
+	if (over && preauth_shed_oldest(srv, "shed: connection limit reached"))
+		over = false;
+	if (over) {
 		atomic_fetch_sub_explicit(srv->serving, 1, memory_order_relaxed);
-	srv->served++;
+		preauth_source_put(source);
+	} else if (srv->nunauth >= srv->unauth_share) {
+		preauth_shed_oldest(srv, "shed: pre-authentication budget full");
+	}
 	if (over && srv->nrefusing >= REFUSING_MAX) {
 		close(fd);
 		return;
 	}
 	struct conn *c = conn_new(srv, fd, peer, over);
 	if (!c) {
-		if (!over)
+		if (!over) {
 			atomic_fetch_sub_explicit(srv->serving, 1, memory_order_relaxed);
+			preauth_source_put(source);
+		}
 		return;
 	}
 	/* TCP_NODELAY comes from the listener. */
-	if (over)
+	if (over) {
 		refuse(c);
-	else
-		handshake_start(c);
+		return;
+	}
+	preauth_enter(c, source);
+	handshake_start(c);
 }
 
 static void pause_listeners(struct server *srv, bool pause)
