@@ -160,6 +160,7 @@ static enum step on_auth(struct conn *c)
 		           n > 0 ? "authentication failed" : "malformed authentication");
 		return STEP_STOP;
 	}
+	preauth_leave(c); /* authenticated: no longer sheddable */
 	conn_enter(c, &request.phase);
 	return STEP_NEXT;
 }
@@ -257,7 +258,7 @@ static enum step on_request(struct conn *c)
 	}
 	consume(c, (size_t)n);
 	c->have_request = true;
-	preauth_leave(c); /* the handshake is over: no longer sheddable */
+	preauth_leave(c); /* without -u, the request ends the handshake's budget */
 	if (c->req.cmd == SOCKS5_CMD_CONNECT)
 		start_connect(c);
 	else if (c->req.cmd == SOCKS5_CMD_BIND)
