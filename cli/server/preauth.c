@@ -1,41 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pre-authentication budget and the per-source limit (see preauth.h).
- * The per-source counts are an open-addressing table (linear probing,
- * deletion by shifting back), never fuller than half: it holds one entry
- * per source with a connection in its handshake, and there are at most
- * --max-unauth of those (plus one per loop being admitted).
+ * The pre-authentication budget and the per-source limit (see preauth.h);
+ * the per-source counts are srctab.c's.
  */
 #include "preauth.h"
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conn.h"
-
-struct source_count {
-	uint64_t source;
-	uint32_t count; /* 0: a free slot */
-};
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct source_count *table;
-static size_t mask; /* table size - 1, a power of two */
+#include "srctab.h"
 
 int preauth_init(unsigned max_unauth, unsigned nloops)
 {
-	size_t want = 2 * ((size_t)max_unauth + nloops), size = 16;
-	while (size < want)
-		size *= 2;
-	table = calloc(size, sizeof(*table));
-	if (!table)
-		return -ENOMEM;
-	mask = size - 1;
-	return 0;
+	/* A key per connection in the lists at most: the loops' parts of the
+	 * budget (rounded up) and one per loop being admitted. */
+	return srctab_init(max_unauth + 2 * nloops);
 }
 
 uint64_t preauth_source(const struct sockaddr_storage *peer)
@@ -53,61 +35,14 @@ uint64_t preauth_source(const struct sockaddr_storage *peer)
 	return key;
 }
 
-static size_t slot_of(uint64_t source)
-{
-	source ^= source >> 33; /* murmur3's finalizer */
-	source *= 0xff51afd7ed558ccdULL;
-	source ^= source >> 33;
-	return (size_t)source & mask;
-}
-
-/* The slot holding `source`, or the free slot where it would go. */
-static size_t find(uint64_t source)
-{
-	size_t i = slot_of(source);
-	while (table[i].count && table[i].source != source)
-		i = (i + 1) & mask;
-	return i;
-}
-
 bool preauth_source_take(uint64_t source, unsigned limit)
 {
-	bool ok;
-	pthread_mutex_lock(&lock);
-	size_t i = find(source);
-	ok = table[i].count < limit;
-	if (ok) {
-		table[i].source = source;
-		table[i].count++;
-	}
-	pthread_mutex_unlock(&lock);
-	return ok;
-}
-
-/* Empties slot i, moving back the entries after it that probed past it. */
-static void remove_slot(size_t i)
-{
-	for (size_t j = i;;) {
-		j = (j + 1) & mask;
-		if (!table[j].count)
-			break;
-		size_t home = slot_of(table[j].source);
-		/* Entry j stays when its home lies cyclically in (i, j]. */
-		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
-			continue;
-		table[i] = table[j];
-		i = j;
-	}
-	table[i].count = 0;
+	return srctab_take(source, limit);
 }
 
 void preauth_source_put(uint64_t source)
 {
-	pthread_mutex_lock(&lock);
-	size_t i = find(source);
-	if (table[i].count && --table[i].count == 0)
-		remove_slot(i);
-	pthread_mutex_unlock(&lock);
+	srctab_put(source);
 }
 
 void preauth_enter(struct conn *c, uint64_t source)

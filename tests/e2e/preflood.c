@@ -281,6 +281,9 @@ static int cmd_flood(const struct opts *o)
 					held += f.fds[i] >= 0;
 				printf("held %ld closed %ld reopened %ld\n", held,
 				       f.closed, f.reopened);
+				fflush(stdout);
+				free(f.fds);
+				free(f.sent);
 				return 0;
 			}
 			int r = flood_event(&f, (int)evs[e].data.u32, evs[e].events);

@@ -82,7 +82,7 @@ start_flood() {
 stop_flood() {
 	kill -TERM "$FLOOD_PID"
 	wait_exit "$FLOOD_PID" 5 || fail "preflood flood ignored SIGTERM"
-	echo "# $(tail -n 1 "$FLOOD_LOG")" >&3
+	echo "# $(grep '^held' "$FLOOD_LOG")" >&3
 }
 
 # probe WHAT: 5 fresh clients from 127.0.0.1, one after the other, each timed
@@ -142,7 +142,7 @@ probe() {
 	# 64 held, and one being reset per loop at most
 	((($(server_fds) <= base + 64 + 8))) || fail "the server holds $(server_fds) descriptors, base $base"
 	stop_flood
-	[[ $(tail -n 1 "$FLOOD_LOG") =~ reopened\ ([0-9]+)$ ]] && ((BASH_REMATCH[1] > 0)) ||
+	[[ $(grep '^held' "$FLOOD_LOG") =~ reopened\ ([0-9]+)$ ]] && ((BASH_REMATCH[1] > 0)) ||
 		fail "the flood reopened nothing: $(cat "$FLOOD_LOG")"
 	wait_fds "$base"
 }
