@@ -11,9 +11,10 @@
  *       the server closes is opened again at once. On SIGTERM prints
  *         held H closed C reopened R
  *       (H still open, C closed by the server) and exits 0.
- *   preflood probe -p PROXY -t TARGET [-s SRC] [-k K]
+ *   preflood probe -p PROXY -t TARGET [-s SRC] [-k K] [-u USER:PASS] [-w MS]
  *       K fresh clients (default 1) one after the other: greeting, wait for
- *       the method, CONNECT to TARGET, wait for the reply, 4 bytes echoed;
+ *       the method, (RFC 1929 with -u,) MS of silence (-w), CONNECT to
+ *       TARGET, wait for the reply, 4 bytes echoed;
  *       prints "probe I ms X" for each (from before connect() to the echo)
  *       and "max_ms X".
  *   preflood echo -l ADDR:PORT
@@ -144,28 +145,55 @@ static void recv_exact(int fd, uint8_t *buf, size_t len, const char *what)
 	}
 }
 
-/* The SOCKS5 handshake for CONNECT to an IPv4 target, one message at a time. */
-static void socks_connect(int fd, const struct sockaddr_in *target)
+struct opts {
+	struct sockaddr_in proxy, target, src, listen;
+	bool have_src, reopen, half;
+	int n, k, wait_ms;
+	const char *user; /* USER:PASS, or NULL: no authentication */
+};
+
+/* RFC 1929 with o->user (USER:PASS). */
+static void socks_auth(int fd, const struct opts *o)
 {
-	static const uint8_t greeting[] = {5, 1, 0};
+	uint8_t msg[3 + 2 * 255], buf[2];
+	const char *colon = strchr(o->user, ':');
+	size_t ulen = colon ? (size_t)(colon - o->user) : 0,
+	       plen = colon ? strlen(colon + 1) : 0;
+	if (!colon || ulen > 255 || plen > 255)
+		die(2, "-u USER:PASS");
+	msg[0] = 1;
+	msg[1] = (uint8_t)ulen;
+	memcpy(msg + 2, o->user, ulen);
+	msg[2 + ulen] = (uint8_t)plen;
+	memcpy(msg + 3 + ulen, colon + 1, plen);
+	send_all(fd, msg, 3 + ulen + plen, "authentication");
+	recv_exact(fd, buf, 2, "authentication reply");
+	if (buf[1] != 0)
+		die(1, "authentication refused");
+}
+
+/* The SOCKS5 handshake for CONNECT to an IPv4 target, one message at a
+ * time, with -w MS of silence before the request. */
+static void socks_connect(int fd, const struct opts *o)
+{
+	uint8_t greeting[] = {5, 1, o->user ? 2 : 0};
 	uint8_t req[10] = {5, 1, 0, 1}, buf[10];
-	memcpy(req + 4, &target->sin_addr, 4);
-	memcpy(req + 8, &target->sin_port, 2);
+	memcpy(req + 4, &o->target.sin_addr, 4);
+	memcpy(req + 8, &o->target.sin_port, 2);
 	send_all(fd, greeting, sizeof(greeting), "greeting");
 	recv_exact(fd, buf, 2, "method reply");
-	if (buf[0] != 5 || buf[1] != 0)
-		die(1, "method reply %02x %02x, not 05 00", buf[0], buf[1]);
+	if (buf[0] != 5 || buf[1] != greeting[2])
+		die(1, "method reply %02x %02x, not 05 %02x", buf[0], buf[1],
+		    greeting[2]);
+	if (o->user)
+		socks_auth(fd, o);
+	if (o->wait_ms > 0)
+		usleep((useconds_t)o->wait_ms * 1000);
 	send_all(fd, req, sizeof(req), "request");
 	recv_exact(fd, buf, 10, "reply");
 	if (buf[1] != 0)
 		die(1, "reply %u to CONNECT", buf[1]);
 }
-
-struct opts {
-	struct sockaddr_in proxy, target, src, listen;
-	bool have_src, reopen, half;
-	int n, k;
-};
 
 static int cmd_probe(const struct opts *o)
 {
@@ -176,7 +204,7 @@ static int cmd_probe(const struct opts *o)
 		int fd = start_connect(o->have_src ? &o->src : NULL, &o->proxy);
 		if (fd < 0)
 			die(1, "connect: %s", strerror(errno));
-		socks_connect(fd, &o->target);
+		socks_connect(fd, o);
 		send_all(fd, "ping", 4, "data");
 		recv_exact(fd, echo, 4, "echo");
 		if (memcmp(echo, "ping", 4) != 0)
@@ -341,7 +369,7 @@ static int cmd_bulk(const struct opts *o)
 		int fd = start_connect(NULL, &o->proxy);
 		if (fd < 0)
 			die(1, "connect: %s", strerror(errno));
-		socks_connect(fd, &o->target);
+		socks_connect(fd, o);
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP,
 		                         .data.fd = fd};
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
@@ -382,7 +410,7 @@ int main(int argc, char **argv)
 		die(2, "usage: preflood flood|probe|echo|bulk OPTIONS (see the source)");
 	const char *cmd = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "p:t:s:n:k:m:l:r")) != -1) {
+	while ((opt = getopt(argc, argv, "p:t:s:n:k:m:l:ru:w:")) != -1) {
 		switch (opt) {
 		case 'p':
 			o.proxy = parse_addr(optarg, true);
@@ -405,6 +433,12 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			o.half = strcmp(optarg, "half") == 0;
+			break;
+		case 'u':
+			o.user = optarg;
+			break;
+		case 'w':
+			o.wait_ms = atoi(optarg);
 			break;
 		case 'r':
 			o.reopen = true;

@@ -184,6 +184,24 @@ probe() {
 	[[ $output == 5 ]] || fail "$output relays ended (the 5 probes' only): $(cat "$SERVER_LOG")"
 }
 
+@test "-u: a client that authenticated is out of the budget: 100 half greetings with --max-unauth 1 shed each other, not it" {
+	start_server -v -j 1 -u alice:secret --max-unauth 1 --max-unauth-per-source 1000000
+	start_echo
+	local probe_pid
+	# authenticates, then waits 1.5 s before its request
+	spawn "$BATS_TEST_TMPDIR/probe.log" "$PREFLOOD" probe -p "$PROXY" -t "$TARGET" \
+		-u alice:secret -w 1500
+	probe_pid=$SPAWNED_PID
+	sleep 0.5
+	FLOOD=100
+	start_flood -m half
+	wait_exit "$probe_pid" 5 || fail "the probe still runs"
+	run -0 grep '^max_ms' "$BATS_TEST_TMPDIR/probe.log"
+	run -0 grep -c 'shed: pre-authentication budget full' "$SERVER_LOG"
+	((output == FLOOD - 1)) || fail "$output shed, not $((FLOOD - 1))"
+	stop_flood
+}
+
 @test "SIGTERM under load (1,000 bulk relays, 2,000 reconnecting half greetings) stops the server within 1 s, status 0, nothing left" {
 	start_server --max-unauth-per-source 1000000
 	start_echo
