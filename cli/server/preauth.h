@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Connections not authenticated yet: with -u, those that have not sent good
- * RFC 1929 credentials; without, those that have not sent their request
- * (and those draining after a bad greeting or failed authentication). They
- * get their own budget, --max-unauth, split evenly over the loops (each loop
- * keeps its own oldest-first list and sheds from it alone: no lock, exact
- * per loop), and a per-source limit, --max-unauth-per-source, counted in one
- * table shared by the loops under a mutex (taken when a client is accepted
- * and when it leaves the list; never on the relay's path). A source is an
- * IPv4 address or an IPv6 /64 (one host usually has a whole /64 to pick
+ * Connections not authenticated yet: with users (-u, --users), those that have not sent
+ * good RFC 1929 credentials; without, those that have not sent their request (and those
+ * draining after a bad greeting or failed authentication). They get their own budget,
+ * --max-unauth, split evenly over the loops (each loop keeps its own oldest-first list
+ * and sheds from it alone: no lock, exact per loop), and a per-source limit,
+ * --max-unauth-per-source, counted in one table shared by the loops under a mutex (taken
+ * when a client is accepted and when it leaves the list; never on the relay's path). A
+ * source is an IPv4 address or an IPv6 /64 (one host usually has a whole /64 to pick
  * addresses from).
  */
 #ifndef SOCKSIFY_SERVER_PREAUTH_H
