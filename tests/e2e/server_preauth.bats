@@ -29,10 +29,14 @@ setup() {
 	PREFLOOD=${PREFLOOD:-${SOCKSIFY_BUILD:-$REPO_ROOT/build}/tests/e2e/preflood}
 	[[ -x $PREFLOOD ]] || fail "preflood not built: $PREFLOOD"
 	FLOOD=2000
+	NS=""
 }
 
 teardown() {
 	common_teardown
+	if [[ -n $NS ]]; then
+		ip netns del "$NS" 2>/dev/null || true
+	fi
 }
 
 # start_echo: preflood's echo target on 127.0.0.1; sets TARGET.
@@ -49,7 +53,7 @@ start_echo() {
 }
 
 server_fds() {
-	ls "/proc/$SERVER_PID/fd" | wc -l
+	find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 | wc -l
 }
 
 # wait_fds WANT: polls (max 5 s) until the server has WANT descriptors.
@@ -140,7 +144,7 @@ probe() {
 	sleep 0.5
 	probe "reconnecting flood"
 	# 64 held, and one being reset per loop at most
-	((($(server_fds) <= base + 64 + 8))) || fail "the server holds $(server_fds) descriptors, base $base"
+	(($(server_fds) <= base + 64 + 8)) || fail "the server holds $(server_fds) descriptors, base $base"
 	stop_flood
 	[[ $(grep '^held' "$FLOOD_LOG") =~ reopened\ ([0-9]+)$ ]] && ((BASH_REMATCH[1] > 0)) ||
 		fail "the flood reopened nothing: $(cat "$FLOOD_LOG")"
@@ -245,4 +249,56 @@ probe() {
 	run -0 "$PREFLOOD" probe -p "$PROXY" -t "$TARGET"
 	run -0 ss -Hltn "sport = :$port"
 	[[ $output == *"127.0.0.1:$port"* ]] || fail "not listening on 127.0.0.1: $output"
+}
+
+# The per-source limit groups IPv6 clients by /64 (one host usually has a whole
+# /64 to pick addresses from): in a network namespace of its own, with
+# fd00:7::1 and fd00:7::2 (one /64) and fd00:8::1 (another) on lo.
+@test "--max-unauth-per-source counts an IPv6 /64 as one source: 2 addresses of one /64 share 4, another /64 has its own" {
+	((EUID == 0)) || skip "needs root to create a network namespace (CI runs as root)"
+	NS=preauth-$$-$BATS_TEST_NUMBER
+	ip netns add "$NS"
+	ip netns exec "$NS" ip link set lo up
+	local a
+	for a in fd00:7::1 fd00:7::2 fd00:8::1; do
+		ip netns exec "$NS" ip -6 addr add "$a/64" dev lo nodad
+	done
+	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
+	ip netns exec "$NS" "$SOCKSIFY_SERVER" -v -j 1 -l '[::1]:1080' \
+		--max-unauth-per-source 4 2>"$SERVER_LOG" 3>&- &
+	SERVER_PID=$!
+	echo "$SERVER_PID" >>"$(pidfile)"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $(ip netns exec "$NS" ss -Hltn 'sport = :1080') ]] && break
+		sleep 0.05
+	done
+	[[ -n $(ip netns exec "$NS" ss -Hltn 'sport = :1080') ]] ||
+		fail "socksify-server is not listening in $NS: $(cat "$SERVER_LOG")"
+	# 3 + 3 half greetings from the first /64, then 3 from the other; each
+	# line says whether the server still holds the connection after 0.5 s
+	run -0 ip netns exec "$NS" "$PYTHON" -c '
+import socket, time
+conns = []
+for src in ["fd00:7::1"] * 3 + ["fd00:7::2"] * 3 + ["fd00:8::1"] * 3:
+    s = socket.socket(socket.AF_INET6)
+    s.bind((src, 0))
+    s.connect(("::1", 1080))
+    s.sendall(b"\x05")
+    conns.append((src, s))
+    time.sleep(0.02)
+time.sleep(0.5)
+for src, s in conns:
+    s.setblocking(False)
+    try:
+        state = "closed" if s.recv(1) == b"" else "data"
+    except BlockingIOError:
+        state = "held"
+    except ConnectionResetError:
+        state = "reset"
+    print(src, state)'
+	echo "# $(tr '\n' ' ' <<<"$output")" >&3
+	assert_equal "$(grep -c '^fd00:7::[12] held$' <<<"$output")" 4
+	assert_equal "$(grep -c '^fd00:7::2 reset$' <<<"$output")" 2
+	assert_equal "$(grep -c '^fd00:8::1 held$' <<<"$output")" 3
 }
