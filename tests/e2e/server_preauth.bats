@@ -302,3 +302,20 @@ for src, s in conns:
 	assert_equal "$(grep -c '^fd00:7::2 reset$' <<<"$output")" 2
 	assert_equal "$(grep -c '^fd00:8::1 held$' <<<"$output")" 3
 }
+
+@test "bad --max-unauth, --max-unauth-per-source and mapped listeners exit 2 with one line" {
+	local bad
+	for bad in "--max-unauth 0" "--max-unauth abc" "--max-unauth" "--max-unauth-per-source 0" \
+		"--max-unauth-per-source -1" "-l [::ffff:300.1.1.1]:1" "-l [::ffff:10.0.0.1]:1"; do
+		# shellcheck disable=SC2086 # split on purpose
+		run --separate-stderr timeout 5 "$SOCKSIFY_SERVER" $bad
+		[[ $status == 2 && ${#stderr_lines[@]} == 1 ]] ||
+			fail "'$bad': status $status, stderr: $stderr"
+	done
+	# the mapped non-loopback address is refused as the IPv4 address it is
+	run --separate-stderr timeout 5 "$SOCKSIFY_SERVER" -l '[::ffff:10.0.0.1]:1'
+	[[ $stderr == *"refusing to listen on 10.0.0.1:1 without authentication"* ]] ||
+		fail "unexpected: $stderr"
+	run -0 timeout 5 "$SOCKSIFY_SERVER" --help
+	assert_output --partial -- "--max-unauth-per-source"
+}
