@@ -92,7 +92,6 @@ bool preauth_shed_oldest(struct server *srv, const char *why)
 		return false;
 	if (c->client.fd >= 0)
 		preauth_reset(c->client.fd);
-	srv->shed++;
 	conn_close(c, why);
 	return true;
 }

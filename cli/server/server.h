@@ -32,7 +32,7 @@ struct server_config {
 	unsigned connect_timeout_ms;
 	unsigned idle_timeout_ms; /* 0: none */
 	unsigned max_conns;
-	unsigned max_unauth;            /* in their handshake, all loops (preauth.h) */
+	unsigned max_unauth;            /* not authenticated yet, all loops (preauth.h) */
 	unsigned max_unauth_per_source; /* ... from one IPv4 address or IPv6 /64 */
 	struct acl acl;
 };
@@ -64,11 +64,10 @@ struct server {
 	unsigned nconns;       /* live connections being served by this loop */
 	atomic_uint *serving;  /* ... by all loops, against cfg.max_conns */
 	unsigned nrefusing;    /* live connections being refused */
-	/* Connections in their handshake, oldest first (preauth.c): at most
+	/* Connections not authenticated yet, oldest first (preauth.c): at most
 	 * unauth_share, this loop's part of cfg.max_unauth. */
 	struct conn *unauth_head, *unauth_tail;
 	unsigned nunauth, unauth_share;
-	unsigned long shed; /* closed for a newer client (preauth.c) */
 	uint64_t next_sweep_ms;
 };
 
