@@ -342,10 +342,8 @@ static int print_env(const char *preload)
 	static const char *const vars[] = {"SOCKSIFY_PROXY",     "SOCKSIFY_CONF",
 	                                   "SOCKSIFY_LOG_LEVEL", "SOCKSIFY_SUPERVISE",
 	                                   HANDOFF_ENV_LAUNCHER, SECRET_ENV_FD};
-	struct config_proxy env;
 	const char *url = getenv("SOCKSIFY_PROXY");
-	if (url && config_parse_proxy_url(&env, url, NULL, NULL, 0) == 0 &&
-	    secret_has_password(&env))
+	if (url && secret_list_has_password(url))
 		fprintf(stderr, "socksify: warning: --env puts the proxy password into "
 		                "the shell's environment (a configuration file that only "
 		                "you can read keeps it out)\n");
@@ -376,15 +374,13 @@ static void warn_readable(const struct config *cfg)
 	setenv(SECRET_ENV_WARNED, "1", 1);
 }
 
-/* The proxy's password goes to the program tree in a sealed memfd, never in
- * the environment (secret.h); the supervisor has it in cfg. */
+/* The proxies' passwords go to the program tree in a sealed memfd, never in
+ * the environment (secret.h); the supervisor has them in cfg. */
 static void export_secret(const struct config *cfg)
 {
-	/* several proxies: SOCKSIFY_PROXY keeps the list, passwords and all (the
-	 * memfd holds one proxy's URL) */
-	if (!secret_has_password(&cfg->proxy) || cfg->proxy_secret || cfg->nproxies > 1)
+	if (!secret_needs_export(cfg))
 		return;
-	int fd = secret_export(&cfg->proxy);
+	int fd = secret_export(cfg);
 	if (fd < 0)
 		die(EXIT_CANNOT_RUN,
 		    "cannot keep the proxy password out of the environment: %s",

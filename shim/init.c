@@ -59,7 +59,7 @@ static void attach_fakedns(void)
 		         strerror(-rc));
 }
 
-/* The proxy's credentials (secret.h): when SOCKSIFY_PROXY has a password
+/* The proxies' credentials (secret.h): when SOCKSIFY_PROXY has a password
  * (the user exported it, or a program set it for its children), moved into a
  * memfd now, so that children inherit no password in their environment (they
  * take the memfd instead, as under the launcher); else the memfd inherited,
@@ -68,14 +68,9 @@ static void setup_secret(void)
 {
 	const char *fd_text = secure_getenv(SECRET_ENV_FD);
 	const char *url = secure_getenv(CONFIG_ENV_PROXY);
-	struct config_proxy env;
-	bool in_env = url && *url &&
-	              config_parse_proxy_url(&env, url, NULL, NULL, 0) == 0 &&
-	              secret_has_password(&env);
 
-	explicit_bzero(&env, sizeof(env));
-	if (in_env) {
-		int fd = secret_export(&shim_config.proxy);
+	if (url && *url && secret_list_has_password(url)) {
+		int fd = secret_export(&shim_config);
 		if (fd >= 0) {
 			shim_secret_fd = fd;
 			return;

@@ -146,8 +146,8 @@ struct config {
 	uint8_t fake_v6[16]; /* default 100::/64 (RFC 6666 discard prefix) */
 	unsigned fake_v6_prefix;
 	enum config_supervise supervise; /* default CONFIG_SUPERVISE_AUTO */
-	/* the proxy's password came from SOCKSIFY_SECRET_FD (secret.h) */
-	bool proxy_secret;
+	/* bit i: proxies[i]'s password came from SOCKSIFY_SECRET_FD (secret.h) */
+	unsigned proxy_secret;
 	/* a file that config_load() read which holds a proxy password and which
 	 * group or others may read (the first such; "" when none): the shim and
 	 * the launcher warn about it */

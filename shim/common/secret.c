@@ -86,41 +86,118 @@ int secret_proxy_url(const struct config_proxy *p, bool with_pass, char *out, si
 	return o.full ? -1 : 0;
 }
 
-void secret_scrub_url(char *url)
+/* One URL of n bytes: its password overwritten. */
+static void scrub_one(char *url, size_t n)
 {
-	char *sep = strstr(url, "://");
-	char *auth = sep ? sep + 3 : url;
-	char *at = strrchr(auth, '@');
-	char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	char *end = url + n;
+	char *auth = url;
 
+	for (char *c = url; c + 3 <= end; c++)
+		if (memcmp(c, "://", 3) == 0) {
+			auth = c + 3;
+			break;
+		}
+	char *at = NULL;
+	for (char *c = auth; c < end; c++)
+		if (*c == '@')
+			at = c;
+	char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 	if (colon)
 		memset(colon + 1, '*', (size_t)(at - colon - 1));
 }
 
+void secret_scrub_url(char *url)
+{
+	for (;;) {
+		size_t n = config_first_url_len(url);
+		scrub_one(url, n);
+		if (url[n] == '\0')
+			return;
+		url += n + 1;
+	}
+}
+
+/* The i-th URL of a list (config_first_url_len), blanks around it left out,
+ * copied into out[cap]: its length, or -1 when there is none or it does not
+ * fit. */
+static int list_item(const char *list, unsigned i, char *out, size_t cap)
+{
+	size_t n = config_first_url_len(list);
+
+	for (; i > 0; i--) {
+		if (list[n] == '\0')
+			return -1;
+		list += n + 1;
+		n = config_first_url_len(list);
+	}
+	while (n > 0 && (*list == ' ' || *list == '\t')) {
+		list++;
+		n--;
+	}
+	while (n > 0 && (list[n - 1] == ' ' || list[n - 1] == '\t'))
+		n--;
+	if (n >= cap)
+		return -1;
+	memcpy(out, list, n);
+	out[n] = '\0';
+	return (int)n;
+}
+
+bool secret_list_has_password(const char *list)
+{
+	char url[SECRET_TEXT_MAX];
+	struct config_proxy p;
+	bool found = false;
+
+	for (unsigned i = 0; !found && list_item(list, i, url, sizeof(url)) >= 0; i++)
+		found = config_url_parse(&p, url, NULL, 0) == 0 &&
+		        secret_has_password(&p);
+	explicit_bzero(url, sizeof(url));
+	explicit_bzero(&p, sizeof(p));
+	return found;
+}
+
+bool secret_needs_export(const struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nproxies; i++)
+		if (secret_has_password(&cfg->proxies[i]) &&
+		    !(cfg->proxy_secret & (1U << i)))
+			return true;
+	return false;
+}
+
 /* --- the memfd --------------------------------------------------------------------- */
 
-/* A sealed memfd holding text[0..len), at SECRET_FD_MIN or above and not
- * close-on-exec: the descriptor or -errno. */
-static int secret_memfd(const char *text, size_t len)
+/* A memfd to write the URLs into: the descriptor or -errno. */
+static int secret_memfd_open(void)
 {
 	int fd = memfd_create("socksify-secret",
 	                      MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
 	if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 */
 		fd = memfd_create("socksify-secret", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
+	return fd < 0 ? -errno : fd;
+}
+
+/* text[0..len) written to fd: 0 or -errno. */
+static int write_all(int fd, const char *text, size_t len)
+{
 	size_t done = 0;
+
 	while (done < len) {
 		ssize_t n = write(fd, text + done, len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : EIO;
-			close(fd);
-			return -err;
-		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
 		done += (size_t)n;
 	}
+	return 0;
+}
+
+/* fd sealed and moved to SECRET_FD_MIN or above, not close-on-exec: the
+ * descriptor or -errno (fd closed). */
+static int secret_memfd_seal(int fd)
+{
 	if (fcntl(fd, F_ADD_SEALS, SECRET_SEALS) < 0) {
 		int err = errno;
 		close(fd);
@@ -136,15 +213,52 @@ static int secret_memfd(const char *text, size_t len)
 	return fd;
 }
 
-int secret_export(const struct config_proxy *p)
+/* Every proxy of cfg with a password, as a URL, one a line, into a sealed
+ * memfd: the descriptor or -errno. */
+static int secret_memfd(const struct config *cfg)
 {
-	char url[SECRET_TEXT_MAX], shown[SECRET_TEXT_MAX], num[16];
+	char url[SECRET_TEXT_MAX];
+	int fd = secret_memfd_open();
 
-	if (secret_proxy_url(p, true, url, sizeof(url)) < 0 ||
-	    secret_proxy_url(p, false, shown, sizeof(shown)) < 0)
-		return -ENAMETOOLONG;
-	int fd = secret_memfd(url, strlen(url));
+	for (unsigned i = 0; fd >= 0 && i < cfg->nproxies; i++) {
+		if (!secret_has_password(&cfg->proxies[i]))
+			continue;
+		int rc = secret_proxy_url(&cfg->proxies[i], true, url, sizeof(url)) < 0
+		                 ? -ENAMETOOLONG
+		                 : write_all(fd, url, strlen(url));
+		if (rc == 0)
+			rc = write_all(fd, "\n", 1);
+		if (rc < 0) {
+			close(fd);
+			fd = rc;
+		}
+	}
 	explicit_bzero(url, sizeof(url));
+	return fd < 0 ? fd : secret_memfd_seal(fd);
+}
+
+/* cfg's proxies without their passwords, separated by commas: 0 or -1. */
+static int shown_list(const struct config *cfg, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	for (unsigned i = 0; i < cfg->nproxies; i++) {
+		if (i > 0 && len + 1 < cap)
+			out[len++] = ',';
+		if (secret_proxy_url(&cfg->proxies[i], false, out + len, cap - len) < 0)
+			return -1;
+		len += strlen(out + len);
+	}
+	return 0;
+}
+
+int secret_export(const struct config *cfg)
+{
+	char shown[SECRET_SHOWN_MAX], num[16];
+
+	if (shown_list(cfg, shown, sizeof(shown)) < 0)
+		return -ENAMETOOLONG;
+	int fd = secret_memfd(cfg);
 	if (fd < 0)
 		return fd;
 	char *old = getenv(CONFIG_ENV_PROXY);
@@ -156,7 +270,7 @@ int secret_export(const struct config_proxy *p)
 		return -err;
 	}
 	/* setenv() leaves the old string where it was: nothing points to it
-	 * any more but /proc/PID/environ, which must not show the password */
+	 * any more but /proc/PID/environ, which must not show the passwords */
 	if (old)
 		secret_scrub_url(old);
 	return fd;
@@ -176,44 +290,70 @@ int secret_fd_number(const char *s)
 	return (int)n;
 }
 
-/* fd checked (a memfd with every seal, ours, a sane size) and read into buf,
- * NUL-terminated: 0, or -1 with why. */
-static int secret_read(int fd, char *buf, size_t cap, char *why, size_t whylen)
+/* fd checked (a memfd with every seal, ours, a sane size, no NUL) and
+ * mapped: the text and its length in *len, or NULL with why. */
+static const char *secret_map(int fd, size_t *len, char *why, size_t whylen)
 {
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
 
 	if (seals < 0 && errno == EBADF)
-		return config_why(why, whylen, "descriptor %d is not open", fd);
+		return config_why(why, whylen, "descriptor %d is not open", fd), NULL;
 	if (seals < 0)
-		return config_why(why, whylen, "descriptor %d is not a memfd", fd);
+		return config_why(why, whylen, "descriptor %d is not a memfd", fd), NULL;
 	if ((seals & SECRET_SEALS) != SECRET_SEALS)
 		return config_why(why, whylen,
 		                  "the memfd on descriptor %d is not sealed "
 		                  "(write, shrink, grow and seal)",
-		                  fd);
+		                  fd),
+		       NULL;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return config_why(why, whylen, "descriptor %d is not a memfd", fd);
+		return config_why(why, whylen, "descriptor %d is not a memfd", fd), NULL;
 	if (st.st_uid != geteuid())
 		return config_why(why, whylen,
 		                  "the memfd on descriptor %d belongs to another user",
-		                  fd);
-	if (st.st_size <= 0 || (size_t)st.st_size >= cap)
+		                  fd),
+		       NULL;
+	if (st.st_size <= 0 || st.st_size > SECRET_LIST_MAX)
 		return config_why(why, whylen,
 		                  "the memfd on descriptor %d has %lld bytes", fd,
-		                  (long long)st.st_size);
-	size_t len = (size_t)st.st_size;
-	ssize_t n;
-	do
-		n = pread(fd, buf, len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)len)
-		return config_why(why, whylen, "cannot read descriptor %d", fd);
-	buf[len] = '\0';
-	if (strlen(buf) != len)
+		                  (long long)st.st_size),
+		       NULL;
+	*len = (size_t)st.st_size;
+	void *map = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return config_why(why, whylen, "cannot read descriptor %d", fd), NULL;
+	if (memchr(map, '\0', *len)) {
+		munmap(map, *len);
 		return config_why(why, whylen, "NUL byte in the memfd on descriptor %d",
-		                  fd);
-	return 0;
+		                  fd),
+		       NULL;
+	}
+	return map;
+}
+
+/* The i-th line of text[0..len) (one URL) parsed into *p: 0, or -1 when
+ * there is none; 1 when it is not a URL with a password. */
+static int secret_line(const char *text, size_t len, unsigned i, struct config_proxy *p)
+{
+	char url[SECRET_TEXT_MAX];
+	const char *end = text + len;
+
+	for (; i > 0 && text < end; i--) {
+		const char *nl = memchr(text, '\n', (size_t)(end - text));
+		text = nl ? nl + 1 : end;
+	}
+	if (text >= end)
+		return -1;
+	const char *nl = memchr(text, '\n', (size_t)(end - text));
+	size_t n = (size_t)((nl ? nl : end) - text);
+	if (n >= sizeof(url))
+		return 1;
+	memcpy(url, text, n);
+	url[n] = '\0';
+	int rc = config_url_parse(p, url, NULL, 0);
+	explicit_bzero(url, sizeof(url));
+	return rc == 0 && secret_has_password(p) ? 0 : 1;
 }
 
 /* b is a, the password left out. */
@@ -224,32 +364,59 @@ static bool same_but_password(const struct config_proxy *a, const struct config_
 	       strcmp(a->host, b->host) == 0 && strcmp(a->user, b->user) == 0;
 }
 
+/* Each proxy of cfg without a password takes the first line of the memfd
+ * that is the same proxy and that no other proxy took. */
+static void secret_match(struct config *cfg, const char *text, size_t len)
+{
+	struct config_proxy p;
+	unsigned taken = 0;
+
+	for (unsigned i = 0; i < cfg->nproxies; i++)
+		for (unsigned j = 0; secret_line(text, len, j, &p) == 0; j++)
+			if (!(taken & (1U << j)) &&
+			    same_but_password(&cfg->proxies[i], &p)) {
+				cfg->proxies[i] = p;
+				cfg->proxy_secret |= 1U << i;
+				taken |= 1U << j;
+				break;
+			}
+	explicit_bzero(&p, sizeof(p));
+}
+
 int secret_apply(struct config *cfg, const char *fd_text, char *err, size_t errlen)
 {
 	struct where w = {SECRET_ENV_FD, 0, err, errlen};
-	char text[SECRET_TEXT_MAX], why[WHY_LEN], buf[SHOW_MAX + 4];
+	char why[WHY_LEN], buf[SHOW_MAX + 4];
 	struct config_proxy p;
+	size_t len;
 	int fd = secret_fd_number(fd_text);
 
 	if (fd < 0)
 		return config_fail(&w, "'%s' is not a descriptor number",
 		                   config_show(buf, fd_text, strlen(fd_text)));
-	if (secret_read(fd, text, sizeof(text), why, sizeof(why)) < 0)
+	const char *text = secret_map(fd, &len, why, sizeof(why));
+	if (!text)
 		return config_fail(&w, "%s", why);
-	int rc = config_url_parse(&p, text, why, sizeof(why));
-	explicit_bzero(text, sizeof(text));
-	if (rc < 0 || !secret_has_password(&p)) {
-		explicit_bzero(&p, sizeof(p));
+	int rc = 0;
+	unsigned n = 0;
+	while (rc == 0 && (rc = secret_line(text, len, n, &p)) == 0)
+		n++;
+	explicit_bzero(&p, sizeof(p));
+	if (n > CONFIG_MAX_PROXIES) {
+		munmap((void *)text, len);
+		return config_fail(&w,
+		                   "the memfd on descriptor %d holds more than %d URLs",
+		                   fd, CONFIG_MAX_PROXIES);
+	}
+	if (rc > 0 || n == 0) {
+		munmap((void *)text, len);
 		return config_fail(&w,
 		                   "the memfd on descriptor %d holds no proxy URL "
 		                   "with a password",
 		                   fd);
 	}
-	if (same_but_password(&cfg->proxy, &p)) {
-		cfg->proxy = p;
-		cfg->proxy_secret = true;
-	}
-	explicit_bzero(&p, sizeof(p));
+	secret_match(cfg, text, len);
+	munmap((void *)text, len);
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  * URL written back as it parses, the password overwritten in place, the
  * sealed memfd made and read back through SOCKSIFY_SECRET_FD, every way a
  * descriptor can be wrong (each an exact error that never shows the
- * password), the memfd applied only to its own proxy, and the
+ * password), the memfd applied only to its own proxy, lists of proxies (each
+ * gets back its own password), and the
  * configuration file with a password that others may read.
  */
 #include <errno.h>
@@ -130,7 +131,7 @@ static void test_export(void)
 	               !cfg.proxy_secret,
 	       "SOCKSIFY_PROXY with a password: used as it is");
 	char *old = getenv(CONFIG_ENV_PROXY);
-	int fd = secret_export(&cfg.proxy);
+	int fd = secret_export(&cfg);
 	tap_ok(fd >= SECRET_FD_MIN, "secret_export: descriptor %d, not below %d", fd,
 	       SECRET_FD_MIN);
 	tap_ok(strcmp(getenv(CONFIG_ENV_PROXY), "socks5://user@127.0.0.1:1080") == 0,
@@ -208,6 +209,153 @@ static void test_export(void)
 	unsetenv(CONFIG_ENV_PROXY);
 }
 
+/* --- several proxies --------------------------------------------------------------- */
+
+/* The memfd's text (at most cap - 1 bytes). */
+static const char *memfd_text(int fd, char *buf, size_t cap)
+{
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+/* SOCKSIFY_PROXY=list exported: the memfd holds want_fd, SOCKSIFY_PROXY is
+ * want_env and the old string want_old; the descriptor. */
+static int export_list(const char *list, const char *want_fd, const char *want_env,
+                       const char *want_old, const char *what)
+{
+	char buf[SECRET_LIST_MAX];
+
+	setenv(CONFIG_ENV_PROXY, list, 1);
+	unsetenv(SECRET_ENV_FD);
+	if (!tap_ok(load() == 0 && secret_needs_export(&cfg), "%s: loads, to export",
+	            what))
+		tap_diag("%s", err);
+	char *old = getenv(CONFIG_ENV_PROXY);
+	int fd = secret_export(&cfg);
+	tap_ok(fd >= 0 && strcmp(memfd_text(fd, buf, sizeof(buf)), want_fd) == 0,
+	       "%s: the memfd has each URL with a password", what);
+	if (fd >= 0 && strcmp(buf, want_fd) != 0)
+		tap_diag("'%s'", buf);
+	tap_ok(strcmp(getenv(CONFIG_ENV_PROXY), want_env) == 0, "%s: SOCKSIFY_PROXY=%s",
+	       what, getenv(CONFIG_ENV_PROXY));
+	tap_ok(strcmp(old, want_old) == 0, "%s: the old string: %s", what, old);
+	return fd;
+}
+
+static void test_list_export(void)
+{
+	int fd = export_list(
+	        "socks5://alice:pw1@127.0.0.1:1080, socks5h://bob:pw2@[::1]:1081",
+	        "socks5://alice:pw1@127.0.0.1:1080\n"
+	        "socks5h://bob:pw2@[::1]:1081\n",
+	        "socks5://alice@127.0.0.1:1080,socks5h://bob@[::1]:1081",
+	        "socks5://alice:***@127.0.0.1:1080, socks5h://bob:***@[::1]:1081",
+	        "two passwords");
+	tap_ok(load() == 0 && cfg.nproxies == 2 &&
+	               strcmp(cfg.proxies[0].pass, "pw1") == 0 &&
+	               strcmp(cfg.proxies[1].pass, "pw2") == 0 && cfg.proxy_secret == 3 &&
+	               !secret_needs_export(&cfg),
+	       "two passwords: each proxy its own from the memfd");
+	setenv(CONFIG_ENV_PROXY, "socks5h://bob@[::1]:1081,socks5://alice@127.0.0.1:1080",
+	       1);
+	tap_ok(load() == 0 && strcmp(cfg.proxies[0].pass, "pw2") == 0 &&
+	               strcmp(cfg.proxies[1].pass, "pw1") == 0 && cfg.proxy_secret == 3,
+	       "the list the other way round: still each its own");
+	setenv(CONFIG_ENV_PROXY, "socks5://alice@127.0.0.1:1081,socks5h://bob@[::1]:1081",
+	       1);
+	tap_ok(load() == 0 && cfg.proxies[0].pass[0] == '\0' &&
+	               strcmp(cfg.proxies[1].pass, "pw2") == 0 && cfg.proxy_secret == 2,
+	       "another port for alice: no password for her, bob's for bob");
+	setenv(CONFIG_ENV_PROXY, "socks5://bob@127.0.0.1:1080", 1);
+	tap_ok(load() == 0 && cfg.proxy.pass[0] == '\0' && cfg.proxy_secret == 0,
+	       "bob on alice's proxy: not her password");
+	close(fd);
+
+	fd = export_list("socks5://alice:pw1@h1:1,socks5://carol@h2:2,socks5h://h3:3",
+	                 "socks5://alice:pw1@h1:1\n",
+	                 "socks5://alice@h1:1,socks5://carol@h2:2,socks5h://h3:3",
+	                 "socks5://alice:***@h1:1,socks5://carol@h2:2,socks5h://h3:3",
+	                 "one with a password, two without");
+	tap_ok(load() == 0 && cfg.nproxies == 3 &&
+	               strcmp(cfg.proxies[0].pass, "pw1") == 0 &&
+	               cfg.proxies[1].has_auth && cfg.proxies[1].pass[0] == '\0' &&
+	               !cfg.proxies[2].has_auth && cfg.proxy_secret == 1,
+	       "one with, two without: only the first has one");
+	close(fd);
+
+	/* the splitter cuts at a comma followed by a scheme and "://" only */
+	fd = export_list("socks5://alice:a,b@h:1,socks5://alice:c%2Cd@h:2",
+	                 "socks5://alice:a%2Cb@h:1\nsocks5://alice:c%2Cd@h:2\n",
+	                 "socks5://alice@h:1,socks5://alice@h:2",
+	                 "socks5://alice:***@h:1,socks5://alice:*****@h:2",
+	                 "commas in the passwords");
+	tap_ok(load() == 0 && cfg.nproxies == 2 &&
+	               strcmp(cfg.proxies[0].pass, "a,b") == 0 &&
+	               strcmp(cfg.proxies[1].pass, "c,d") == 0,
+	       "commas in the passwords: each its own");
+	close(fd);
+
+	fd = export_list("socks5://u:first@h:1,socks5://u:second@h:1",
+	                 "socks5://u:first@h:1\nsocks5://u:second@h:1\n",
+	                 "socks5://u@h:1,socks5://u@h:1",
+	                 "socks5://u:*****@h:1,socks5://u:******@h:1",
+	                 "the same proxy twice");
+	tap_ok(load() == 0 && strcmp(cfg.proxies[0].pass, "first") == 0 &&
+	               strcmp(cfg.proxies[1].pass, "second") == 0,
+	       "the same proxy twice: each line taken once, in order");
+	close(fd);
+	unsetenv(SECRET_ENV_FD);
+}
+
+static void test_list_checks(void)
+{
+	char s1[] = "socks5://a:p1@h:1,socks5h://b:p,2@h:2, socks5://c@h:3";
+	secret_scrub_url(s1);
+	tap_ok(strcmp(s1, "socks5://a:**@h:1,socks5h://b:***@h:2, socks5://c@h:3") == 0,
+	       "scrub a list: %s", s1);
+	tap_ok(secret_list_has_password("socks5://h:1, socks5://a:p@h:2"),
+	       "a list with a password in its second URL");
+	tap_ok(!secret_list_has_password("socks5://a@h:1,socks5://a:@h:2,socks5://h:3"),
+	       "a list with user names only");
+	tap_ok(secret_list_has_password("socks5://a:p@h:1"), "one URL with a password");
+
+	char num[16], want[160];
+	unsigned all = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	setenv(CONFIG_ENV_PROXY, "socks5://a@h:1,socks5://b@h:2", 1);
+	int m = memfd_with("socks5://a:secretpw@h:1\nsocks5://b@h:2\n", all);
+	snprintf(num, sizeof(num), "%d", m);
+	snprintf(want, sizeof(want),
+	         "the memfd on descriptor %d holds no proxy URL with a password", m);
+	load_fails(num, want, "a second line without a password");
+	close(m);
+	m = memfd_with("socks5://a:secretpw@h:1\n\nsocks5://b:secretpw@h:2\n", all);
+	snprintf(num, sizeof(num), "%d", m);
+	snprintf(want, sizeof(want),
+	         "the memfd on descriptor %d holds no proxy URL with a password", m);
+	load_fails(num, want, "an empty line");
+	close(m);
+	char nine[SECRET_LIST_MAX] = "";
+	for (int i = 0; i < CONFIG_MAX_PROXIES + 1; i++)
+		snprintf(nine + strlen(nine), sizeof(nine) - strlen(nine),
+		         "socks5://a:secretpw@h:%d\n", i + 1);
+	m = memfd_with(nine, all);
+	snprintf(num, sizeof(num), "%d", m);
+	snprintf(want, sizeof(want), "the memfd on descriptor %d holds more than %d URLs",
+	         m, CONFIG_MAX_PROXIES);
+	load_fails(num, want, "too many lines");
+	close(m);
+	m = memfd_with("socks5://a:secretpw@h:1\nsocks5://b:pw@h:2", all);
+	snprintf(num, sizeof(num), "%d", m);
+	setenv(SECRET_ENV_FD, num, 1);
+	tap_ok(load() == 0 && strcmp(cfg.proxies[1].pass, "pw") == 0 &&
+	               cfg.proxy_secret == 3,
+	       "no newline after the last line: read as well");
+	close(m);
+	unsetenv(SECRET_ENV_FD);
+	unsetenv(CONFIG_ENV_PROXY);
+}
+
 /* --- a configuration file that others may read ------------------------------------- */
 
 static void file_case(const char *path, const char *text, mode_t mode, bool warned,
@@ -240,6 +388,13 @@ static void test_readable_file(void)
 	file_case(path, "proxy = socks5://user@127.0.0.1:1080\n", 0644, false,
 	          "0644 with a user name only");
 	file_case(path, "log_level = info\n", 0644, false, "0644 without a proxy");
+	file_case(path,
+	          "proxy = socks5://127.0.0.1:1080\n"
+	          "proxy = socks5://user:secretpw@127.0.0.1:1081\n",
+	          0644, true, "0644, the second of two proxy lines with a password");
+	file_case(path,
+	          "proxy = socks5://user@127.0.0.1:1080, socks5://u@127.0.0.1:1081\n",
+	          0644, false, "0644, two proxies with user names only");
 	unsetenv(CONFIG_ENV_CONF);
 	unlink(path);
 	rmdir(dir);
@@ -253,6 +408,8 @@ int main(void)
 	unsetenv(SECRET_ENV_FD);
 	test_urls();
 	test_export();
+	test_list_export();
+	test_list_checks();
 	test_readable_file();
 	return tap_done();
 }
