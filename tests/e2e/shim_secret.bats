@@ -8,7 +8,11 @@
 # process of the tree shows the password in /proc/PID/environ or cmdline.
 # Also: SOCKSIFY_PROXY with a password exported by hand (the shim moves it),
 # the warning for a configuration file with a password that others may read,
-# a bad descriptor (fail closed) and a supervised Go program.
+# a bad descriptor (fail closed) and a supervised Go program. Several proxies,
+# each with a password of its own: a second socksify-server requiring
+# bob:secondpw (198.18.1.1:1086, SXPW2_LOG) for round-robin, and one in the
+# target namespace (198.18.2.2:1087, HOP2_LOG, which the client cannot reach)
+# as the second hop of a strict chain.
 #
 # Run (as root): meson test --suite shim, or
 #   SOCKSIFY_SERVER=build/cli/socksify-server SOCKSIFY=build/cli/socksify \
@@ -27,6 +31,14 @@ setup_file() {
 	export SXPW_LOG
 	IN_SETUP_FILE=1
 	netns_socksify_server 1085 "$SXPW_LOG" -u user:secretpw || return 1
+	SXPW2_LOG=$BATS_FILE_TMPDIR/sxpw2.log
+	HOP2_LOG=$BATS_FILE_TMPDIR/hop2.log
+	export SXPW2_LOG HOP2_LOG
+	netns_socksify_server 1086 "$SXPW2_LOG" -u bob:secondpw || return 1
+	# --allow-local: the destination (198.18.2.2:80) is its own host
+	ns_spawn target "$HOP2_LOG" "$SOCKSIFY_SERVER" -v -l "$TARGET4:1087" \
+		-u bob:secondpw --allow-local
+	ns_wait_listen target tcp "$TARGET4" 1087 "$SPAWNED_PID" || return 1
 	IN_SETUP_FILE=0
 }
 
@@ -42,9 +54,13 @@ setup() {
 	netns_setup
 	require_socksify
 	SXPW_LOG_START=$(log_size "$SXPW_LOG")
+	SXPW2_LOG_START=$(log_size "$SXPW2_LOG")
+	HOP2_LOG_START=$(log_size "$HOP2_LOG")
 	TAG=t${BATS_TEST_NUMBER}x$RANDOM
 	PWURL="socks5://user:secretpw@$PROXY4:1085"
 	BARE="socks5://user@$PROXY4:1085"
+	PW2URL="socks5://bob:secondpw@$PROXY4:1086"
+	BARE2="socks5://bob@$PROXY4:1086"
 }
 
 teardown() {
@@ -61,8 +77,9 @@ teardown() {
 
 # the password appears nowhere in what the last run printed
 assert_no_password() {
-	[[ $output != *secretpw* ]] || fail "the password is in the output"
-	[[ ${stderr:-} != *secretpw* ]] || fail "the password is on stderr: $stderr"
+	[[ $output != *secretpw* && $output != *secondpw* ]] || fail "a password is in the output"
+	[[ ${stderr:-} != *secretpw* && ${stderr:-} != *secondpw* ]] ||
+		fail "a password is on stderr: $stderr"
 }
 
 # the authenticating proxy carried this test's connection to the target
@@ -260,4 +277,89 @@ sys.exit(subprocess.run(sys.argv[4:], env=env, pass_fds=[fd]).returncode)'
 	assert_line "ok http://$TARGET4/small.txt?$TAG-go 200 $((${#SMALL_TEXT} + 1))"
 	assert_via_proxy "/small.txt?$TAG-" 2
 	assert_via_pw_proxy
+}
+
+# count_connects VAR: this test's CONNECT lines from the client in log $VAR
+count_connects() {
+	log_since "$1" | grep -c "198\.18\.1\.2:[0-9]* CONNECT " || true
+}
+
+@test "round-robin over two authenticating proxies, each its own password: both carry connections; no password in any environment" {
+	run -0 --separate-stderr client_run env SOCKSIFY_CHAIN=round-robin "$SOCKSIFY" \
+		-p "$PWURL,$PW2URL" -- sh -c '
+		tr "\0" "\n" </proc/$$/environ; echo ---
+		for i in 1 2 3 4; do
+			"$@" "http://'"$TARGET4"'/small.txt?'"$TAG"'-$i" || echo "curl $i failed"
+		done' sh "${CURL[@]}"
+	assert_no_password
+	assert_line "SOCKSIFY_PROXY=$BARE,$BARE2"
+	assert_line --regexp '^SOCKSIFY_SECRET_FD=9[5-9][0-9]$'
+	refute_line --partial failed
+	assert_equal "$(grep -cx "$SMALL_TEXT" <<<"$output")" 4
+	assert_via_proxy "/small.txt?$TAG-" 4
+	sleep 0.3 # the servers log a connection when it closes
+	(($(count_connects SXPW_LOG) >= 1)) || fail "user's proxy carried nothing"
+	(($(count_connects SXPW2_LOG) >= 1)) || fail "bob's proxy carried nothing"
+	assert_equal "$(($(count_connects SXPW_LOG) + $(count_connects SXPW2_LOG)))" 4
+}
+
+@test "strict chain, a password for each hop (the second only the first reaches), repeated -p: the running tree shows neither password" {
+	local log=$BATS_TEST_TMPDIR/tree.log pid pids n=0
+	local hop2="socks5h://bob:secondpw@$TARGET4:1087" url="http://$TARGET4/small.txt?$TAG"
+	ns_spawn client "$log" env SOCKSIFY_CHAIN=strict "$SOCKSIFY" -p "$PWURL" -p "$hop2" -- \
+		sh -c '"$@"; echo "curl: $?"; sleep 4' sh "${CURL[@]}" "$url"
+	for ((i = 0; i < 100; i++)); do
+		grep -q "^curl: " "$log" && break
+		sleep 0.05
+	done
+	pids=$(tree_pids "$SPAWNED_PID")
+	echo "$pids" >>"$(pidfile)"
+	for pid in $pids; do
+		[[ -r /proc/$pid/environ ]] || continue
+		n=$((n + 1))
+		if grep -qE "secretpw|secondpw" "/proc/$pid/environ" "/proc/$pid/cmdline"; then
+			fail "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")) shows a password"
+		fi
+		tr '\0' '\n' <"/proc/$pid/environ" |
+			grep -qx "SOCKSIFY_PROXY=$BARE,socks5h://bob@$TARGET4:1087" ||
+			fail "process $pid has not SOCKSIFY_PROXY without the passwords"
+	done
+	((n >= 2)) || fail "only $n processes of the tree seen: $pids"
+	grep -qx "curl: 0" "$log" || fail "curl through the chain failed: $(cat "$log")"
+	grep -qxF "$SMALL_TEXT" "$log" || fail "no page: $(cat "$log")"
+	# hop 1 (user's password) reached hop 2 (bob's), hop 2 the target
+	wait_log SXPW_LOG "198\\.18\\.1\\.2:[0-9]+ CONNECT 198\\.18\\.2\\.2:1087"
+	wait_log HOP2_LOG "CONNECT 198\\.18\\.2\\.2:80"
+	run -0 grep -cF "\"GET /small.txt?$TAG " < <(target_log_since)
+	assert_output 1
+}
+
+@test "a list with passwords exported by hand: the shell's environ overwritten, children get the list without them and reach both proxies" {
+	run -0 --separate-stderr client_run env LD_PRELOAD="$SHIM_PRELOAD" SOCKSIFY_CHAIN=round-robin \
+		SOCKSIFY_PROXY="$PWURL, $PW2URL" sh -c '
+		tr "\0" "\n" </proc/$$/environ; echo ---; env; echo ---
+		for i in 1 2 3 4; do sh -c "\"\$@\"" sh "$@" "$0-$i"; done' \
+		"http://$TARGET4/small.txt?$TAG" "${CURL[@]}"
+	assert_no_password
+	assert_line "SOCKSIFY_PROXY=socks5://user:********@$PROXY4:1085, socks5://bob:********@$PROXY4:1086"
+	assert_line "SOCKSIFY_PROXY=$BARE,$BARE2"
+	assert_equal "$(grep -cx "$SMALL_TEXT" <<<"$output")" 4
+	sleep 0.3
+	(($(count_connects SXPW_LOG) >= 1)) || fail "user's proxy carried nothing"
+	(($(count_connects SXPW2_LOG) >= 1)) || fail "bob's proxy carried nothing"
+}
+
+@test "supervised with -p URL1,URL2: the launcher's command line shows neither password; a failover list past a dead proxy with a password" {
+	[[ -x ${SOCKSIFY_GOGET_STATIC:-} ]] ||
+		fail "SOCKSIFY_GOGET_STATIC is not set or not built (meson builds goget-static when go is installed; scripts/deps installs golang-go)"
+	run -0 --separate-stderr client_run "$SOCKSIFY" -p "socks5://user:secretpw@$PROXY4:1,$PW2URL" -- \
+		"$SOCKSIFY_GOGET_STATIC" -sh 'L=$(ps -o ppid= -p $PPID | tr -d " "); tr "\0" " " </proc/$L/cmdline; echo
+			cat /proc/$L/environ /proc/$PPID/environ /proc/$$/environ | tr "\0" "\n"' \
+		"http://$TARGET4/small.txt?$TAG-go"
+	assert_no_password
+	assert_line --regexp "socksify -p socks5://user:\\*{8}@198\\.18\\.1\\.1:1,socks5://bob:\\*{8}@198\\.18\\.1\\.1:1086 "
+	assert_line "SOCKSIFY_PROXY=socks5://user@$PROXY4:1,$BARE2"
+	assert_line "ok http://$TARGET4/small.txt?$TAG-go 200 $((${#SMALL_TEXT} + 1))"
+	assert_via_proxy "/small.txt?$TAG-" 1
+	wait_log SXPW2_LOG "CONNECT ${TARGET4//./\\.}:80"
 }
