@@ -363,3 +363,11 @@ count_connects() {
 	assert_via_proxy "/small.txt?$TAG-" 1
 	wait_log SXPW2_LOG "CONNECT ${TARGET4//./\\.}:80"
 }
+
+@test "--env with a list where only the second URL has a password: the warning; a list without one: none" {
+	run -0 --separate-stderr "$SOCKSIFY" --env -p "socks5://$PROXY4:1080,$PW2URL"
+	assert_equal "$stderr" "socksify: warning: --env puts the proxy password into the shell's environment (a configuration file that only you can read keeps it out)"
+	assert_line "export SOCKSIFY_PROXY='socks5://$PROXY4:1080,$PW2URL'"
+	run -0 --separate-stderr "$SOCKSIFY" --env -p "socks5://$PROXY4:1080,$BARE2"
+	assert_equal "$stderr" ""
+}
