@@ -154,9 +154,7 @@ static void on_accept(struct loop_watch *w, uint32_t revents);
 /* --connect-timeout passed without the peer (or its name's addresses). */
 static void bind_expired(struct conn *c)
 {
-	if (c->job)
-		resolve_cancel(c->job);
-	c->job = NULL;
+	conn_lookup_cancel(c);
 	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
 }
 
@@ -223,28 +221,12 @@ static void bind_listen(struct conn *c)
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 }
 
-static void cancel_lookup(struct conn *c)
-{
-	if (c->job)
-		resolve_cancel(c->job);
-	c->job = NULL;
-}
-
 static void on_resolved(void *owner, struct resolve_job *job)
 {
 	struct conn *c = owner;
 
-	c->job = NULL;
-	if (job->err) {
-		conn_fail(c, socks5_rep_from_errno(job->err),
-		          job->err == ENOENT ? "no such name" : NULL);
-		resolve_free(job);
-		return;
-	}
-	c->naddrs = job->naddrs < CONN_MAX_ADDRS ? job->naddrs : CONN_MAX_ADDRS;
-	memcpy(c->addrs, job->addrs, c->naddrs * sizeof(c->addrs[0]));
-	resolve_free(job);
-	bind_listen(c);
+	if (conn_lookup_done(c, job))
+		bind_listen(c);
 }
 
 static const struct phase bind_resolving = {.on_timeout = bind_expired};
@@ -257,7 +239,7 @@ void bind_start(struct conn *c)
 	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
 		conn_enter(c, &bind_resolving);
 		c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
-		c->on_close = cancel_lookup;
+		c->on_close = conn_lookup_cancel;
 		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
 		                       on_resolved);
 		if (!c->job)

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "preauth.h"
+#include "resolve.h"
 #include "sockaddr.h"
 
 enum { DRAIN_TIMEOUT_MS = 2000 }; /* how long a refused client may take to hang up */
@@ -310,4 +311,26 @@ void conn_start_relay(struct conn *c)
 	c->deadline_ms = 0;
 	/* Send the client's early data, if any, and set both interest sets. */
 	relay_event(c, RELAY_TARGET, EPOLLOUT);
+}
+
+void conn_lookup_cancel(struct conn *c)
+{
+	if (c->job)
+		resolve_cancel(c->job);
+	c->job = NULL;
+}
+
+bool conn_lookup_done(struct conn *c, struct resolve_job *job)
+{
+	c->job = NULL;
+	if (job->err) {
+		conn_fail(c, socks5_rep_from_errno(job->err),
+		          job->err == ENOENT ? "no such name" : NULL);
+		resolve_free(job);
+		return false;
+	}
+	c->naddrs = job->naddrs < CONN_MAX_ADDRS ? job->naddrs : CONN_MAX_ADDRS;
+	memcpy(c->addrs, job->addrs, c->naddrs * sizeof(c->addrs[0]));
+	resolve_free(job);
+	return true;
 }

@@ -118,6 +118,14 @@ void conn_close(struct conn *c, const char *result);
 void conn_start_relay(struct conn *c);
 /* Answers a failed request with `rep` and drains the client (see DRAINING). */
 void conn_fail(struct conn *c, uint8_t rep, const char *result);
+
+/* Name lookups (resolve.h) for CONNECT and BIND. conn_lookup_cancel: the
+ * lookup in c->job, if any, is dropped (a phase's timeout or on_close).
+ * conn_lookup_done: the finished job's addresses into c->addrs (true), or c
+ * failed with the reply its error maps to (false); the job is freed either
+ * way. */
+void conn_lookup_cancel(struct conn *c);
+bool conn_lookup_done(struct conn *c, struct resolve_job *job);
 /* Starts draining: shut our write side, read until EOF or a short timeout. */
 void conn_drain(struct conn *c, const char *result);
 /* Sends a short handshake message, after the replies held back; closes the

@@ -169,14 +169,6 @@ static const struct phase resolving, connecting;
 static void on_resolved(void *owner, struct resolve_job *job);
 static void connect_next(struct conn *c);
 
-/* A connection's on_close while a lookup may be running. */
-static void cancel_lookup(struct conn *c)
-{
-	if (c->job)
-		resolve_cancel(c->job);
-	c->job = NULL;
-}
-
 /*
  * The client watch's callback while RESOLVING and CONNECTING: early data
  * waits in c->hs until the destination is connected. The client stays
@@ -214,7 +206,7 @@ static void start_connect(struct conn *c)
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
 		conn_enter(c, &resolving);
-		c->on_close = cancel_lookup;
+		c->on_close = conn_lookup_cancel;
 		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
 		                       on_resolved);
 		if (!c->job)
@@ -341,16 +333,8 @@ static void on_resolved(void *owner, struct resolve_job *job)
 {
 	struct conn *c = owner;
 
-	c->job = NULL;
-	if (job->err) {
-		conn_fail(c, socks5_rep_from_errno(job->err),
-		          job->err == ENOENT ? "no such name" : NULL);
-		resolve_free(job);
+	if (!conn_lookup_done(c, job))
 		return;
-	}
-	c->naddrs = job->naddrs < CONN_MAX_ADDRS ? job->naddrs : CONN_MAX_ADDRS;
-	memcpy(c->addrs, job->addrs, c->naddrs * sizeof(c->addrs[0]));
-	resolve_free(job);
 	conn_enter(c, &connecting);
 	connect_next(c);
 }
@@ -507,7 +491,7 @@ static void on_connected(struct loop_watch *w, uint32_t revents)
 /* --connect-timeout passed while resolving or connecting. */
 static void connect_expired(struct conn *c)
 {
-	cancel_lookup(c);
+	conn_lookup_cancel(c);
 	conn_fail(c, socks5_rep_from_errno(ETIMEDOUT), "timed out");
 }
 
