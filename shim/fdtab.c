@@ -18,6 +18,8 @@ static int high_water = -1;
  * read and referenced, or cleared, under it. */
 static pthread_mutex_t payload_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct fdtab_ops *kind_ops[FD_KINDS];
+/* The order of proxied connections (fd_entry.seq). */
+static unsigned proxied_seq;
 
 void fdtab_register(enum fd_kind kind, const struct fdtab_ops *ops)
 {
@@ -161,7 +163,34 @@ void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len)
 		return;
 	e->peer_len = len < sizeof(e->peer) ? len : sizeof(e->peer);
 	memcpy(&e->peer, peer, e->peer_len);
+	e->seq = __atomic_add_fetch(&proxied_seq, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->kind, FD_TCP_PROXIED, __ATOMIC_RELEASE);
+}
+
+void fdtab_set_local(int fd, const struct sockaddr *local, socklen_t len)
+{
+	struct fd_entry *e = fd >= 0 && fd < FDTAB_SIZE ? &table[fd] : NULL;
+	if (!e || e->kind != FD_TCP_PROXIED || len > sizeof(e->local))
+		return;
+	memcpy(&e->local, local, len);
+	e->local_len = len;
+}
+
+int fdtab_newest(enum fd_kind kind,
+                 bool (*match)(int fd, const struct fd_entry *e, const void *ctx),
+                 const void *ctx)
+{
+	int high = __atomic_load_n(&high_water, __ATOMIC_RELAXED), best = -1;
+	unsigned best_seq = 0;
+	for (int fd = 0; fd <= high; fd++) {
+		const struct fd_entry *e = &table[fd];
+		if (fdtab_kind(e) == (int)kind && (best < 0 || e->seq > best_seq) &&
+		    match(fd, e, ctx)) {
+			best = fd;
+			best_seq = e->seq;
+		}
+	}
+	return best;
 }
 
 void fdtab_set_failed(int fd, int err, bool pending)

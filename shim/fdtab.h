@@ -42,6 +42,7 @@ enum fd_kind {
 	                   the background (payload: tcp_bg.c's connection) */
 	FD_SHIM_OWNED,  /* a descriptor of the shim's own (the helper thread's
 	                   epoll set): close() answers EBADF */
+	FD_TCP_BIND,    /* a listener served by a SOCKS BIND (payload: cbind.c's) */
 	FD_KINDS
 };
 
@@ -72,6 +73,12 @@ struct fd_entry {
 	int error;     /* FD_TCP_FAILED: what SO_ERROR reports next, 0 once read */
 	int failed;    /* FD_TCP_FAILED: the error, for a second connect() */
 	void *payload; /* FD_UDP, FD_UDP_CONTROL: the owning module's object */
+	/* FD_TCP_PROXIED: what getsockname() answers (the CONNECT reply's BND,
+	 * bind = auto; local_len 0: the real one), and the order the proxied
+	 * connections were made in (cbind.c picks the newest) */
+	socklen_t local_len;
+	union fd_peer local;
+	unsigned seq;
 };
 
 /* What the table does with a kind's payload. */
@@ -111,6 +118,12 @@ void fdtab_new_socket(int fd, int domain, int type, int protocol);
  * destination) or failed with err (pending: SO_ERROR reports it once). */
 void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len);
 void fdtab_set_failed(int fd, int err, bool pending);
+/* The address getsockname() answers for a proxied fd (after set_proxied). */
+void fdtab_set_local(int fd, const struct sockaddr *local, socklen_t len);
+/* The newest (highest seq) descriptor of kind for which match() is true, or -1. */
+int fdtab_newest(enum fd_kind kind,
+                 bool (*match)(int fd, const struct fd_entry *e, const void *ctx),
+                 const void *ctx);
 /* SO_ERROR of a failed proxied connect: the pending error, then 0. */
 int fdtab_take_error(int fd);
 /* A second connect() on a proxied socket: EISCONN, else the pending or the

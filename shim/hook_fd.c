@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 
+#include "cbind.h"
 #include "fdtab.h"
 #include "shim.h"
 #include "tcp_bg.h"
@@ -189,6 +190,9 @@ SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	shim_init();
+	int rc = shim_depth == 0 ? cbind_accept(fd, addr, len, 0) : -2;
+	if (rc != -2)
+		return rc;
 	return fresh(real_accept ? real_accept(fd, addr, len) : (errno = ENOSYS, -1), -1,
 	             0, 0);
 }
@@ -196,6 +200,9 @@ SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	shim_init();
+	int rc = shim_depth == 0 ? cbind_accept(fd, addr, len, flags) : -2;
+	if (rc != -2)
+		return rc;
 	return fresh(real_accept4 ? real_accept4(fd, addr, len, flags)
 	                          : (errno = ENOSYS, -1),
 	             -1, 0, 0);

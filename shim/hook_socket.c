@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "cbind.h"
 #include "fdtab.h"
 #include "log.h"
 #include "monotime.h"
@@ -66,10 +67,12 @@ static int proxied_connect(int fd, const struct sockaddr *addr, socklen_t len,
 		errno = EINPROGRESS; /* the handshake runs in the background */
 		return -1;
 	}
-	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, fl);
+	struct socks5_addr bnd;
+	int rc = tcp_connect_via_proxy(fd, addr->sa_family, &pol->target, fl, &bnd);
 	tcp_log_connect(&pol->target, tcp_last_via, rc, t0);
 	if (rc == 0) {
 		fdtab_set_proxied(fd, addr, len);
+		cbind_note_connected(fd, &bnd);
 		if (!nonblocking)
 			return 0;
 		errno = EINPROGRESS;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "build_config.h"
+#include "cbind.h"
 #include "exec.h"
 #include "fakedns.h"
 #include "fdtab.h"
@@ -118,6 +119,7 @@ static void init_once_fn(void)
 	pthread_atfork(NULL, NULL, fdtab_atfork_child);
 	udp_init();
 	tcp_bg_init();
+	cbind_init();
 	/* the one resolved here: syscall()'s hook tells by it whether the
 	 * initialisation has run (hook_dgram.c) */
 	shim_resolve((void **)&shim_next_syscall, "syscall", (void *)syscall);

@@ -85,9 +85,10 @@ static int request(int fd, int family, uint8_t cmd, const struct socks5_addr *ta
 	return rc;
 }
 
-int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target, int flags)
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target, int flags,
+                          struct socks5_addr *bound)
 {
-	return request(fd, family, SOCKS5_CMD_CONNECT, target, NULL, flags);
+	return request(fd, family, SOCKS5_CMD_CONNECT, target, bound, flags);
 }
 
 int tcp_proxy_request(int fd, int family, uint8_t cmd, const struct socks5_addr *target,

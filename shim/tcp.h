@@ -21,11 +21,11 @@
 
 /* 0 once the proxy reports success, or -errno (a failure reply is mapped
  * with socks5_rep_to_errno; an unreachable or silent proxy gives the
- * connect error or ETIMEDOUT). The caller restores nothing: the socket's
- * file status flags are as they were. flags: the socket's file status flags
- * when the caller has them (one F_GETFL for both), else -1. */
-int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target,
-                          int flags);
+ * connect error or ETIMEDOUT); the reply's BND into bound when not NULL. The caller
+ * restores nothing: the socket's file status flags are as they were. flags: the socket's
+ * file status flags when the caller has them (one F_GETFL for both), else -1. */
+int tcp_connect_via_proxy(int fd, int family, const struct socks5_addr *target, int flags,
+                          struct socks5_addr *bound);
 
 /* The proxy (or chain) the calling thread's last tcp_connect_via_proxy or
  * tcp_proxy_request went through, for its log line (tcp_hs_via). */

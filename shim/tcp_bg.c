@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cbind.h"
 #include "fdtab.h"
 #include "monotime.h"
 #include "shim.h"
@@ -148,9 +149,10 @@ bool tcp_bg_running(int fd)
 	if (c->foreign)
 		settle_foreign(c);
 	int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-	if (state == BG_OK)
+	if (state == BG_OK) {
 		fdtab_set_proxied(fd, &c->peer.sa, c->peer_len);
-	else if (state != BG_RUNNING)
+		cbind_note_connected(fd, &c->hs.bound);
+	} else if (state != BG_RUNNING)
 		fdtab_set_failed(fd, c->err ? c->err : ECONNABORTED, true);
 	bg_conn_put(c);
 	return state == BG_RUNNING;

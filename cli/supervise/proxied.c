@@ -45,7 +45,7 @@ void sv_proxy_connect(struct sv_call *call, const struct socks5_addr *target,
                       uint8_t *payload, size_t len, int send_flags)
 {
 	long long t0 = monotime_us();
-	int rc = tcp_connect_via_proxy(call->fd, call->domain, target, -1);
+	int rc = tcp_connect_via_proxy(call->fd, call->domain, target, -1, NULL);
 
 	log_connect(call, target, rc, t0);
 	if (rc < 0) {

@@ -261,6 +261,17 @@ static int set_supervise(struct parse *p, const char *key, const char *value)
 	return 0;
 }
 
+static int set_bind(struct parse *p, const char *key, const char *value)
+{
+	static const char *const words[] = {"auto", "never"};
+	int i = word_index(value, words, 2);
+
+	if (i < 0)
+		return bad_value(p, key, value, "auto or never", NULL);
+	p->cfg->bind = i == 0 ? CONFIG_BIND_AUTO : CONFIG_BIND_NEVER;
+	return 0;
+}
+
 static int set_fake_pool(struct parse *p, const char *key, const char *value, int family)
 {
 	struct hostspec h;
@@ -319,6 +330,7 @@ static const struct option {
         {"chain", set_chain},
         {"failover_retry", set_failover_retry},
         {"nameserver", set_nameserver},
+        {"bind", set_bind},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))

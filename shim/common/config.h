@@ -39,9 +39,13 @@
 #define CONFIG_ENV_SUPERVISE      "SOCKSIFY_SUPERVISE"
 #define CONFIG_ENV_CHAIN          "SOCKSIFY_CHAIN"
 #define CONFIG_ENV_NAMESERVER     "SOCKSIFY_NAMESERVER"
+#define CONFIG_ENV_BIND           "SOCKSIFY_BIND"
 
 enum config_dns_mode { CONFIG_DNS_REMOTE, CONFIG_DNS_LOCAL };
 enum config_pipeline { CONFIG_PIPELINE_AUTO, CONFIG_PIPELINE_ON, CONFIG_PIPELINE_OFF };
+/* Client-side BIND (shim/cbind.c): auto serves an FTP-style listener with a
+ * SOCKS BIND; never listens locally and reports the real local addresses. */
+enum config_bind { CONFIG_BIND_AUTO, CONFIG_BIND_NEVER };
 /*
  * Which programs the launcher also supervises with seccomp user notification:
  * auto, the static and Go executables LD_PRELOAD cannot reach; always, every
@@ -164,6 +168,7 @@ struct config {
 	/* where each option's value came from (enum config_origin), indexed as
 	 * config_option_name() */
 	uint8_t origin[CONFIG_MAX_OPTIONS];
+	enum config_bind bind; /* default CONFIG_BIND_AUTO */
 };
 
 /*
@@ -171,7 +176,7 @@ struct config {
  * failover with failover_retry 30 s, dns remote
  * (not set explicitly), no exclusions, loopback direct, 10 s connect timeout,
  * log level error to stderr, pipeline auto, fake pools 240.0.0.0/4 and
- * 100::/64, supervise auto. The struct is zeroed first, so two defaulted
+ * 100::/64, supervise auto, bind auto. The struct is zeroed first, so two defaulted
  * structs compare equal with memcmp.
  */
 void config_defaults(struct config *cfg);

@@ -25,6 +25,7 @@ const struct config_env_option config_env_options[] = {
         {CONFIG_ENV_EXCLUDE, "exclude"},
         {CONFIG_ENV_SUPERVISE, "supervise"},
         {CONFIG_ENV_NAMESERVER, "nameserver"},
+        {CONFIG_ENV_BIND, "bind"},
 };
 
 const size_t config_env_noptions =

@@ -1198,13 +1198,13 @@ static void test_option_names(void)
 	        "proxy",           "dns",          "exclude",   "proxy_loopback",
 	        "connect_timeout", "log_level",    "log_file",  "pipeline",
 	        "fake_pool_v4",    "fake_pool_v6", "supervise", "chain",
-	        "failover_retry",  "nameserver",
+	        "failover_retry",  "nameserver",   "bind",
 	};
 	size_t n = 0;
 
 	while (config_option_name(n))
 		n++;
-	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "fourteen options");
+	tap_is((long long)n, sizeof(want) / sizeof(want[0]), "fifteen options");
 	for (size_t i = 0; i < n && i < sizeof(want) / sizeof(want[0]); i++)
 		tap_ok(strcmp(config_option_name(i), want[i]) == 0, "option %zu is %s", i,
 		       want[i]);

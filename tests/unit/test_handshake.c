@@ -536,7 +536,7 @@ static void test_proxy_request(void)
 	/* nobody listens there any more */
 	close(peer.listen_fd);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
-	tap_is(tcp_connect_via_proxy(fd, AF_INET, &target, -1), -ECONNREFUSED,
+	tap_is(tcp_connect_via_proxy(fd, AF_INET, &target, -1, NULL), -ECONNREFUSED,
 	       "tcp_connect_via_proxy: the proxy refuses: ECONNREFUSED");
 	tap_ok(!(fcntl(fd, F_GETFL) & O_NONBLOCK),
 	       "tcp_connect_via_proxy: still blocking after a failure");

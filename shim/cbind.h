@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client-side SOCKS BIND (bind = auto): an FTP-style data listener is served
+ * by a BIND request to the proxy instead of listening on the network.
+ *
+ * getsockname() on a proxied TCP connection answers the address the proxy
+ * connected from (its CONNECT reply's BND; the proxy's own address when that
+ * is unspecified): what the destination sees, and what an active-mode FTP
+ * client then announces. A TCP socket bound, port 0, to that address (or to
+ * the real local address of a proxied connection) gets a BIND for that
+ * connection's destination, port 0, at bind(): the newest such connection
+ * when several match. One bound, port 0, to the wildcard gets it at listen()
+ * for the newest proxied connection still open (none: a local listener).
+ * Until bind() the socket is plain; after it getsockname() answers the first
+ * reply's address (BND, the proxy's address when unspecified), and the
+ * socket really listens on loopback only, port chosen by the kernel (or on
+ * the wildcard the program asked for). When the second reply comes, a helper
+ * thread connects to that listener once from loopback, so poll, select and
+ * epoll see a real pending connection; accept() takes it, checks it is the
+ * shim's own (anything else is closed: EAGAIN, or the wait goes on) and
+ * returns instead the connection to the proxy, dup3()ed onto the accepted
+ * number, getpeername() the second reply's address. BIND carries one
+ * connection: a second accept() waits as on a listener with nothing pending.
+ * A failed second reply makes accept() fail with ECONNABORTED.
+ */
+#ifndef SOCKSIFY_SHIM_CBIND_H
+#define SOCKSIFY_SHIM_CBIND_H
+
+#include <sys/socket.h>
+
+#include "socks5.h"
+
+/* A proxied connect succeeded on fd with the reply's BND: what getsockname()
+ * answers for fd from now on (bind = auto). */
+void cbind_note_connected(int fd, const struct socks5_addr *bnd);
+
+/* accept()/accept4() on fd: -2 when fd is not a BIND listener (the caller
+ * accepts), else the hook's result. */
+int cbind_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* Once, at start-up: registers with the fd table. */
+void cbind_init(void);
+
+#endif

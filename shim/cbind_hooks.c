@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Exported hooks of the client-side BIND (cbind.h): bind() and listen() make
+ * a served listener, getsockname() answers the proxy's addresses.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cbind.h"
+#include "cbind_int.h"
+#include "fdtab.h"
+#include "policy.h"
+#include "shim.h"
+
+static bool is_inet(const struct sockaddr *addr, socklen_t len)
+{
+	return addr && len >= sizeof(struct sockaddr_in) &&
+	       (addr->sa_family == AF_INET ||
+	        (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)));
+}
+
+/* A proxied connection whose address (as getsockname() answers it, or the
+ * real one) is the host ctx. */
+static bool local_is(int fd, const struct fd_entry *e, const void *ctx)
+{
+	const struct sockaddr *want = ctx;
+	union sa_any real;
+	socklen_t len = sizeof(real);
+	if (e->local_len && sa_same_host(&e->local.sa, want))
+		return true;
+	return real_getsockname(fd, &real.sa, &len) == 0 && sa_same_host(&real.sa, want);
+}
+
+static bool any(int fd, const struct fd_entry *e, const void *ctx)
+{
+	(void)fd, (void)e, (void)ctx;
+	return true;
+}
+
+/* cb's target: the destination of the proxied connection conn, port 0 (the
+ * peer may connect from any port). */
+static void target_of(struct cbind *cb, int conn)
+{
+	const struct fd_entry *e = fdtab_lookup(conn);
+	struct policy pol;
+	policy_classify(&e->peer.sa, e->peer_len, &pol);
+	cb->target = pol.target;
+	cb->target.port = 0;
+}
+
+/* The socket on loopback of its family, port 0: nothing from the network
+ * reaches the listener; only the shim's poke comes. */
+static int bind_loopback(int fd, int family)
+{
+	union sa_any lo;
+	memset(&lo, 0, sizeof(lo));
+	lo.sa.sa_family = (sa_family_t)family;
+	if (family == AF_INET)
+		lo.v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		lo.v6.sin6_addr = in6addr_loopback;
+	return real_bind(fd, &lo.sa, sa_len(&lo.sa));
+}
+
+/* bind() to the address of proxied connection conn: BIND now. */
+static int bind_served(int fd, int family, int conn)
+{
+	struct cbind *cb = cbind_new(family);
+	int rc = cb ? 0 : -ENOMEM;
+	if (cb) {
+		target_of(cb, conn);
+		rc = cbind_request(cb);
+	}
+	if (rc == 0 && bind_loopback(fd, family) < 0)
+		rc = -errno;
+	if (rc == 0 && !fdtab_set_payload(fd, FD_TCP_BIND, cb))
+		rc = -EMFILE;
+	if (rc < 0) {
+		cbind_put(cb);
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
+/* bind() to the wildcard, port 0, while connections are proxied: BIND at
+ * listen(). */
+static int bind_wildcard(int fd, int family, const struct sockaddr *addr, socklen_t len)
+{
+	int rc = real_bind(fd, addr, len);
+	if (rc < 0 || fdtab_newest(FD_TCP_PROXIED, any, NULL) < 0)
+		return rc;
+	struct cbind *cb = cbind_new(family);
+	if (cb && !fdtab_set_payload(fd, FD_TCP_BIND, cb))
+		cbind_put(cb);
+	return 0;
+}
+
+SHIM_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	shim_init();
+	if (!real_bind) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int family;
+	if (shim_depth > 0 || shim_config.bind == CONFIG_BIND_NEVER ||
+	    !is_inet(addr, len) || sa_port(addr) != 0 || fd >= FDTAB_SIZE ||
+	    fdtab_class(fd, &family) != FD_CLASS_TCP)
+		return real_bind(fd, addr, len);
+	if (sa_unspecified(addr))
+		return bind_wildcard(fd, family, addr, len);
+	int conn = fdtab_newest(FD_TCP_PROXIED, local_is, addr);
+	if (conn < 0)
+		return real_bind(fd, addr, len);
+	return bind_served(fd, family, conn);
+}
+
+/* listen() of a served socket: BIND now if it waits for it, then the real
+ * listen and the wait for the peer. */
+static int served_listen(int fd, struct cbind *cb, int backlog)
+{
+	int rc = 0;
+	if (cb->state == CB_WANT) {
+		int conn = fdtab_newest(FD_TCP_PROXIED, any, NULL);
+		if (conn < 0) {
+			/* nothing proxied any more: a local listener */
+			fdtab_unset(fd, FD_TCP_BIND, cb);
+			cbind_put(cb);
+			return real_listen(fd, backlog);
+		}
+		target_of(cb, conn);
+		rc = cbind_request(cb);
+	}
+	if (rc == 0 && real_listen(fd, backlog) < 0)
+		rc = -errno;
+	if (rc == 0 && cb->state == CB_BOUND)
+		rc = cbind_start_wait(cb, fd);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
+SHIM_EXPORT int listen(int fd, int backlog)
+{
+	shim_init();
+	if (!real_listen) {
+		errno = ENOSYS;
+		return -1;
+	}
+	struct cbind *cb = shim_depth == 0 ? fdtab_hold(fd, FD_TCP_BIND) : NULL;
+	if (!cb)
+		return real_listen(fd, backlog);
+	int rc = served_listen(fd, cb, backlog);
+	int err = errno;
+	cbind_put(cb);
+	errno = err;
+	return rc;
+}
+
+static int answer(const union sa_any *a, socklen_t alen, struct sockaddr *addr,
+                  socklen_t *len)
+{
+	if (!addr || !len) {
+		errno = EFAULT;
+		return -1;
+	}
+	memcpy(addr, a, *len < alen ? *len : alen);
+	*len = alen;
+	return 0;
+}
+
+SHIM_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	shim_init();
+	if (!real_getsockname) {
+		errno = ENOSYS;
+		return -1;
+	}
+	const struct fd_entry *e = shim_depth == 0 ? fdtab_lookup(fd) : NULL;
+	int kind = fdtab_kind(e);
+	if (kind == FD_TCP_PROXIED && e->local_len) {
+		union sa_any a;
+		memcpy(&a, &e->local, sizeof(e->local));
+		return answer(&a, e->local_len, addr, len);
+	}
+	struct cbind *cb = kind == FD_TCP_BIND ? fdtab_hold(fd, FD_TCP_BIND) : NULL;
+	if (!cb)
+		return real_getsockname(fd, addr, len);
+	int rc = cb->bnd_len ? answer(&cb->bnd, cb->bnd_len, addr, len)
+	                     : real_getsockname(fd, addr, len);
+	int err = errno;
+	cbind_put(cb);
+	errno = err;
+	return rc;
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Client-side BIND (bind = auto, shim/cbind.h): active-mode FTP (curl -P -,
+# EPRT and PORT) through socksify-server and dante in the netns topology,
+# where the FTP server (pyftpdlib on 198.18.2.2:21) cannot reach the client:
+# the data connection must come through the proxy's BIND, the address curl
+# announces must be the proxy's, never the client's 198.18.1.2. With
+# bind = never curl announces its own address and the transfer fails. Then
+# bind_probe.c for the socket semantics (tests/e2e/bind_probe.c).
+# root only, as in CI.
+
+bats_require_minimum_version 1.5.0
+
+FTP_SERVER=198.18.2.2
+
+setup_file() {
+	load helpers
+	load netns
+	netns_setup_file
+	((EUID == 0)) || return 0
+	"$PYTHON" -c 'import pyftpdlib' 2>/dev/null || return 0
+	FTP_ROOT=$BATS_FILE_TMPDIR/ftp
+	mkdir -p "$FTP_ROOT/pub"
+	head -c 300000 /dev/urandom >"$FTP_ROOT/pub/data.bin"
+	export FTP_ROOT FTP_LOG=$BATS_FILE_TMPDIR/ftpd.log
+	ns_spawn target "$FTP_LOG" "$PYTHON" -m pyftpdlib -D -i "$FTP_SERVER" -p 21 -d "$FTP_ROOT"
+	ns_wait_listen target tcp "$FTP_SERVER" 21 "$SPAWNED_PID"
+}
+
+teardown_file() {
+	load helpers
+	load netns
+	netns_teardown_file
+}
+
+setup() {
+	load helpers
+	load netns
+	netns_setup
+	require_socksify
+	"$PYTHON" -c 'import pyftpdlib' 2>/dev/null ||
+		skip "no pyftpdlib (apt-get install python3-pyftpdlib, or run scripts/deps)"
+	FTP_START=$(log_size "$FTP_LOG")
+}
+
+teardown() {
+	local rc=0
+	netns_teardown || rc=$?
+	if [[ -n ${output:-} ]]; then
+		echo "# --- the output of the last command run:"
+		sed 's/^/#   /' <<<"$output" | tail -n 40
+	fi
+	return "$rc"
+}
+
+# ftp_lines: what the FTP server logged since the test began
+ftp_lines() {
+	tail -c +"$((FTP_START + 1))" "$FTP_LOG"
+}
+
+# active_get KIND [CURL ARGS...]: RETR pub/data.bin with curl -P - through the
+# proxy KIND; the file must arrive whole.
+active_get() {
+	local kind=$1 got=$BATS_TEST_TMPDIR/got.bin
+	shift
+	rm -f "$got"
+	run -0 client_run "$SOCKSIFY" -p "$(proxy_url "$kind")" -- "${CURL[@]}" -v -P - "$@" \
+		-o "$got" "ftp://$FTP_SERVER/pub/data.bin"
+	cmp "$got" "$FTP_ROOT/pub/data.bin"
+}
+
+# announced_by KIND CMD OUT: the FTP server got CMD (EPRT or PORT) with the
+# proxy's outgoing address OUT from the proxy's control connection, and the
+# client's address never appeared in what it got.
+announced_by() {
+	local cmd=$2 out=$3 re
+	re=$(sed 's/\./\\./g' <<<"$out")
+	if [[ $cmd == EPRT ]]; then
+		re="EPRT \|1\|$re\|[0-9]+\|"
+	else
+		re="PORT $(sed 's/\\\./,/g' <<<"$re"),[0-9]+,[0-9]+"
+	fi
+	run -0 ftp_lines
+	assert_output --regexp "$(sed 's/\./\\./g' <<<"$out"):[0-9]+-\[anonymous\] <- $re"
+	assert_output --regexp 'RETR .*/pub/data\.bin completed=1 bytes=300000'
+	refute_output --partial "198.18.1.2"
+	refute_output --partial "198,18,1,2"
+}
+
+@test "curl -P - (EPRT) through socksify-server: the data connection comes through the proxy's BIND" {
+	active_get sx
+	assert_output --partial "EPRT |1|$PROXY_OUT4|"
+	announced_by sx EPRT "$PROXY_OUT4"
+	wait_log SX_LOG "BIND 198\.18\.2\.2:0: succeeded"
+}
+
+@test "curl -P - --disable-eprt (PORT) through socksify-server" {
+	active_get sx --disable-eprt
+	assert_output --partial "PORT 198,18,2,1,"
+	announced_by sx PORT "$PROXY_OUT4"
+}
+
+@test "curl -P - (EPRT) and PORT through dante" {
+	have_dante || skip "no danted (apt-get install dante-server, or run scripts/deps)"
+	active_get dante
+	announced_by dante EPRT "$PROXY_OUT4"
+	FTP_START=$(log_size "$FTP_LOG")
+	active_get dante --disable-eprt
+	announced_by dante PORT "$PROXY_OUT4"
+	wait_log DANTE_LOG "tcp/bind"
+}
+
+@test "bind = never: curl announces the client's own address and the FTP server cannot connect" {
+	run ! client_run env SOCKSIFY_BIND=never "$SOCKSIFY" -p "$(proxy_url sx)" -- \
+		"${CURL[@]}" -v -P - -o /dev/null "ftp://$FTP_SERVER/pub/data.bin"
+	assert_output --partial "EPRT |1|198.18.1.2|"
+}
