@@ -114,8 +114,8 @@ static void log_bind(const struct cbind *cb, const char *what, const union sa_an
 	socks5_addr_format(&cb->target, t, sizeof(t));
 	if (a)
 		sa_format(&a->sa, s, sizeof(s));
-	shim_log(rc ? SHIM_LOG_ERROR : SHIM_LOG_INFO, "BIND %s: %s %s%s%s", t, what,
-	         rc ? "failed: " : "", rc ? strerror(-rc) : s, "");
+	shim_log(rc ? SHIM_LOG_ERROR : SHIM_LOG_INFO, "BIND %s: %s %s%s", t, what,
+	         rc ? "failed: " : "", rc ? strerror(-rc) : s);
 }
 
 int cbind_request(struct cbind *cb)

@@ -9,6 +9,7 @@
 #include "cbind.h"
 #include "cbind_int.h"
 #include "fdtab.h"
+#include "log.h"
 #include "policy.h"
 #include "shim.h"
 
@@ -62,8 +63,24 @@ static int bind_loopback(int fd, int family)
 	return real_bind(fd, &lo.sa, sa_len(&lo.sa));
 }
 
-/* bind() to the address of proxied connection conn: BIND now. */
-static int bind_served(int fd, int family, int conn)
+/* A program that announces the address it bound to (curl -P -) announces
+ * the wrong one when the proxy listens on another (it should listen where it
+ * connects from: the address the destination sees). */
+static void bound_elsewhere(const struct cbind *cb, const struct sockaddr *addr)
+{
+	char a[SA_STRLEN], b[SA_STRLEN];
+	if (sa_same_host(&cb->bnd.sa, addr))
+		return;
+	sa_format(addr, a, sizeof(a));
+	sa_format(&cb->bnd.sa, b, sizeof(b));
+	shim_log(SHIM_LOG_INFO,
+	         "BIND: the program bound to %s, the proxy listens on %s (a program "
+	         "that announces the former will not get its peer)",
+	         a, b);
+}
+
+/* bind() to addr, the address of proxied connection conn: BIND now. */
+static int bind_served(int fd, int family, int conn, const struct sockaddr *addr)
 {
 	struct cbind *cb = cbind_new(family);
 	int rc = cb ? 0 : -ENOMEM;
@@ -71,6 +88,8 @@ static int bind_served(int fd, int family, int conn)
 		target_of(cb, conn);
 		rc = cbind_request(cb);
 	}
+	if (rc == 0)
+		bound_elsewhere(cb, addr);
 	if (rc == 0 && bind_loopback(fd, family) < 0)
 		rc = -errno;
 	if (rc == 0 && !fdtab_set_payload(fd, FD_TCP_BIND, cb))
@@ -113,7 +132,7 @@ SHIM_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	int conn = fdtab_newest(FD_TCP_PROXIED, local_is, addr);
 	if (conn < 0)
 		return real_bind(fd, addr, len);
-	return bind_served(fd, family, conn);
+	return bind_served(fd, family, conn, addr);
 }
 
 /* listen() of a served socket: BIND now if it waits for it, then the real

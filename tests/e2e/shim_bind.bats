@@ -115,3 +115,85 @@ announced_by() {
 		"${CURL[@]}" -v -P - -o /dev/null "ftp://$FTP_SERVER/pub/data.bin"
 	assert_output --partial "EPRT |1|198.18.1.2|"
 }
+
+# The peer of bind_probe served, at the destination's side: waits for the
+# address in FILE, connects, sends a line, prints what comes back.
+# argv: FILE
+PEER_PY='
+import os, socket, sys, time
+f = sys.argv[1]
+for _ in range(400):
+    if os.path.exists(f) and open(f).read().endswith("\n"):
+        break
+    time.sleep(0.05)
+ip, port = open(f).read().split()
+s = socket.create_connection((ip, int(port)), timeout=10)
+s.sendall(b"hello from the peer\n")
+got = b""
+while True:
+    d = s.recv(100)
+    if not d:
+        break
+    got += d
+print("peer got:", got.decode().strip(), flush=True)
+'
+
+# A SOCKS5 proxy that says yes to CONNECT (without connecting anywhere) and
+# refuses BIND with REP 7 (command not supported). argv: ADDR PORT
+REFUSER_PY='
+import socket, sys, threading
+def serve(c):
+    c.recv(3)
+    c.sendall(b"\x05\x00")
+    req = c.recv(300)
+    if req[1] == 1:
+        c.sendall(b"\x05\x00\x00\x01\xc6\x12\x02\x01\x10\x92")
+        c.recv(1)
+    else:
+        c.sendall(b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00")
+    c.close()
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+
+# probe_served KIND: bind_probe served against the TCP echo at 198.18.2.2:7,
+# its peer in the target namespace
+probe_served() {
+	local file=$BATS_TEST_TMPDIR/bnd.addr
+	ns_spawn target "$BATS_TEST_TMPDIR/peer.out" "$PYTHON" -c "$PEER_PY" "$file"
+	local peer=$SPAWNED_PID
+	run -0 client_run "$SOCKSIFY" -p "$(proxy_url "$1")" -- "$SOCKSIFY_BIND_PROBE" served "$TARGET4" 7 "$file"
+	refute_output --partial FAIL
+	assert_output --partial "ok getsockname() of the connection: $PROXY_OUT4:"
+	assert_output --partial "ok getsockname() of the listener: the proxy's $PROXY_OUT4:"
+	wait_exit "$peer" 10
+	run -0 cat "$BATS_TEST_TMPDIR/peer.out"
+	assert_output "peer got: hello from the probe"
+}
+
+@test "bind_probe through dante: readiness, accept4 flags, addresses, a second accept, close before the peer, a wildcard listener" {
+	have_dante || skip "no danted (apt-get install dante-server, or run scripts/deps)"
+	probe_served dante
+}
+
+@test "bind_probe through socksify-server" {
+	probe_served sx
+}
+
+@test "bind_probe: a proxy that refuses BIND makes bind() fail with EOPNOTSUPP" {
+	ns_spawn proxy "$BATS_TEST_TMPDIR/refuser.out" "$PYTHON" -c "$REFUSER_PY" "$PROXY4" 1095
+	ns_wait_listen proxy tcp "$PROXY4" 1095 "$SPAWNED_PID"
+	run -0 client_run "$SOCKSIFY" -p "socks5://$PROXY4:1095" -- "$SOCKSIFY_BIND_PROBE" refused "$TARGET4" 7 95
+	assert_output --partial "ok bind(): -1 errno 95"
+}
+
+@test "bind_probe with bind = never: the real local address, a local listener" {
+	run -0 client_run env SOCKSIFY_BIND=never "$SOCKSIFY" -p "$(proxy_url sx)" -- \
+		"$SOCKSIFY_BIND_PROBE" never "$TARGET4" 7 "$CLIENT4"
+	refute_output --partial FAIL
+}
