@@ -9,6 +9,8 @@
 # bind_probe.c for the socket semantics (tests/e2e/bind_probe.c).
 # root only, as in CI.
 
+# shellcheck disable=SC2001
+
 bats_require_minimum_version 1.5.0
 
 FTP_SERVER=198.18.2.2
@@ -73,15 +75,15 @@ active_get() {
 # proxy's outgoing address OUT from the proxy's control connection, and the
 # client's address never appeared in what it got.
 announced_by() {
-	local cmd=$2 out=$3 re
-	re=$(sed 's/\./\\./g' <<<"$out")
+	local cmd=$2 out=$3 host re
+	host=${out//./\\.}
 	if [[ $cmd == EPRT ]]; then
-		re="EPRT \|1\|$re\|[0-9]+\|"
+		re="EPRT \\|1\\|$host\\|[0-9]+\\|"
 	else
-		re="PORT $(sed 's/\\\./,/g' <<<"$re"),[0-9]+,[0-9]+"
+		re="PORT ${out//./,},[0-9]+,[0-9]+"
 	fi
 	run -0 ftp_lines
-	assert_output --regexp "$(sed 's/\./\\./g' <<<"$out"):[0-9]+-\[anonymous\] <- $re"
+	assert_output --regexp "$host:[0-9]+-\\[anonymous\\] <- $re"
 	assert_output --regexp 'RETR .*/pub/data\.bin completed=1 bytes=300000'
 	refute_output --partial "198.18.1.2"
 	refute_output --partial "198,18,1,2"
@@ -91,7 +93,7 @@ announced_by() {
 	active_get sx
 	assert_output --partial "EPRT |1|$PROXY_OUT4|"
 	announced_by sx EPRT "$PROXY_OUT4"
-	wait_log SX_LOG "BIND 198\.18\.2\.2:0: succeeded"
+	wait_log SX_LOG "BIND 198\.18\.2\.2:0: succeeded, up 0 down 300000 bytes"
 }
 
 @test "curl -P - --disable-eprt (PORT) through socksify-server" {

@@ -544,6 +544,15 @@ static void test_simple_options(void)
 	parse_fails("log_level = info\nsupervise = sometimes # not a word",
 	            "test.conf:2: bad value 'sometimes' for 'supervise' (auto, always or "
 	            "never)");
+
+	tap_ok(parse("log_level = info") == 0 && cfg.bind == CONFIG_BIND_AUTO,
+	       "bind: auto by default");
+	tap_ok(parse("bind = NEVER") == 0 && cfg.bind == CONFIG_BIND_NEVER,
+	       "bind = NEVER");
+	tap_ok(parse("bind = never\nbind = auto") == 0 && cfg.bind == CONFIG_BIND_AUTO,
+	       "bind = auto (the later line wins)");
+	parse_fails("bind = yes",
+	            "test.conf:1: bad value 'yes' for 'bind' (auto or never)");
 }
 
 static void test_fake_pools(void)
@@ -1055,6 +1064,15 @@ static void test_load(void)
 	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) == 0 &&
 	               cfg.supervise == CONFIG_SUPERVISE_NEVER,
 	       "load: $SOCKSIFY_SUPERVISE= Never , trimmed, any case");
+	env_set("SOCKSIFY_BIND", "never");
+	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) == 0 &&
+	               cfg.bind == CONFIG_BIND_NEVER,
+	       "load: $SOCKSIFY_BIND=never");
+	env_set("SOCKSIFY_BIND", "sometimes");
+	tap_ok(config_load(&cfg, sys, fake_getenv, err, sizeof(err)) < 0 &&
+	               strstr(err, "SOCKSIFY_BIND") && strstr(err, "auto or never"),
+	       "load: $SOCKSIFY_BIND=sometimes refused, naming the variable (%s)", err);
+	env_set("SOCKSIFY_BIND", "");
 
 	env_set("SOCKSIFY_PROXY", "");
 	env_set("SOCKSIFY_EXCLUDE", "");
