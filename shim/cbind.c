@@ -26,6 +26,7 @@ struct cbind *cbind_new(int family)
 	cb->refs = 1;
 	cb->fds = 1;
 	cb->family = family;
+	cb->owner = (int)getpid();
 	cb->proxy = -1;
 	pthread_mutex_init(&cb->lock, NULL);
 	return cb;
@@ -63,7 +64,7 @@ static void cb_release(int fd, void *p)
 	if (__atomic_sub_fetch(&cb->fds, 1, __ATOMIC_ACQ_REL) == 0) {
 		pthread_mutex_lock(&cb->lock);
 		cb->closed = true;
-		if (cb->proxy >= 0)
+		if (cb->proxy >= 0 && cb->owner == (int)getpid())
 			shutdown(cb->proxy, SHUT_RDWR);
 		pthread_mutex_unlock(&cb->lock);
 	}
@@ -79,8 +80,8 @@ void cbind_init(void)
 
 /* A reply's address as one of family (sock: a connection to the proxy, whose
  * address stands for an unspecified one). Its length, or 0. */
-static socklen_t reply_addr(const struct socks5_addr *a, int sock, int family,
-                            union sa_any *out)
+socklen_t cbind_reply_addr(const struct socks5_addr *a, int sock, int family,
+                           union sa_any *out)
 {
 	union sa_any sa, proxy;
 	socklen_t len = socks5_addr_to_sockaddr(a, &sa.ss), plen = sizeof(proxy);
@@ -102,13 +103,12 @@ void cbind_note_connected(int fd, const struct socks5_addr *bnd)
 	if (shim_config.bind == CONFIG_BIND_NEVER ||
 	    fdtab_class(fd, &family) != FD_CLASS_TCP)
 		return;
-	socklen_t len = reply_addr(bnd, fd, family, &a);
+	socklen_t len = cbind_reply_addr(bnd, fd, family, &a);
 	if (len)
 		fdtab_set_local(fd, &a.sa, len);
 }
 
-static void log_bind(const struct cbind *cb, const char *what, const union sa_any *a,
-                     int rc)
+void cbind_log(const struct cbind *cb, const char *what, const union sa_any *a, int rc)
 {
 	char t[SOCKS5_ADDR_STRLEN], s[SA_STRLEN] = "-";
 	socks5_addr_format(&cb->target, t, sizeof(t));
@@ -125,133 +125,15 @@ int cbind_request(struct cbind *cb)
 	if (s < 0)
 		return -errno;
 	int rc = tcp_proxy_request(s, cb->family, SOCKS5_CMD_BIND, &cb->target, &bound);
-	if (rc == 0 && !(cb->bnd_len = reply_addr(&bound, s, cb->family, &cb->bnd)))
+	if (rc == 0 && !(cb->bnd_len = cbind_reply_addr(&bound, s, cb->family, &cb->bnd)))
 		rc = -EAFNOSUPPORT;
-	log_bind(cb, "bound", rc ? NULL : &cb->bnd, rc);
+	cbind_log(cb, "bound", rc ? NULL : &cb->bnd, rc);
 	if (rc < 0) {
 		real_close(s);
 		return rc;
 	}
 	cb->proxy = s;
 	cb->state = CB_BOUND;
-	return 0;
-}
-
-/* n bytes from the blocking socket s: 0, or -errno (-ECONNRESET at EOF). */
-static int read_full(int s, uint8_t *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = real_recv(s, buf + got, n - got, 0);
-		if (r > 0)
-			got += (size_t)r;
-		else if (r == 0)
-			return -ECONNRESET;
-		else if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
-/* The second reply, to its last byte and no further (the peer's data
- * follows it): 0 with the peer's address, or -errno. */
-static int second_reply(int s, struct socks5_addr *peer)
-{
-	uint8_t in[SOCKS5_REPLY_MAX];
-	struct socks5_request rep;
-	int rc = read_full(s, in, 5);
-	if (rc < 0)
-		return rc;
-	size_t want = in[3] == SOCKS5_ATYP_IPV4   ? 10
-	              : in[3] == SOCKS5_ATYP_IPV6 ? 22
-	                                          : 7 + (size_t)in[4];
-	if (want > sizeof(in) || (rc = read_full(s, in + 5, want - 5)) < 0)
-		return rc < 0 ? rc : -EPROTO;
-	if (socks5_reply_parse(in, want, &rep) != (ssize_t)want)
-		return -EPROTO;
-	if (rep.cmd != SOCKS5_REP_SUCCEEDED)
-		return -socks5_rep_to_errno(rep.cmd);
-	*peer = rep.addr;
-	return 0;
-}
-
-/* One connection from loopback to the listener, its address in cb->poke
- * before it is made (accept() knows it by that). */
-static void poke(struct cbind *cb)
-{
-	union sa_any from;
-	socklen_t len = sizeof(from);
-	int c = real_socket(cb->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0)
-		return;
-	memset(&from, 0, sizeof(from));
-	from.sa.sa_family = (sa_family_t)cb->family;
-	if (cb->family == AF_INET)
-		from.v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else
-		from.v6.sin6_addr = in6addr_loopback;
-	if (real_bind(c, &from.sa, sa_len(&from.sa)) == 0 &&
-	    real_getsockname(c, &from.sa, &len) == 0) {
-		pthread_mutex_lock(&cb->lock);
-		cb->poke = from;
-		cb->poke_len = len;
-		pthread_mutex_unlock(&cb->lock);
-		while (real_connect(c, &cb->lo.sa, cb->lo_len) < 0 && errno == EINTR)
-			;
-	}
-	real_close(c);
-}
-
-static void *wait_peer(void *arg)
-{
-	struct cbind *cb = arg;
-	struct socks5_addr peer;
-	int rc = second_reply(cb->proxy, &peer);
-	pthread_mutex_lock(&cb->lock);
-	bool closed = cb->closed;
-	if (rc == 0 && !(cb->peer_len = reply_addr(&peer, -1, cb->family, &cb->peer)))
-		rc = -EAFNOSUPPORT;
-	cb->err = -rc;
-	cb->state = rc == 0 ? CB_PEER : CB_FAILED;
-	pthread_mutex_unlock(&cb->lock);
-	if (!closed) {
-		log_bind(cb, "peer", rc ? NULL : &cb->peer, rc);
-		poke(cb);
-	}
-	cbind_put(cb);
-	return NULL;
-}
-
-int cbind_start_wait(struct cbind *cb, int fd)
-{
-	socklen_t len = sizeof(cb->lo);
-	if (real_getsockname(fd, &cb->lo.sa, &len) < 0)
-		return -errno;
-	cb->lo_len = len;
-	if (sa_unspecified(&cb->lo.sa)) {
-		/* the wildcard: the poke comes from loopback */
-		if (cb->family == AF_INET)
-			cb->lo.v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		else
-			cb->lo.v6.sin6_addr = in6addr_loopback;
-	}
-	sigset_t all, old;
-	pthread_t t;
-	pthread_attr_t attr;
-	sigfillset(&all);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	cb->state = CB_LISTENING;
-	cb_hold(cb);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&t, &attr, wait_peer, cb);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (rc != 0) {
-		cb->state = CB_BOUND;
-		cbind_put(cb);
-		return -rc;
-	}
 	return 0;
 }
 
@@ -303,6 +185,7 @@ static int take(struct cbind *cb, const union sa_any *from, int *s)
 static int accept_one(struct cbind *cb, int fd, struct sockaddr *addr, socklen_t *len,
                       int flags)
 {
+	cbind_settle(cb); /* a second reply that came: the poke, before we look */
 	for (;;) {
 		union sa_any from;
 		socklen_t flen = sizeof(from);
@@ -325,6 +208,16 @@ static int accept_one(struct cbind *cb, int fd, struct sockaddr *addr, socklen_t
 			return -1;
 		}
 	}
+}
+
+void cbind_forget(int fd)
+{
+	struct cbind *cb = fdtab_hold(fd, FD_TCP_BIND);
+	if (!cb)
+		return;
+	fdtab_unset(fd, FD_TCP_BIND, cb);
+	cb_release(fd, cb); /* the table's reference */
+	cbind_put(cb);
 }
 
 int cbind_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "policy.h"
 #include "shim.h"
+#include "tcp_bg.h"
 
 static bool is_inet(const struct sockaddr *addr, socklen_t len)
 {
@@ -20,16 +21,12 @@ static bool is_inet(const struct sockaddr *addr, socklen_t len)
 	        (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)));
 }
 
-/* A proxied connection whose address (as getsockname() answers it, or the
- * real one) is the host ctx. */
+/* A proxied connection whose address, as getsockname() answers it, is the
+ * host ctx. */
 static bool local_is(int fd, const struct fd_entry *e, const void *ctx)
 {
-	const struct sockaddr *want = ctx;
-	union sa_any real;
-	socklen_t len = sizeof(real);
-	if (e->local_len && sa_same_host(&e->local.sa, want))
-		return true;
-	return real_getsockname(fd, &real.sa, &len) == 0 && sa_same_host(&real.sa, want);
+	(void)fd;
+	return e->local_len && sa_same_host(&e->local.sa, ctx);
 }
 
 static bool any(int fd, const struct fd_entry *e, const void *ctx)
@@ -66,12 +63,12 @@ static int bind_loopback(int fd, int family)
 /* A program that announces the address it bound to (curl -P -) announces
  * the wrong one when the proxy listens on another (it should listen where it
  * connects from: the address the destination sees). */
-static void bound_elsewhere(const struct cbind *cb, const struct sockaddr *addr)
+static void bound_elsewhere(const struct cbind *cb)
 {
 	char a[SA_STRLEN], b[SA_STRLEN];
-	if (sa_same_host(&cb->bnd.sa, addr))
+	if (!cb->eager || sa_same_host(&cb->bnd.sa, &cb->asked.sa))
 		return;
-	sa_format(addr, a, sizeof(a));
+	sa_format(&cb->asked.sa, a, sizeof(a));
 	sa_format(&cb->bnd.sa, b, sizeof(b));
 	shim_log(SHIM_LOG_INFO,
 	         "BIND: the program bound to %s, the proxy listens on %s (a program "
@@ -79,31 +76,61 @@ static void bound_elsewhere(const struct cbind *cb, const struct sockaddr *addr)
 	         a, b);
 }
 
-/* bind() to addr, the address of proxied connection conn: BIND now. */
-static int bind_served(int fd, int family, int conn, const struct sockaddr *addr)
+/* The BIND of a socket that waits for it (CB_WANT): 0 once bound (the first
+ * reply), 1 when nothing is proxied any more (the socket is a plain one
+ * now), or -errno. */
+static int ensure_bound(int fd, struct cbind *cb)
+{
+	if (cb->state == CB_FAILED && !cb->bnd_len)
+		return -cb->err; /* refused once: not asked again */
+	if (cb->state != CB_WANT)
+		return 0;
+	if (!cb->eager) {
+		int conn = fdtab_newest(FD_TCP_PROXIED, any, NULL);
+		if (conn < 0) {
+			fdtab_unset(fd, FD_TCP_BIND, cb);
+			cbind_put(cb); /* the table's reference */
+			return 1;
+		}
+		target_of(cb, conn);
+	}
+	int rc = cbind_request(cb);
+	if (rc == 0)
+		bound_elsewhere(cb);
+	if (rc < 0 && cb->eager) {
+		cb->state = CB_FAILED;
+		cb->err = -rc;
+	}
+	return rc;
+}
+
+/* bind() to addr, the address getsockname() gives for the proxied
+ * connection conn: served. The socket is bound there when the kernel takes it
+ * (a proxy on this host), else on loopback; BIND at the first getsockname()
+ * or listen() (a program that binds its source address and connects sends
+ * none). */
+static int bind_served(int fd, int family, int conn, const struct sockaddr *addr,
+                       socklen_t len)
 {
 	struct cbind *cb = cbind_new(family);
-	int rc = cb ? 0 : -ENOMEM;
-	if (cb) {
-		target_of(cb, conn);
-		rc = cbind_request(cb);
-	}
-	if (rc == 0)
-		bound_elsewhere(cb, addr);
-	if (rc == 0 && bind_loopback(fd, family) < 0)
-		rc = -errno;
-	if (rc == 0 && !fdtab_set_payload(fd, FD_TCP_BIND, cb))
-		rc = -EMFILE;
-	if (rc < 0) {
+	if (!cb)
+		return real_bind(fd, addr, len);
+	target_of(cb, conn);
+	cb->eager = true;
+	memcpy(&cb->asked, addr, len < sizeof(cb->asked) ? len : sizeof(cb->asked));
+	int rc = real_bind(fd, addr, len);
+	if (rc < 0 && errno == EADDRNOTAVAIL)
+		rc = bind_loopback(fd, family);
+	if (rc < 0 || !fdtab_set_payload(fd, FD_TCP_BIND, cb)) {
+		int err = errno;
 		cbind_put(cb);
-		errno = -rc;
-		return -1;
+		errno = err;
 	}
-	return 0;
+	return rc;
 }
 
 /* bind() to the wildcard, port 0, while connections are proxied: BIND at
- * listen(). */
+ * listen(), for the newest proxied connection then. */
 static int bind_wildcard(int fd, int family, const struct sockaddr *addr, socklen_t len)
 {
 	int rc = real_bind(fd, addr, len);
@@ -124,33 +151,24 @@ SHIM_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	int family;
 	if (shim_depth > 0 || shim_config.bind == CONFIG_BIND_NEVER ||
-	    !is_inet(addr, len) || sa_port(addr) != 0 || fd >= FDTAB_SIZE ||
-	    fdtab_class(fd, &family) != FD_CLASS_TCP)
+	    !is_inet(addr, len) || sa_port(addr) != 0 || sa_loopback(addr) ||
+	    fd >= FDTAB_SIZE || fdtab_class(fd, &family) != FD_CLASS_TCP)
 		return real_bind(fd, addr, len);
 	if (sa_unspecified(addr))
 		return bind_wildcard(fd, family, addr, len);
 	int conn = fdtab_newest(FD_TCP_PROXIED, local_is, addr);
 	if (conn < 0)
 		return real_bind(fd, addr, len);
-	return bind_served(fd, family, conn, addr);
+	return bind_served(fd, family, conn, addr, len);
 }
 
 /* listen() of a served socket: BIND now if it waits for it, then the real
  * listen and the wait for the peer. */
 static int served_listen(int fd, struct cbind *cb, int backlog)
 {
-	int rc = 0;
-	if (cb->state == CB_WANT) {
-		int conn = fdtab_newest(FD_TCP_PROXIED, any, NULL);
-		if (conn < 0) {
-			/* nothing proxied any more: a local listener */
-			fdtab_unset(fd, FD_TCP_BIND, cb);
-			cbind_put(cb);
-			return real_listen(fd, backlog);
-		}
-		target_of(cb, conn);
-		rc = cbind_request(cb);
-	}
+	int rc = ensure_bound(fd, cb);
+	if (rc == 1)
+		return real_listen(fd, backlog);
 	if (rc == 0 && real_listen(fd, backlog) < 0)
 		rc = -errno;
 	if (rc == 0 && cb->state == CB_BOUND)
@@ -199,6 +217,8 @@ SHIM_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 		return -1;
 	}
 	const struct fd_entry *e = shim_depth == 0 ? fdtab_lookup(fd) : NULL;
+	if (fdtab_kind(e) == FD_TCP_PENDING)
+		tcp_bg_running(fd); /* a handshake that has ended settles the entry */
 	int kind = fdtab_kind(e);
 	if (kind == FD_TCP_PROXIED && e->local_len) {
 		union sa_any a;
@@ -208,8 +228,14 @@ SHIM_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 	struct cbind *cb = kind == FD_TCP_BIND ? fdtab_hold(fd, FD_TCP_BIND) : NULL;
 	if (!cb)
 		return real_getsockname(fd, addr, len);
-	int rc = cb->bnd_len ? answer(&cb->bnd, cb->bnd_len, addr, len)
-	                     : real_getsockname(fd, addr, len);
+	int rc = cb->eager ? ensure_bound(fd, cb) : 0;
+	if (rc < 0) {
+		errno = -rc; /* the BIND failed: so does the call that needs it */
+		rc = -1;
+	} else {
+		rc = cb->bnd_len ? answer(&cb->bnd, cb->bnd_len, addr, len)
+		                 : real_getsockname(fd, addr, len);
+	}
 	int err = errno;
 	cbind_put(cb);
 	errno = err;

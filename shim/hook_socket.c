@@ -141,6 +141,8 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (shim_depth > 0 || !real_connect)
 		return real_connect ? real_connect(fd, addr, len) : (errno = ENOSYS, -1);
 	const struct fd_entry *e = fdtab_lookup(fd);
+	if (fdtab_kind(e) == FD_TCP_BIND)
+		cbind_forget(fd);
 	if (e && fdtab_kind(e) != FD_NONE && fdtab_kind(e) != FD_UDP)
 		return connect_again(fd, e);
 	if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "cbind.h"
 #include "fdtab.h"
 #include "shim.h"
 #include "tcp_bg.h"
@@ -47,6 +48,7 @@ static struct timespec *ms_to_ts(int ms, struct timespec *ts)
 SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	struct timespec ts;
+	cbind_settle_pollfds(fds, n);
 	if (!handshakes_run())
 		return NEXT(poll, (fds, n, timeout));
 	return tcp_bg_poll(fds, n, ms_to_ts(timeout, &ts), NULL);
@@ -54,6 +56,8 @@ SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 
 SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 {
+	if (fdslen / sizeof(*fds) >= n)
+		cbind_settle_pollfds(fds, n);
 	if (!handshakes_run() || fdslen / sizeof(*fds) < n)
 		return NEXT(__poll_chk, (fds, n, timeout, fdslen));
 	struct timespec ts;
@@ -63,6 +67,7 @@ SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fds
 SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
                       const sigset_t *mask)
 {
+	cbind_settle_pollfds(fds, n);
 	if (!handshakes_run())
 		return NEXT(ppoll, (fds, n, timeout, mask));
 	return tcp_bg_poll(fds, n, timeout, mask);
@@ -71,6 +76,8 @@ SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeo
 SHIM_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
                             const sigset_t *mask, size_t fdslen)
 {
+	if (fdslen / sizeof(*fds) >= n)
+		cbind_settle_pollfds(fds, n);
 	if (!handshakes_run() || fdslen / sizeof(*fds) < n)
 		return NEXT(__ppoll_chk, (fds, n, timeout, mask, fdslen));
 	return tcp_bg_poll(fds, n, timeout, mask);
@@ -127,6 +134,7 @@ static int select_as_poll(int nfds, fd_set *r, fd_set *w, fd_set *x,
 
 SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
+	cbind_settle_fdset(nfds, r);
 	if (!handshakes_run() || nfds < 0 || nfds > FD_SETSIZE)
 		return NEXT(select, (nfds, r, w, x, tv));
 	struct timespec ts, *t = NULL;
@@ -155,6 +163,7 @@ SHIM_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval
 SHIM_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x,
                         const struct timespec *timeout, const sigset_t *mask)
 {
+	cbind_settle_fdset(nfds, r);
 	if (!handshakes_run() || nfds < 0 || nfds > FD_SETSIZE)
 		return NEXT(pselect, (nfds, r, w, x, timeout, mask));
 	return select_as_poll(nfds, r, w, x, timeout, mask);

@@ -11,7 +11,8 @@
  *        accept4() flags, getpeername() DEST, data both ways, a second
  *        accept() EAGAIN; a listener closed before its peer gives its
  *        descriptors back; a wildcard listener is served too
- *   bind_probe refused DEST PORT ERRNO  the proxy refuses BIND: bind() -1 ERRNO
+ *   bind_probe refused DEST PORT ERRNO  the proxy refuses BIND: getsockname()
+ *        and listen() of the listener fail with ERRNO (bind() succeeds)
  *   bind_probe never DEST PORT CLIENT   bind = never: getsockname() of the
  *        connection is CLIENT, the listener is a local one on CLIENT
  *
@@ -239,11 +240,20 @@ int main(int argc, char **argv)
 		wildcard();
 		close(c);
 	} else if (strcmp(mode, "refused") == 0) {
-		int c = connect_to(dest, port, &local), rc;
+		int c = connect_to(dest, port, &local), rc, want = atoi(argv[4]);
 		int l = bound_to(&local, &rc);
-		int err = errno;
-		check(rc < 0 && err == atoi(argv[4]), "bind(): -1 errno %d (%s)", err,
-		      strerror(err));
+		struct sockaddr_in a;
+		socklen_t len = sizeof(a);
+		check(rc == 0, "bind(): 0 (the BIND waits for getsockname or listen)");
+		errno = 0;
+		rc = getsockname(l, (struct sockaddr *)&a, &len);
+		check(rc < 0 && errno == want, "getsockname(): -1 errno %d (%s)", errno,
+		      strerror(errno));
+		errno = 0;
+		rc = listen(l, 1);
+		check(rc < 0 && errno == want,
+		      "listen(): -1 errno %d (%s), not asked again", errno,
+		      strerror(errno));
 		close(l);
 		close(c);
 	} else if (strcmp(mode, "never") == 0) {
