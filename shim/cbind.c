@@ -100,7 +100,9 @@ void cbind_note_connected(int fd, const struct socks5_addr *bnd)
 {
 	union sa_any a;
 	int family;
-	if (shim_config.bind == CONFIG_BIND_NEVER ||
+	const struct fd_entry *e = fdtab_lookup(fd);
+	/* a socket the program bound keeps the address it asked for */
+	if (shim_config.bind == CONFIG_BIND_NEVER || (e && e->bound) ||
 	    fdtab_class(fd, &family) != FD_CLASS_TCP)
 		return;
 	socklen_t len = cbind_reply_addr(bnd, fd, family, &a);

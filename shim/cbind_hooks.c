@@ -150,9 +150,12 @@ SHIM_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 		return -1;
 	}
 	int family;
-	if (shim_depth > 0 || shim_config.bind == CONFIG_BIND_NEVER ||
-	    !is_inet(addr, len) || sa_port(addr) != 0 || sa_loopback(addr) ||
-	    fd >= FDTAB_SIZE || fdtab_class(fd, &family) != FD_CLASS_TCP)
+	if (shim_depth > 0 || !is_inet(addr, len) || fd >= FDTAB_SIZE ||
+	    fdtab_class(fd, &family) != FD_CLASS_TCP)
+		return real_bind(fd, addr, len);
+	fdtab_set_bound(fd);
+	if (shim_config.bind == CONFIG_BIND_NEVER || sa_port(addr) != 0 ||
+	    sa_loopback(addr))
 		return real_bind(fd, addr, len);
 	if (sa_unspecified(addr))
 		return bind_wildcard(fd, family, addr, len);

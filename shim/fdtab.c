@@ -68,10 +68,11 @@ static void drop(int fd, struct fd_entry *e)
 /* Empties the state of an entry but keeps the socket's class. */
 static void reset_state(int fd, struct fd_entry *e)
 {
-	uint8_t cls = e->cls, family = e->family, born = e->born;
+	uint8_t cls = e->cls, family = e->family, born = e->born, bound = e->bound;
 	drop(fd, e);
 	e->family = family;
 	e->born = born;
+	e->bound = bound;
 	__atomic_store_n(&e->cls, cls, __ATOMIC_RELEASE);
 }
 
@@ -165,6 +166,13 @@ void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len)
 	memcpy(&e->peer, peer, e->peer_len);
 	e->seq = __atomic_add_fetch(&proxied_seq, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->kind, FD_TCP_PROXIED, __ATOMIC_RELEASE);
+}
+
+void fdtab_set_bound(int fd)
+{
+	struct fd_entry *e = claim(fd);
+	if (e)
+		e->bound = 1;
 }
 
 void fdtab_set_local(int fd, const struct sockaddr *local, socklen_t len)

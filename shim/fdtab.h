@@ -68,6 +68,7 @@ struct fd_entry {
 	uint8_t family;     /* AF_INET or AF_INET6 for the IP classes */
 	uint8_t born;       /* the class is known since socket(): every epoll
 	                       registration of the descriptor was seen */
+	uint8_t bound;      /* the program bind()s it (TCP): getsockname() stays real */
 	socklen_t peer_len; /* FD_TCP_PROXIED: the program's destination */
 	union fd_peer peer;
 	int error;     /* FD_TCP_FAILED: what SO_ERROR reports next, 0 once read */
@@ -118,6 +119,8 @@ void fdtab_new_socket(int fd, int domain, int type, int protocol);
  * destination) or failed with err (pending: SO_ERROR reports it once). */
 void fdtab_set_proxied(int fd, const struct sockaddr *peer, socklen_t len);
 void fdtab_set_failed(int fd, int err, bool pending);
+/* The program bound fd (a TCP socket) itself. */
+void fdtab_set_bound(int fd);
 /* The address getsockname() answers for a proxied fd (after set_proxied). */
 void fdtab_set_local(int fd, const struct sockaddr *local, socklen_t len);
 /* The newest (highest seq) descriptor of kind for which match() is true, or -1. */
