@@ -25,6 +25,9 @@ setup_file() {
 	mkdir -p "$FTP_ROOT/pub"
 	head -c 300000 /dev/urandom >"$FTP_ROOT/pub/data.bin"
 	export FTP_ROOT FTP_LOG=$BATS_FILE_TMPDIR/ftpd.log
+	# a name for the FTP server that only the proxy resolves (IPv4 only, as
+	# the server listens); scripts/netns down removes the file
+	printf '%s\t%s\n' "$FTP_SERVER" ftp4.test >>"/etc/netns/$NX-proxy/hosts"
 	ns_spawn target "$FTP_LOG" "$PYTHON" -m pyftpdlib -D -i "$FTP_SERVER" -p 21 -d "$FTP_ROOT"
 	ns_wait_listen target tcp "$FTP_SERVER" 21 "$SPAWNED_PID"
 	# where socksify-server's BIND listens: on its outgoing side (198.18.2.1,
@@ -134,6 +137,17 @@ announced_by() {
 	active_get dante --disable-eprt
 	announced_by dante PORT "$PROXY_OUT4"
 	wait_log DANTE_LOG "tcp/bind"
+}
+
+@test "curl -P - by name through dante (socks5h): the BIND names the FTP server by its name" {
+	have_dante || skip "no danted (apt-get install dante-server, or run scripts/deps)"
+	local got=$BATS_TEST_TMPDIR/got.bin
+	run -0 client_run env SOCKSIFY_LOG_LEVEL=info "$SOCKSIFY" -p "$(proxy_url dante h)" -- \
+		"${CURL[@]}" -v -P - -o "$got" ftp://ftp4.test/pub/data.bin
+	cmp "$got" "$FTP_ROOT/pub/data.bin"
+	assert_output --regexp "BIND ftp4\.test:0: bound $PROXY_OUT4:[0-9]+"
+	assert_output --regexp "BIND ftp4\.test:0: peer $FTP_SERVER:[0-9]+"
+	announced_by dante EPRT "$PROXY_OUT4"
 }
 
 @test "bind = never: curl announces the client's own address and the FTP server cannot connect" {
