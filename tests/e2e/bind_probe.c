@@ -13,6 +13,8 @@
  *        descriptors back; a wildcard listener is served too
  *   bind_probe refused DEST PORT ERRNO  the proxy refuses BIND: getsockname()
  *        and listen() of the listener fail with ERRNO (bind() succeeds)
+ *   bind_probe aborted DEST PORT ERRNO  the second reply fails: the listener
+ *        becomes readable, accept() fails with ERRNO, a second one EAGAIN
  *   bind_probe never DEST PORT CLIENT   bind = never: getsockname() of the
  *        connection is CLIENT, the listener is a local one on CLIENT
  *
@@ -222,10 +224,35 @@ static void wildcard(void)
 	close(l);
 }
 
+static void aborted(const char *dest, int port, int want)
+{
+	struct sockaddr_in local, bnd;
+	socklen_t len = sizeof(bnd);
+	char b[64];
+	int c = connect_to(dest, port, &local), rc;
+	int l = bound_to(&local, &rc);
+	getsockname(l, (struct sockaddr *)&bnd, &len);
+	check(rc == 0 && listen(l, 1) == 0,
+	      "getsockname() of the listener: the proxy's %s", show(&bnd, b, sizeof(b)));
+	struct pollfd p = {.fd = l, .events = POLLIN};
+	check(poll(&p, 1, 10000) == 1, "poll(): the failure wakes the listener");
+	errno = 0;
+	rc = accept(l, NULL, NULL);
+	check(rc < 0 && errno == want, "accept(): -1 errno %d (%s)", errno,
+	      strerror(errno));
+	fcntl(l, F_SETFL, O_NONBLOCK);
+	errno = 0;
+	rc = accept(l, NULL, NULL);
+	check(rc < 0 && errno == EAGAIN, "a second accept(): EAGAIN");
+	close(l);
+	close(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 5) {
-		fprintf(stderr, "usage: bind_probe served|refused|never DEST PORT ARG\n");
+		fprintf(stderr,
+		        "usage: bind_probe served|refused|aborted|never DEST PORT ARG\n");
 		return 2;
 	}
 	const char *mode = argv[1], *dest = argv[2];
@@ -256,6 +283,8 @@ int main(int argc, char **argv)
 		      strerror(errno));
 		close(l);
 		close(c);
+	} else if (strcmp(mode, "aborted") == 0) {
+		aborted(dest, port, atoi(argv[4]));
 	} else if (strcmp(mode, "never") == 0) {
 		int c = connect_to(dest, port, &local), rc;
 		inet_ntop(AF_INET, &local.sin_addr, b, sizeof(b));

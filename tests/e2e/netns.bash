@@ -303,10 +303,11 @@ netns_dante() {
 			command: connect udpassociate bind bindreply udpreply
 			log: error connect disconnect
 		}
-		# a UDP reply from an IPv6 target to an IPv4 client: from is the target
+		# a UDP reply (or BIND's peer, shim_bind.bats) from an IPv6 target to an
+		# IPv4 client: from is the target
 		socks pass {
 			from: ::/0 to: 0.0.0.0/0
-			command: udpreply
+			command: udpreply bindreply
 			log: error connect disconnect
 		}
 	EOF

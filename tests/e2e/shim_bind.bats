@@ -5,9 +5,14 @@
 # where the FTP server (pyftpdlib on 198.18.2.2:21) cannot reach the client:
 # the data connection must come through the proxy's BIND, the address curl
 # announces must be the proxy's, never the client's 198.18.1.2. With
-# bind = never curl announces its own address and the transfer fails. Then
-# bind_probe.c for the socket semantics (tests/e2e/bind_probe.c).
-# root only, as in CI.
+# bind = never curl announces its own address and the transfer fails. By
+# name (socks5h): the BIND names the FTP server. Then bind_probe.c for the
+# socket semantics (readiness, accept flags, addresses, a second accept,
+# close before the peer, the wildcard; a refused BIND, a failed second reply,
+# bind = never) and an AF_INET6 listener in python through dante.
+# The socksify-server cases skip, saying why, while its BIND listens on the
+# address the client came in on (the FTP server cannot reach that).
+# root only, as in CI; ~4 s.
 
 # shellcheck disable=SC2001
 
@@ -178,10 +183,13 @@ while True:
 print("peer got:", got.decode().strip(), flush=True)
 '
 
-# A SOCKS5 proxy that says yes to CONNECT (without connecting anywhere) and
-# refuses BIND with REP 7 (command not supported). argv: ADDR PORT
+# A SOCKS5 proxy that says yes to CONNECT (BND 198.18.2.1:4242, without
+# connecting anywhere) and, with MODE refuse, refuses BIND with REP 7 (command
+# not supported); with MODE peerfail, answers BIND's first reply (198.18.2.1:
+# 4243) and 200 ms later a second one with REP 2 (not allowed).
+# argv: ADDR PORT MODE
 REFUSER_PY='
-import socket, sys, threading
+import socket, sys, threading, time
 def serve(c):
     c.recv(3)
     c.sendall(b"\x05\x00")
@@ -189,8 +197,13 @@ def serve(c):
     if req[1] == 1:
         c.sendall(b"\x05\x00\x00\x01\xc6\x12\x02\x01\x10\x92")
         c.recv(1)
-    else:
+    elif sys.argv[3] == "refuse":
         c.sendall(b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00")
+    else:
+        c.sendall(b"\x05\x00\x00\x01\xc6\x12\x02\x01\x10\x93")
+        time.sleep(0.2)
+        c.sendall(b"\x05\x02\x00\x01\x00\x00\x00\x00\x00\x00")
+        c.recv(1)
     c.close()
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -226,8 +239,43 @@ probe_served() {
 	probe_served sx
 }
 
+# An FTP-style program in python on AF_INET6 sockets: a connection to
+# [DEST]:80, a listener bound to its getsockname() address, the address into
+# FILE for the peer, one connection accepted. argv: DEST FILE
+V6_PY='
+import socket, sys
+c = socket.create_connection((sys.argv[1], 80), timeout=10)
+me = c.getsockname()
+l = socket.socket(socket.AF_INET6)
+l.bind((me[0], 0))
+l.listen(1)
+bnd = l.getsockname()
+print("connection", me[0], "listener", bnd[0], bnd[1], flush=True)
+open(sys.argv[2], "w").write("%s %d\n" % (bnd[0], bnd[1]))
+l.settimeout(10)
+a, peer = l.accept()
+print("peer", peer[0], flush=True)
+print("got", a.recv(100).decode().strip(), flush=True)
+a.sendall(b"hello from the probe\n")
+a.close()
+'
+
+@test "IPv6: an AF_INET6 FTP-style listener through dante is served by BIND (python)" {
+	have_dante || skip "no danted (apt-get install dante-server, or run scripts/deps)"
+	local file=$BATS_TEST_TMPDIR/bnd.addr
+	ns_spawn target "$BATS_TEST_TMPDIR/peer.out" "$PYTHON" -c "$PEER_PY" "$file"
+	local peer=$SPAWNED_PID
+	run -0 client_run "$SOCKSIFY" -p "$(proxy_url dante)" -- "$PYTHON" -c "$V6_PY" "$TARGET6" "$file"
+	assert_line --regexp "^connection $PROXY_OUT6 listener $PROXY_OUT6 [0-9]+\$"
+	assert_line "peer $TARGET6"
+	assert_line "got hello from the peer"
+	wait_exit "$peer" 10
+	run -0 cat "$BATS_TEST_TMPDIR/peer.out"
+	assert_output "peer got: hello from the probe"
+}
+
 @test "bind_probe: a proxy that refuses BIND makes getsockname() and listen() fail with EOPNOTSUPP" {
-	ns_spawn proxy "$BATS_TEST_TMPDIR/refuser.out" "$PYTHON" -c "$REFUSER_PY" "$PROXY4" 1095
+	ns_spawn proxy "$BATS_TEST_TMPDIR/refuser.out" "$PYTHON" -c "$REFUSER_PY" "$PROXY4" 1095 refuse
 	ns_wait_listen proxy tcp "$PROXY4" 1095 "$SPAWNED_PID"
 	run -0 client_run "$SOCKSIFY" -p "socks5://$PROXY4:1095" -- "$SOCKSIFY_BIND_PROBE" refused "$TARGET4" 7 95
 	refute_output --partial FAIL
@@ -235,6 +283,15 @@ probe_served() {
 	# asked once, at getsockname(): one error line of the shim's
 	run -0 grep -c "BIND 198.18.2.2:0: bound failed: Operation not supported" <<<"$output"
 	assert_output 1
+}
+
+@test "bind_probe: a failed second reply wakes the listener and accept() fails with ECONNABORTED" {
+	ns_spawn proxy "$BATS_TEST_TMPDIR/refuser.out" "$PYTHON" -c "$REFUSER_PY" "$PROXY4" 1096 peerfail
+	ns_wait_listen proxy tcp "$PROXY4" 1096 "$SPAWNED_PID"
+	run -0 client_run "$SOCKSIFY" -p "socks5://$PROXY4:1096" -- "$SOCKSIFY_BIND_PROBE" aborted "$TARGET4" 7 103
+	refute_output --partial FAIL
+	assert_output --partial "ok getsockname() of the listener: the proxy's $PROXY_OUT4:4243"
+	assert_output --partial "ok accept(): -1 errno 103"
 }
 
 @test "bind_probe with bind = never: the real local address, a local listener" {
