@@ -10,8 +10,6 @@
 # socket semantics (readiness, accept flags, addresses, a second accept,
 # close before the peer, the wildcard; a refused BIND, a failed second reply,
 # bind = never) and an AF_INET6 listener in python through dante.
-# The socksify-server cases skip, saying why, while its BIND listens on the
-# address the client came in on (the FTP server cannot reach that).
 # root only, as in CI; ~4 s.
 
 # shellcheck disable=SC2001
@@ -35,28 +33,6 @@ setup_file() {
 	printf '%s\t%s\n' "$FTP_SERVER" ftp4.test >>"/etc/netns/$NX-proxy/hosts"
 	ns_spawn target "$FTP_LOG" "$PYTHON" -m pyftpdlib -D -i "$FTP_SERVER" -p 21 -d "$FTP_ROOT"
 	ns_wait_listen target tcp "$FTP_SERVER" 21 "$SPAWNED_PID"
-	# where socksify-server's BIND listens: on its outgoing side (198.18.2.1,
-	# which the FTP server reaches) or on the address the client came in on
-	SX_BIND_BND=$(client_run "$PYTHON" -c "$BND_PY" "$PROXY4" 1080 "$FTP_SERVER") || SX_BIND_BND=
-	export SX_BIND_BND
-}
-
-# The first reply's address of a BIND for DEST:0. argv: PROXY PORT DEST
-BND_PY='
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"\x05\x01\x00")
-assert s.recv(2) == b"\x05\x00"
-s.sendall(b"\x05\x02\x00\x01" + socket.inet_aton(sys.argv[3]) + b"\x00\x00")
-r = s.recv(10)
-assert r[1] == 0 and r[3] == 1, r
-print(socket.inet_ntoa(r[4:8]))
-'
-
-# The socksify-server tests need its BIND on the outgoing side.
-need_sx_bind_back() {
-	[[ $SX_BIND_BND == "$PROXY_OUT4" ]] ||
-		skip "socksify-server's BIND listens on ${SX_BIND_BND:-?}, not on its outgoing side $PROXY_OUT4 where the FTP server can reach it (the server-side fix: issue 12, BIND items 4-5)"
 }
 
 teardown_file() {
@@ -120,7 +96,6 @@ announced_by() {
 }
 
 @test "curl -P - (EPRT) through socksify-server: the data connection comes through the proxy's BIND" {
-	need_sx_bind_back
 	active_get sx
 	assert_output --partial "EPRT |1|$PROXY_OUT4|"
 	announced_by sx EPRT "$PROXY_OUT4"
@@ -128,7 +103,6 @@ announced_by() {
 }
 
 @test "curl -P - --disable-eprt (PORT) through socksify-server" {
-	need_sx_bind_back
 	active_get sx --disable-eprt
 	assert_output --partial "PORT 198,18,2,1,"
 	announced_by sx PORT "$PROXY_OUT4"
@@ -235,7 +209,6 @@ probe_served() {
 }
 
 @test "bind_probe through socksify-server" {
-	need_sx_bind_back
 	probe_served sx
 }
 
