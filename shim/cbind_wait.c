@@ -103,17 +103,25 @@ void cbind_settle(struct cbind *cb)
 	pthread_mutex_unlock(&cb->lock);
 }
 
+/* The proxy connection while the listener waits for its second reply, else -1. */
+static int waiting_on(struct cbind *cb)
+{
+	pthread_mutex_lock(&cb->lock);
+	int s = cb->state == CB_LISTENING ? cb->proxy : -1;
+	pthread_mutex_unlock(&cb->lock);
+	return s;
+}
+
 static void *wait_peer(void *arg)
 {
 	struct cbind *cb = arg;
-	for (;;) {
-		struct pollfd p = {.fd = cb->proxy, .events = POLLIN | POLLRDHUP};
+	for (int s, round = 0; (s = waiting_on(cb)) >= 0; round++) {
+		if (round > 0)
+			usleep(1000); /* a reply in pieces: the rest is on its way */
+		struct pollfd p = {.fd = s, .events = POLLIN | POLLRDHUP};
 		if (real_poll(&p, 1, -1) < 0 && errno != EINTR)
 			break;
 		cbind_settle(cb);
-		if (__atomic_load_n(&cb->state, __ATOMIC_ACQUIRE) != CB_LISTENING)
-			break;
-		usleep(1000); /* a reply in pieces: the rest is on its way */
 	}
 	cbind_put(cb);
 	return NULL;
