@@ -39,7 +39,7 @@
 
 static int failures;
 
-static void check(bool ok, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void check(bool ok, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
