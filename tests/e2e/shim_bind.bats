@@ -10,7 +10,7 @@
 # socket semantics (readiness, accept flags, addresses, a second accept,
 # close before the peer, the wildcard; a refused BIND, a failed second reply,
 # bind = never) and an AF_INET6 listener in python through dante.
-# root only, as in CI; ~4 s.
+# root only, as in CI; about 5 s (7 s at a load average of 14), most of it the topology.
 
 # shellcheck disable=SC2001
 
