@@ -265,11 +265,9 @@ static int set_bind(struct parse *p, const char *key, const char *value)
 {
 	static const char *const words[] = {"auto", "never"};
 	int i = word_index(value, words, 2);
-
-	if (i < 0)
-		return bad_value(p, key, value, "auto or never", NULL);
-	p->cfg->bind = i == 0 ? CONFIG_BIND_AUTO : CONFIG_BIND_NEVER;
-	return 0;
+	if (i >= 0)
+		p->cfg->bind = i == 0 ? CONFIG_BIND_AUTO : CONFIG_BIND_NEVER;
+	return i < 0 ? bad_value(p, key, value, "auto or never", NULL) : 0;
 }
 
 static int set_fake_pool(struct parse *p, const char *key, const char *value, int family)
