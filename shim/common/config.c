@@ -51,16 +51,7 @@ static char *trim(char *s)
 
 /* --- options ----------------------------------------------------------------------- */
 
-/* The index of v in words (ASCII case-insensitive), or -1. */
-static int word_index(const char *v, const char *const *words, size_t nwords)
-{
-	size_t n = strlen(v);
-
-	for (size_t i = 0; i < nwords; i++)
-		if (strlen(words[i]) == n && eq_nocase(v, words[i], n))
-			return (int)i;
-	return -1;
-}
+#define word_index config_word_index /* config_url.c (config.c's size) */
 
 /* "bad value 'V' for 'KEY' (EXPECTED)" or, with why, "...: WHY". */
 static int bad_value(struct parse *p, const char *key, const char *value,

@@ -91,6 +91,9 @@ __attribute__((format(printf, 3, 4))) int config_why(char *why, size_t whylen,
 /* "10", "2.5": seconds to milliseconds (saturating), or -1 when not a number. */
 long config_seconds_parse(const char *s);
 
+/* The index of v in words (ASCII case-insensitive), or -1. */
+int config_word_index(const char *v, const char *const *words, size_t nwords);
+
 /* "ADDR[/PREFIX]" from s[0..n) in h->family, the prefix only when allow_prefix. */
 int config_cidr_parse(struct hostspec *h, const char *s, size_t n, bool allow_prefix,
                       char *why, size_t whylen);

@@ -432,3 +432,14 @@ int config_parse_proxy_url(struct config_proxy *out, const char *url, const char
 		                   config_show_url(buf, url), why);
 	return 0;
 }
+
+/* The index of v in words (ASCII case-insensitive), or -1. */
+int config_word_index(const char *v, const char *const *words, size_t nwords)
+{
+	size_t n = strlen(v);
+
+	for (size_t i = 0; i < nwords; i++)
+		if (strlen(words[i]) == n && eq_nocase(v, words[i], n))
+			return (int)i;
+	return -1;
+}
