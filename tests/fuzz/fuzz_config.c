@@ -109,6 +109,7 @@ static void check_config(const struct config *c)
 	CHECK(c->supervise == CONFIG_SUPERVISE_AUTO ||
 	      c->supervise == CONFIG_SUPERVISE_ALWAYS ||
 	      c->supervise == CONFIG_SUPERVISE_NEVER);
+	CHECK(c->bind == CONFIG_BIND_AUTO || c->bind == CONFIG_BIND_NEVER);
 	CHECK(c->fake_v4_prefix >= 4 && c->fake_v4_prefix <= 24);
 	CHECK(c->fake_v6_prefix >= 8 && c->fake_v6_prefix <= 112);
 	CHECK(c->fake_v4[0] != 0 && c->fake_v4[0] != 127 &&
@@ -238,6 +239,7 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	static const char *const level[] = {"error", "info", "debug"};
 	static const char *const supervise[] = {"auto", "always", "never"};
 	static const char *const chain[] = {"failover", "strict", "round-robin"};
+	static const char *const bind[] = {"auto", "never"};
 	char line[2048], v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
 	size_t len = 0;
 
@@ -259,11 +261,12 @@ static size_t format_config(char *buf, size_t cap, const struct config *c)
 	snprintf(line, sizeof(line),
 	         "%s%s%sproxy_loopback = %d\nconnect_timeout = %u.%03u\nlog_level = %s\n"
 	         "pipeline = %s\nfake_pool_v4 = %s/%u\nfake_pool_v6 = %s/%u\n"
-	         "supervise = %s\n",
+	         "supervise = %s\nbind = %s\n",
 	         c->dns_set ? "dns = " : "", c->dns_set ? dns[c->dns] : "",
 	         c->dns_set ? "\n" : "", c->proxy_loopback, c->connect_timeout_ms / 1000,
 	         c->connect_timeout_ms % 1000, level[c->log_level], pipeline[c->pipeline],
-	         v4, c->fake_v4_prefix, v6, c->fake_v6_prefix, supervise[c->supervise]);
+	         v4, c->fake_v4_prefix, v6, c->fake_v6_prefix, supervise[c->supervise],
+	         bind[c->bind]);
 	append(buf, cap, &len, line);
 	snprintf(line, sizeof(line), "chain = %s\nfailover_retry = %u.%03u\n",
 	         chain[c->chain], c->failover_retry_ms / 1000,
@@ -437,6 +440,7 @@ static const char *const tokens[] = {
         "proxy_loopback = ",
         "log_file = ",
         "supervise = ",
+        "bind = ",
         "always",
         "never",
         " # ",
