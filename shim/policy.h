@@ -31,7 +31,10 @@ void policy_classify(const struct sockaddr *dst, socklen_t len, struct policy *o
  * out becomes PROXY to the configured nameserver, dns_redirect set, and
  * true is returned: the program's own DNS query goes through the proxy to
  * the server it names, never to the local one (loopback resolvers
- * included). Otherwise out is left alone. For UDP and TCP sockets only.
+ * included). Without `nameserver`, in remote-DNS mode, such a query to a
+ * loopback nameserver (out PASS: a local resolver would send the name out
+ * itself) becomes DENY, ECONNREFUSED, and false is returned. Otherwise out
+ * is left alone. For UDP and TCP sockets only.
  */
 bool policy_dns_redirect(const struct sockaddr *dst, struct policy *out);
 

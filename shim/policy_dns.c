@@ -3,12 +3,15 @@
  * The nameserver setting's part of the classifier (see policy.h): the
  * program's own DNS queries to a nameserver of /etc/resolv.conf (port 53,
  * UDP or TCP: host, dig without @, a resolver of its own) go to the
- * configured nameserver instead, through the proxy, in remote-DNS mode.
+ * configured nameserver instead, through the proxy, in remote-DNS mode;
+ * without that setting, those to a loopback nameserver (a local resolver,
+ * which would send the name out itself) are refused with ECONNREFUSED.
  * resolv.conf is read once, at the first datagram or connect that asks.
  */
 #include "policy.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -87,9 +90,21 @@ static bool is_resolv_nameserver(const struct sockaddr *dst)
 bool policy_dns_redirect(const struct sockaddr *dst, struct policy *out)
 {
 	const struct config *c = &shim_config;
-	if (c->nameserver_family == 0 || !config_remote_dns(c) || shim_config_broken ||
-	    out->verdict == POLICY_DENY || !is_resolv_nameserver(dst))
+	if (!config_remote_dns(c) || shim_config_broken || out->verdict == POLICY_DENY ||
+	    !is_resolv_nameserver(dst))
 		return false;
+	if (c->nameserver_family == 0) {
+		/* a local resolver would send the name out around the proxy; one
+		 * that is not local is reached through the proxy as it is */
+		if (out->verdict == POLICY_PASS && sa_loopback(dst)) {
+			out->verdict = POLICY_DENY;
+			out->err = ECONNREFUSED;
+			out->reason = "a DNS query to a loopback nameserver of "
+			              "/etc/resolv.conf would go around the proxy (set "
+			              "nameserver = ADDR to send it through the proxy)";
+		}
+		return false;
+	}
 	memset(&out->target, 0, sizeof(out->target));
 	if (c->nameserver_family == AF_INET) {
 		out->target.atyp = SOCKS5_ATYP_IPV4;

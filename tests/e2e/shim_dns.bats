@@ -269,3 +269,38 @@ asyncio.run(main())
 	assert_via_proxy "/small.txt?$TAG-6 " 1
 	assert_equal "$(proxied_connects target.test:80)" 3
 }
+
+# with_local_resolver LOG CMD...: CMD in the client namespace, where
+# /etc/resolv.conf names 127.0.0.1 (a local resolver, as systemd-resolved's
+# 127.0.0.53 or a local dnsmasq would be) and stub_dns.py answers there,
+# logging every query to LOG
+with_local_resolver() {
+	local log=$1 conf=$BATS_TEST_TMPDIR/resolv-local.conf
+	shift
+	echo "nameserver 127.0.0.1" >"$conf"
+	: >"$log"
+	ns_spawn client "$BATS_TEST_TMPDIR/stub.out" python3 "$BATS_TEST_DIRNAME/stub_dns.py" 127.0.0.1 53 "$log"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q ready "$BATS_TEST_TMPDIR/stub.out" && break
+		sleep 0.05
+	done
+	client_run unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$conf" "$@"
+}
+
+@test "[remote-dns] no nameserver, resolv.conf names a local resolver: host's own query is refused (ECONNREFUSED, one line) instead of reaching it around the proxy; with nameserver set it goes through the proxy" {
+	local conf qlog=$BATS_TEST_TMPDIR/local-queries.log
+	conf=$(sx_conf)
+	run with_local_resolver "$qlog" "$SOCKSIFY" -c "$conf" -- host -W 2 -t A leak1.example.test
+	assert_failure
+	assert_output --partial "a DNS query to a loopback nameserver of /etc/resolv.conf would go around the proxy"
+	run cat "$qlog"
+	assert_output ""
+	conf=$(sx_conf "nameserver = $TARGET4")
+	run with_local_resolver "$qlog" "$SOCKSIFY" -c "$conf" -- host -W 5 -t MX "$DNS_EXAMPLE_MX_NAME"
+	assert_success
+	assert_output --partial "$DNS_EXAMPLE_MX_NAME mail is handled by 10 $DNS_EXAMPLE_MX_HOST."
+	run cat "$qlog"
+	assert_output ""
+	assert_no_dns_leak
+}
