@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
 # scripts/package (issue 13): the .deb installs with dpkg into /usr and /etc,
-# its socksify carries curl through its socksify-server to a local HTTP server
-# (loopback), man finds its pages, and dpkg -r then dpkg -P leave none of its
+# its `socksify --check` passes every step against its socksify-server with a
+# local HTTP server as the target, its socksify carries curl through that
+# server to the HTTP server (loopback), man finds its pages, and dpkg -r then dpkg -P leave none of its
 # files behind. Root only (as in CI).
 #
 # The system it installs into is this machine's own, seen through an overlay:
@@ -132,6 +133,17 @@ present() {
 	in_sys sh -c 'while read -r f; do [ -d "$f" ] || [ ! -e "$f" ] || echo "$f"; done' <"$1"
 }
 
+# connects_reach N: within 3 s the packaged server has logged N CONNECTs to
+# the HTTP server that succeeded (its line comes when the relay ends)
+connects_reach() {
+	local i
+	for ((i = 0; i < 60; i++)); do
+		(($(grep -c "CONNECT 127\.0\.0\.1:$HTTP_PORT: succeeded" "$SERVER_LOG") >= $1)) && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 @test "package: dpkg -i installs the .deb (files, conffile, dependencies met)" {
 	run dpkg-deb -f "$DEB" Package Depends
 	assert_output --regexp $'^Package: socksify\nDepends: libc6'
@@ -155,21 +167,30 @@ present() {
 	[[ ! -e /usr/lib/$(multiarch)/socksify/libsocksify.so ]] || fail "the shim is in the machine's /usr"
 }
 
-@test "package: the packaged socksify carries curl through the packaged socksify-server" {
+@test "package: the packaged socksify --check passes, and carries curl, through the packaged socksify-server" {
 	[[ -f $BATS_FILE_TMPDIR/installed ]] || skip "not installed (the test before failed)"
 	# the installed launcher finds the installed shim
 	run in_sys /usr/bin/socksify --env
 	assert_success
 	assert_line --index 0 "export LD_PRELOAD='/usr/lib/$(multiarch)/socksify/libsocksify.so'"
 	SOCKSIFY_SERVER=$BATS_FILE_TMPDIR/packaged-server start_server -v
-	# TODO(--check): once `socksify --check` exists (another branch), run
-	# `in_sys /usr/bin/socksify -p socks5h://$PROXY --check` here as well and
-	# assert its success: the issue asks for --check against the packaged server.
+	# the doctor: every step against the packaged server, the local HTTP
+	# server as the target (the system file, /etc/socksify.conf, is read too)
+	run in_sys /usr/bin/socksify -p "socks5h://$PROXY" --check "127.0.0.1:$HTTP_PORT"
+	assert_success
+	assert_line --index 0 "ok      config: proxy socks5h://$PROXY (from -p)"
+	assert_line --index 1 --regexp "^ok      proxy $PROXY: reached in [0-9.]+ ms$"
+	assert_line --index 2 "ok      method: no authentication"
+	assert_line --index 3 --regexp "^ok      CONNECT 127\.0\.0\.1:$HTTP_PORT \(127\.0\.0\.1:$HTTP_PORT\) [0-9.]+ ms$"
+	assert_line --index 4 --regexp "^ok      UDP ASSOCIATE: granted, relay 127\.0\.0\.1:[0-9]+ [0-9.]+ ms$"
+	((${#lines[@]} == 5)) || fail "expected 5 lines, got ${#lines[@]}"
+	connects_reach 1 || fail "the packaged server logged no CONNECT for --check"
+	# and a real program through it
 	run in_sys env SOCKSIFY_PROXY_LOOPBACK=1 /usr/bin/socksify -v -p "socks5h://$PROXY" \
 		"${CURL[@]}" "http://127.0.0.1:$HTTP_PORT/index.html"
 	assert_success
 	assert_output --partial "socksify e2e index"
-	grep -q "127.0.0.1:$HTTP_PORT" "$SERVER_LOG" || fail "the packaged server did not carry the connection"
+	connects_reach 2 || fail "the packaged server did not carry curl's connection"
 }
 
 @test "package: man finds the installed pages" {
