@@ -43,6 +43,11 @@ bool exec_hooks_active(void);
  */
 bool exec_must_supervise(const struct exec_target *t);
 
+/* One log line when t is a set-ID program that the exec would run in the
+ * loader's secure mode (its owner or group not this process's): the
+ * preload does not reach it and the supervisor refuses it. errno kept. */
+void exec_note_setid(const struct exec_target *t);
+
 /*
  * Execs the launcher to run the target supervised, with argv and envp (see
  * handoff.h). Returns only on failure: -1 with errno E2BIG (the arguments do

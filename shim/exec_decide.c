@@ -15,6 +15,7 @@
 #include "exec.h"
 #include "exeprobe.h"
 #include "handoff.h"
+#include "log.h"
 #include "shim.h"
 
 /* The kernel follows at most 4 interpreters (fs/exec.c, BINPRM_MAX_RECURSION)
@@ -145,4 +146,23 @@ bool exec_must_supervise(const struct exec_target *t)
 	bool yes = verdict(t, 0);
 	errno = saved;
 	return yes;
+}
+
+void exec_note_setid(const struct exec_target *t)
+{
+	struct stat st;
+	int saved = errno;
+
+	/* the loader runs a program in secure mode, LD_PRELOAD ignored, when
+	 * the exec changes the user or group: a set-ID file of another owner */
+	if (t->path && fstatat(t->dirfd, t->path, &st, at_flags(t)) == 0 &&
+	    S_ISREG(st.st_mode) &&
+	    (((st.st_mode & S_ISUID) && st.st_uid != getuid()) ||
+	     (setid_mode(st.st_mode & ~(mode_t)S_ISUID) && st.st_gid != getgid())))
+		shim_log(SHIM_LOG_ERROR,
+		         "%s is set-user-ID or set-group-ID: it runs without socksify "
+		         "(the loader ignores LD_PRELOAD for it, and the supervisor "
+		         "does not take set-ID programs)",
+		         t->path[0] ? t->path : "the program");
+	errno = saved;
 }

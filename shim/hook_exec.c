@@ -56,6 +56,7 @@ static int exec_path(const char *path, char *const argv[], char *const envp[],
 	*handed = exec_hooks_active() && exec_must_supervise(&t);
 	if (*handed)
 		return exec_supervised(&t, argv, envp);
+	exec_note_setid(&t);
 	return execve_real(path, argv, envp);
 }
 
@@ -82,6 +83,7 @@ SHIM_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
 
 	if (exec_hooks_active() && exec_must_supervise(&t))
 		return exec_supervised(&t, argv, envp);
+	exec_note_setid(&t);
 	if (real_execveat)
 		return real_execveat(dirfd, path, argv, envp, flags);
 	return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
@@ -93,6 +95,7 @@ SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 
 	if (exec_hooks_active() && exec_must_supervise(&t))
 		return exec_supervised(&t, argv, envp);
+	exec_note_setid(&t);
 	if (!real_fexecve) {
 		errno = ENOSYS;
 		return -1;
@@ -309,6 +312,7 @@ SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path,
 
 	if (exec_hooks_active() && exec_must_supervise(&t))
 		return exec_spawn_supervised(pid, path, fa, attr, argv, envp);
+	exec_note_setid(&t);
 	if (!real_posix_spawn)
 		return ENOSYS;
 	return real_posix_spawn(pid, path, fa, attr, argv, envp);
@@ -363,11 +367,14 @@ SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file,
 	struct exec_target t = {.dirfd = AT_FDCWD, .path = buf, .flags = 0};
 	int saved = errno;
 
+	bool found = false;
 	if (exec_hooks_active() && strnlen(file, PATH_MAX) < PATH_MAX &&
-	    spawn_search(file, buf) && exec_must_supervise(&t)) {
+	    (found = spawn_search(file, buf)) && exec_must_supervise(&t)) {
 		errno = saved;
 		return exec_spawn_supervised(pid, buf, fa, attr, argv, envp);
 	}
+	if (found)
+		exec_note_setid(&t);
 	errno = saved;
 	if (!real_posix_spawnp)
 		return ENOSYS;

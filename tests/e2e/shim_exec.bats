@@ -190,3 +190,18 @@ print("returncode", r.returncode)'
 	run -0 sx sh -c "'$prog' env SOCKSIFY_SUPERVISED"
 	assert_output "SOCKSIFY_SUPERVISED unset"
 }
+
+@test "a set-user-ID program of another owner, exec'd by a preloaded shell, runs without socksify and says so in one line; one of this user's says nothing" {
+	local prog=$BATS_TEST_TMPDIR/env-setuid-nobody mine=$BATS_TEST_TMPDIR/env-setuid-mine
+	cp /usr/bin/env "$prog"
+	cp /usr/bin/env "$mine"
+	chown nobody "$prog"
+	chmod u+s "$prog" "$mine"
+	run -0 --separate-stderr sx sh -c "'$prog' echo ran"
+	assert_output "ran"
+	[[ $stderr == *"socksify["*"]: $prog is set-user-ID or set-group-ID: it runs without socksify"* ]] ||
+		fail "unexpected stderr: $stderr"
+	assert_equal "$(grep -c 'set-user-ID' <<<"$stderr")" 1
+	run -0 --separate-stderr sx sh -c "'$mine' true"
+	assert_equal "$stderr" ""
+}
