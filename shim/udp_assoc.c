@@ -284,23 +284,15 @@ static int set_relay(struct udp_assoc *a, const struct socks5_addr *bound,
 	return 0;
 }
 
-/* True when fd is bound to an address (not 0.0.0.0 / ::). */
-static bool bound_to_address(int fd)
-{
-	union sa_any local;
-	socklen_t len = sizeof(local);
-	return getsockname(fd, &local.sa, &len) == 0 && sa_port(&local.sa) != 0 &&
-	       !sa_unspecified(&local.sa);
-}
-
 /* The proxy's address for the control connection, in the socket's family; an
- * IPv4 socket bound to an address reaches a proxy known only by IPv6 addresses
- * over IPv6 (the request names the socket's address: an IPv4 relay). */
-static int proxy_for(int fd, struct udp_assoc *a, union sa_any *proxy, socklen_t *plen)
+ * IPv4 socket reaches a proxy known only by IPv6 addresses over IPv6 (the
+ * request names the socket's address, or 0.0.0.0 with ATYP 1: an IPv4 relay,
+ * as socksify-server and dante answer). */
+static int proxy_for(struct udp_assoc *a, union sa_any *proxy, socklen_t *plen)
 {
 	a->ctl_family = a->family;
 	int rc = policy_proxy_addr(a->family, &proxy->ss, plen);
-	if (rc == -EAFNOSUPPORT && a->family == AF_INET && bound_to_address(fd)) {
+	if (rc == -EAFNOSUPPORT && a->family == AF_INET) {
 		a->ctl_family = AF_INET6;
 		rc = policy_proxy_addr(AF_INET6, &proxy->ss, plen);
 	}
@@ -312,7 +304,7 @@ static int proxy_for(int fd, struct udp_assoc *a, union sa_any *proxy, socklen_t
 static int prepare(int fd, struct udp_assoc *a, union sa_any *proxy)
 {
 	socklen_t plen;
-	int rc = proxy_for(fd, a, proxy, &plen);
+	int rc = proxy_for(a, proxy, &plen);
 	if (rc < 0) {
 		log_associate_error(-rc);
 		return rc;

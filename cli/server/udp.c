@@ -255,16 +255,9 @@ static void from_client(struct udp_assoc *u, const uint8_t *dgram, size_t n,
 {
 	struct socks5_udp_header h;
 
-	if (!sa_same_host((const struct sockaddr *)src,
-	                  (const struct sockaddr *)&u->source) ||
-	    (u->client_known && sa_port((const struct sockaddr *)src) !=
-	                                sa_port((const struct sockaddr *)&u->client))) {
+	if (!udp_front_accepts(u, src)) {
 		u->dropped++;
 		return;
-	}
-	if (!u->client_known) {
-		u->client = *src;
-		u->client_known = true;
 	}
 	ssize_t hl = socks5_udp_header_parse(dgram, n, &h);
 	if (hl < 0 || h.frag != 0) {
@@ -424,7 +417,12 @@ void udp_start(struct conn *c)
 	if (rc == 0)
 		rc = socks5_addr_from_sockaddr(&bnd, (struct sockaddr *)&bound, len);
 	if (rc < 0) {
-		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, strerror(-rc));
+		conn_fail(c,
+		          rc == -EAFNOSUPPORT ? SOCKS5_REP_ATYP_NOT_SUPPORTED
+		                              : SOCKS5_REP_GENERAL_FAILURE,
+		          rc == -EAFNOSUPPORT
+		                  ? "no address of the request's family for the relay"
+		                  : strerror(-rc));
 		return;
 	}
 	size_t n = socks5_reply_encode(reply, sizeof(reply), SOCKS5_REP_SUCCEEDED, &bnd);

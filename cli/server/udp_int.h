@@ -45,6 +45,7 @@ struct udp_assoc {
 	struct conn *conn;
 	struct loop_watch front, out4, out6;
 	struct sockaddr_storage source; /* the only host datagrams come from */
+	bool source_open;               /* not known yet: the first one (udp_front.c) */
 	struct sockaddr_storage client; /* where replies go, once known */
 	bool client_known;
 	struct udp_name names[UDP_NAMES];
@@ -60,6 +61,9 @@ struct udp_assoc {
 /* udp_front.c: the source the association accepts (u->source, and u->client
  * when the request names the port), from the request. */
 void udp_front_pin(struct udp_assoc *u);
+/* Whether a datagram from src is the client's (the first one pins an open
+ * source). */
+bool udp_front_accepts(struct udp_assoc *u, const struct sockaddr_storage *src);
 /* The front socket (non-blocking), bound; its address in *bound. fd or -errno. */
 int udp_front_socket(struct udp_assoc *u, struct sockaddr_storage *bound,
                      socklen_t *blen);
