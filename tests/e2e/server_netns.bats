@@ -134,3 +134,79 @@ ns_client() {
 	run -0 grep -F 'connect to 127.0.0.1:8080: Connection refused' "$SERVER_LOG"
 	run -0 grep -F 'CONNECT multi.test:8080: reply 5' "$SERVER_LOG"
 }
+
+# --- UDP ASSOCIATE: a relay of the request's family off loopback (issue 12) ---------
+
+# ns_veth NAME: a veth pair NAME / NAMEp, both ends up, both in the namespace
+# (no dummy module here).
+ns_veth() {
+	in_ns ip link add "$1" type veth peer name "$1p"
+	in_ns ip link set "$1" up
+	in_ns ip link set "$1p" up
+}
+
+# ns_udp_setup IPV4...: an interface sxd0 (ns_veth) in the namespace with fd00:99::1
+# (no DAD) and the given IPv4 addresses (CIDR); a UDP echo target on 127.0.0.1
+# there (UDP_PORT, UDP_LOG); then socksify-server -v on [fd00:99::1]:1080 only,
+# with the rest of the arguments (further -l: only their ports are waited for).
+ns_udp_setup() {
+	local a i ports=(1080)
+	ns_veth sxd0
+	in_ns ip -6 addr add fd00:99::1/64 dev sxd0 nodad
+	while [[ ${1:-} == */* ]]; do
+		in_ns ip addr add "$1" dev sxd0
+		shift
+	done
+	for a in "$@"; do
+		[[ $a == *:[0-9]* && $a != -* ]] && ports+=("${a##*:}")
+	done
+	UDP_LOG=$BATS_TEST_TMPDIR/udp-echo.log
+	spawn "$UDP_LOG" ip netns exec "$NS" "${CLIENT[@]}" udp-echo-server --host 127.0.0.1
+	SERVER_LOG=$BATS_TEST_TMPDIR/server.log
+	ip netns exec "$NS" "$SOCKSIFY_SERVER" -v -l "[fd00:99::1]:1080" --allow-open \
+		--allow-local "$@" 2>"$SERVER_LOG" 3>&- &
+	echo "$!" >>"$(pidfile)"
+	for ((i = 0; i < 100; i++)); do
+		UDP_PORT=$(sed -n 's/^port=//p' "$UDP_LOG")
+		[[ -n $UDP_PORT ]] && break
+		sleep 0.05
+	done
+	[[ -n $UDP_PORT ]] || fail "the UDP echo target did not start: $(cat "$UDP_LOG")"
+	for a in "${ports[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			[[ -n $(in_ns ss -Hltn "sport = :$a") ]] && break
+			sleep 0.05
+		done
+		[[ -n $(in_ns ss -Hltn "sport = :$a") ]] ||
+			fail "socksify-server is not listening on port $a: $(cat "$SERVER_LOG")"
+	done
+}
+
+@test "UDP ASSOCIATE 0.0.0.0 (ATYP 1) over IPv6 off loopback: BND is the IPv4 address of the control connection's interface" {
+	ns_udp_setup 10.99.0.1/24
+	run -0 ns_client udp --proxy "[fd00:99::1]:1080" --bind-src 0.0.0.0 --req-addr 0.0.0.0:0 \
+		--target "127.0.0.1:$UDP_PORT" --echo 100 --echo 1400
+	assert_line --regexp '^bnd=10\.99\.0\.1:[1-9][0-9]*$'
+	assert_line "echoed=2"
+}
+
+@test "UDP ASSOCIATE 0.0.0.0 (ATYP 1) over IPv6, no IPv4 on that interface: BND is an IPv4 -l listener's address" {
+	ns_veth sxd1
+	in_ns ip addr add 10.99.1.1/24 dev sxd1
+	ns_udp_setup -l 10.99.1.1:1081
+	run -0 ns_client udp --proxy "[fd00:99::1]:1080" --bind-src 0.0.0.0 --req-addr 0.0.0.0:0 \
+		--target "127.0.0.1:$UDP_PORT" --echo 100
+	assert_line --regexp '^bnd=10\.99\.1\.1:[1-9][0-9]*$'
+	assert_line "echoed=1"
+}
+
+@test "UDP ASSOCIATE 0.0.0.0 (ATYP 1) over IPv6, no IPv4 address to offer: reply 8, one log line" {
+	ns_udp_setup
+	run -0 ns_client udp --proxy "[fd00:99::1]:1080" --bind-src 0.0.0.0 --req-addr 0.0.0.0:0 \
+		--target "127.0.0.1:$UDP_PORT" --expect-rep 8
+	assert_line "closed=yes"
+	sleep 0.2
+	run -0 grep -c "no address of the request's family for the relay" "$SERVER_LOG"
+	assert_output 1
+	run -0 grep -F 'UDP ASSOCIATE 0.0.0.0:0: reply 8' "$SERVER_LOG"
+}

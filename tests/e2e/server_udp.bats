@@ -386,6 +386,95 @@ print(s.getsockname()[1])')
 	assert_target_got 2
 }
 
+@test "IPv6 control connection, unbound IPv4 UDP socket, request 0.0.0.0:0 (ATYP 1): BND 127.0.0.1; IPv4 and IPv6 targets; a second source is dropped" {
+	require_ipv6
+	start_server -l "[::1]:$(free_port)" -v
+	start_udp_echo 127.0.0.1 ::1
+	run -0 client udp --proxy "$PROXY" --bind-src 0.0.0.0 --req-addr 0.0.0.0:0 \
+		--target "127.0.0.1:$UDP_PORT" --echo 1400 --echo "8000@[::1]:$UDP_PORT" \
+		--from-ip 127.0.0.2 --from-other-port --echo 100
+	assert_line "req=0.0.0.0:0"
+	assert_line --regexp '^bnd=127\.0\.0\.1:[1-9][0-9]*$'
+	assert_line "echo=1400 from=127.0.0.1:$UDP_PORT"
+	assert_line "echo=8000 from=[::1]:$UDP_PORT"
+	# the first datagram's source (127.0.0.1 and its port) is the only one
+	assert_line --regexp '^sent_dropped=from=127\.0\.0\.2:'
+	assert_line --regexp '^sent_dropped=from=0\.0\.0\.0:'
+	assert_line "echoed=3"
+	assert_target_got 3
+	wait_assoc_lines 1
+	assert_log_mentions_drops
+}
+
+@test "IPv4 control connection, unbound IPv6 UDP socket, request [::]:0 (ATYP 4): BND [::1]; IPv6 and IPv4 targets; another port is dropped" {
+	require_ipv6
+	start_server
+	start_udp_echo 127.0.0.1 ::1
+	run -0 client udp --proxy "$PROXY" --bind-src :: --req-addr "[::]:0" \
+		--target "[::1]:$UDP_PORT" --echo 1400 --echo "8000@127.0.0.1:$UDP_PORT" \
+		--from-other-port --echo 100
+	assert_line "req=[::]:0"
+	assert_line --regexp '^bnd=\[::1\]:[1-9][0-9]*$'
+	assert_line "echo=1400 from=[::1]:$UDP_PORT"
+	assert_line "echo=8000 from=127.0.0.1:$UDP_PORT"
+	assert_line --regexp '^sent_dropped=from=\[::\]:'
+	assert_line "echoed=3"
+	assert_target_got 3
+}
+
+@test "IPv6 control connection, request 0.0.0.0:PORT (ATYP 1): another port first is dropped and pins nothing; PORT is accepted" {
+	require_ipv6
+	start_server -l "[::1]:$(free_port)"
+	start_udp_echo
+	local port
+	port=$("$PYTHON" -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+	run -0 client udp --proxy "$PROXY" --bind-src 127.0.0.1 --src-port "$port" \
+		--req-addr "0.0.0.0:$port" --target "127.0.0.1:$UDP_PORT" \
+		--from-other-port --echo 100 --from-other-port --echo 1400
+	assert_line "udp_local=127.0.0.1:$port"
+	assert_line --regexp '^bnd=127\.0\.0\.1:[1-9][0-9]*$'
+	assert_line "echoed=2"
+	assert_target_got 2
+}
+
+@test "the shim: an unbound IPv4 UDP socket through socksify-server known only at [::1] (socks5h): control over IPv6, IPv4 relay, 3 datagrams echo" {
+	require_ipv6
+	local socksify=${SOCKSIFY:-$SOCKSIFY_BUILD/cli/socksify} preload=()
+	# (socksify finds the shim of its own build tree)
+	[[ -x $socksify ]] || fail "socksify not built: $socksify"
+	# an ASan launcher and shim (build-asan) in an uninstrumented python:
+	# libasan first (as scripts/test's shim-asan pass does)
+	if readelf -d "$socksify" 2>/dev/null | grep -q 'libasan'; then
+		preload=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so)"
+			"ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0")
+	fi
+	start_server -l "[::1]:$(free_port)" -v
+	start_udp_echo
+	run -0 env SOCKSIFY_PROXY_LOOPBACK=1 "${preload[@]}" timeout 20 "$socksify" -v \
+		-p "socks5h://$PROXY" -- "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for n in (1, 1400, 8000):
+    s.sendto(b"x" * n, ("127.0.0.1", int(sys.argv[1])))
+    data, src = s.recvfrom(9000)
+    print("echo", len(data), src[0], src[1])
+' "$UDP_PORT"
+	assert_line "echo 1 127.0.0.1 $UDP_PORT"
+	assert_line "echo 1400 127.0.0.1 $UDP_PORT"
+	assert_line "echo 8000 127.0.0.1 $UDP_PORT"
+	assert_output --regexp 'udp associate via \[::1\]:[0-9]+: relay 127\.0\.0\.1:[1-9]'
+	# the datagrams went through the server: the request was ATYP 1 0.0.0.0
+	# with the socket's port, over the IPv6 control connection
+	wait_assoc_lines 1
+	run -0 grep 'UDP ASSOCIATE' "$SERVER_LOG"
+	assert_output --regexp '^socksify-server: \[::1\]:[0-9]+ UDP ASSOCIATE 0\.0\.0\.0:[1-9][0-9]*: .*up 3 datagrams'
+	assert_target_got 3
+}
+
 @test "an IPv4 client (IPv4 control connection and socket) reaches an IPv6 target [::1]" {
 	require_ipv6
 	start_server

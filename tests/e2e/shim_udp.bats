@@ -596,3 +596,20 @@ for n in (1, 1400, 8000):
 	# the control connection over IPv6, the request naming the IPv4 socket
 	wait_log SX6_LOG "\\[$CLIENT6\\]:[0-9]+ UDP ASSOCIATE ${CLIENT4//./\\.}:[1-9][0-9]*: .*up 3 datagrams"
 }
+@test "socksify-server on IPv6 only: an unbound IPv4 socket gets an IPv4 relay (0.0.0.0 over IPv6: the server's IPv4 address on that link), 3 datagrams echo" {
+	run -0 socksify_client sx6 -- "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+for n in (1, 1400, 8000):
+    s.sendto(b"x" * n, (sys.argv[1], 7))
+    data, src = s.recvfrom(9000)
+    print("echo", len(data), src[0], src[1])
+' "$TARGET4"
+	assert_line "echo 1 $TARGET4 7"
+	assert_line "echo 1400 $TARGET4 7"
+	assert_line "echo 8000 $TARGET4 7"
+	assert_udp_via_proxy 3 "$PROXY_OUT4"
+	# the control connection over IPv6, the request 0.0.0.0 with the socket's port
+	wait_log SX6_LOG "\\[$CLIENT6\\]:[0-9]+ UDP ASSOCIATE 0\\.0\\.0\\.0:[1-9][0-9]*: .*up 3 datagrams"
+}
