@@ -80,7 +80,7 @@ static const char usage[] =
         "                         max-conns/4, at least 64); a new client closes the\n"
         "                         oldest of those instead of being refused\n"
         "  --max-unauth-per-source N  at most N in their handshake from one IPv4\n"
-        "                         address or IPv6 /64 (64); more are reset at once\n"
+        "                         address or IPv6 /64 (max-unauth/2); more are reset\n"
         "  --allow RULE, --deny RULE\n"
         "                         allow or refuse (reply 2) destinations that match\n"
         "                         RULE: ADDR[/PREFIX][:PORT[-PORT]], IPv6 in brackets\n"
@@ -377,7 +377,6 @@ static void parse_args(int argc, char **argv)
 	cfg.handshake_timeout_ms = 10000;
 	cfg.connect_timeout_ms = 10000;
 	cfg.max_conns = 1024;
-	cfg.max_unauth_per_source = 64;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":l:b:u:j:vqhV", opts, NULL)) != -1)
 		parse_option(opt, argv, &level);
@@ -432,6 +431,8 @@ static void fit_fd_limit(void)
 	}
 	if (cfg.max_unauth == 0) /* not given */
 		cfg.max_unauth = cfg.max_conns / 4 > 64 ? cfg.max_conns / 4 : 64;
+	if (cfg.max_unauth_per_source == 0) /* not given: a burst of one client fits */
+		cfg.max_unauth_per_source = cfg.max_unauth / 2;
 }
 
 static void on_signal(struct loop_watch *w, uint32_t revents)
