@@ -184,6 +184,12 @@ void conn_close(struct conn *c, const char *result)
 	list_push(&srv->dead, c);
 }
 
+void conn_free(struct conn *c)
+{
+	free(c->udp);
+	free(c);
+}
+
 int conn_send(struct conn *c, const uint8_t *buf, size_t len)
 {
 	struct iovec iov[2] = {{c->held, c->nheld}, {(void *)buf, len}};

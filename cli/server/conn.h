@@ -113,6 +113,10 @@ void conn_end_setup(struct conn *c);
 /* Makes p the connection's phase: its callbacks get the watches' events. */
 void conn_enter(struct conn *c, const struct phase *p);
 void conn_close(struct conn *c, const char *result);
+/* Frees a closed connection, and what its watches live in (the UDP
+ * association): the loop frees them after the batch of events in which it
+ * closed (server_reap), since a later event of the batch may name a watch. */
+void conn_free(struct conn *c);
 /* A CONNECT or BIND succeeded and its last reply was sent: relay (with the
  * early data). */
 void conn_start_relay(struct conn *c);

@@ -162,7 +162,7 @@ void server_reap(struct server *srv)
 	while (srv->dead) {
 		struct conn *c = srv->dead;
 		srv->dead = c->next;
-		free(c);
+		conn_free(c);
 	}
 }
 

@@ -363,7 +363,9 @@ static int open_front(struct udp_assoc *u, struct sockaddr_storage *bound, sockl
 	return loop_watch_set(&u->conn->srv->loop, &u->front, EPOLLIN);
 }
 
-/* The association ends with its control connection (the on_close). */
+/* The association ends with its control connection (the on_close). Its memory
+ * stays until the connection is freed after this batch of events (conn_free):
+ * an event of the batch not handled yet may name its watches, closed now. */
 static void udp_release(struct conn *c)
 {
 	struct udp_assoc *u = c->udp;
@@ -373,8 +375,6 @@ static void udp_release(struct conn *c)
 	loop_watch_close(&c->srv->loop, &u->out4);
 	loop_watch_close(&c->srv->loop, &u->out6);
 	udp_names_release(u);
-	free(u);
-	c->udp = NULL;
 }
 
 /* "up N datagrams (B bytes), down ..., dropped D" for the log line. */

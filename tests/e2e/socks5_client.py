@@ -36,6 +36,7 @@ import codecs
 import ipaddress
 import os
 import select
+import signal
 import socket
 import socketserver
 import sys
@@ -862,6 +863,35 @@ class UdpAssoc:
         time.sleep(0.3)  # let the server notice the close
         self.step_expect_gone(None)
 
+    def step_close_while_stopped(self, pid):
+        """With the server (PID) stopped: the control connection's end, then a
+        reply to the association's outgoing socket and a datagram to its front
+        socket, so that the server wakes with the three in one batch of events,
+        the end first (a datagram to a target of our own, relayed while the
+        server runs, tells us the outgoing socket's address)."""
+        target = self.udp_socket(self.peer_ip)
+        self.extra.append(target)
+        target.settimeout(self.args.timeout)
+        self.send(self.main, self.header(target.getsockname()[:2]) + b"to target",
+                  "a datagram to our own target")
+        try:
+            _, out = target.recvfrom(70000)
+        except OSError as e:
+            raise Fail(f"the datagram to our own target did not arrive: {e}")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.05)  # a stopped process: the states it shows may lag
+            self.conn.close()
+            self.tcp_closed = True
+            time.sleep(0.02)
+            target.sendto(b"a reply while the association ends", out)
+            self.main.sendto(self.header(self.args.target) + b"to the front", self.bnd)
+            time.sleep(0.02)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        print("closed_while_stopped=yes")
+        self.step_expect_gone(None)
+
     def close(self):
         for s in [self.main] + self.extra:
             s.close()
@@ -1109,6 +1139,11 @@ def main():
                        help="a datagram to BND gets nothing back (or ECONNREFUSED)")
     steps.add_argument("--close-then-send", dest="close_then_send", action=Step, nargs=0,
                        help="close the control connection, then --expect-gone")
+    steps.add_argument("--close-while-stopped", dest="close_while_stopped", action=Step,
+                       type=int, metavar="PID",
+                       help="with the server PID stopped (SIGSTOP): close the control "
+                            "connection, a reply to the outgoing socket, a datagram to "
+                            "the front; then SIGCONT and --expect-gone")
     u.set_defaults(func=cmd_udp, steps=None, cmd=3, rsv=0, atyp=None, split_bytes=False)
 
     e = sub.add_parser("udp-echo-server", help="UDP echo target")
