@@ -14,7 +14,7 @@ same timing).
 The CONNECT and UDP targets are a TCP and a UDP echo server of its own on
 127.0.0.1. WORKERS (default 32) sessions run at once. Prints
   seed=SEED
-  sessions N random=R handshake=H connect=C bind=B udp=U datagrams=D
+  sessions N random=R handshake=H connect=C bind=B udp=U udp_ended=E datagrams=D
   replies REP:COUNT ...    (the reply codes the server sent to requests)
 and exits 0; a server that stops accepting connections is not its business
 (the test checks the server), but it prints "refused N" when connects failed.
@@ -204,7 +204,7 @@ async def after_success(rng, ctx, cmd, bound, r, w):
         await recv(r, len(data) if rng.random() < 0.8 else 1)
     elif cmd == 3 and bound is not None:
         stats["udp"] += 1
-        await udp_session(rng, ctx, bound)
+        await udp_session(rng, ctx, bound, w)
     elif cmd == 2 and bound is not None:
         stats["bind"] += 1
         if rng.random() < 0.5:  # the peer comes: the second reply, then data
@@ -219,7 +219,10 @@ async def after_success(rng, ctx, cmd, bound, r, w):
             finish(rng, pw)
 
 
-async def udp_session(rng, ctx, relay):
+async def udp_session(rng, ctx, relay, w):
+    """Datagrams to the relay; a third of the time the control connection ends
+    among them, so that its end and datagrams (and their echoes) reach the
+    server at once."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in relay[0] else socket.AF_INET
     s = socket.socket(family, socket.SOCK_DGRAM)
@@ -227,7 +230,12 @@ async def udp_session(rng, ctx, relay):
     try:
         s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         host, port = ctx["udp_echo"]
-        for _ in range(rng.randint(1, 20)):
+        count = rng.randint(1, 20)
+        end_at = rng.randrange(count) if rng.random() < 0.3 else -1
+        for i in range(count):
+            if i == end_at:
+                finish(rng, w)
+                stats["udp_ended"] += 1
             d = udp_datagram(rng, host, port)
             x = rng.random()
             if x < 0.3:
@@ -313,9 +321,10 @@ async def main(argv):
     await asyncio.gather(*[worker(seed * 1000 + i, ctx, end) for i in range(workers)])
     srv.close()
     tr.close()
-    print("sessions %d random=%d handshake=%d connect=%d bind=%d udp=%d datagrams=%d" % (
-        stats["sessions"], stats["random"], stats["handshake"], stats["connect"],
-        stats["bind"], stats["udp"], stats["datagrams"]))
+    print("sessions %d random=%d handshake=%d connect=%d bind=%d udp=%d udp_ended=%d "
+          "datagrams=%d" % (
+              stats["sessions"], stats["random"], stats["handshake"], stats["connect"],
+              stats["bind"], stats["udp"], stats["udp_ended"], stats["datagrams"]))
     print("replies " + " ".join("%d:%d" % kv for kv in sorted(replies.items())))
     if stats["refused"]:
         print("refused %d" % stats["refused"])
