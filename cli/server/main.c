@@ -80,7 +80,7 @@ static const char usage[] =
         "                         max-conns/4, at least 64); a new client closes the\n"
         "                         oldest of those instead of being refused\n"
         "  --max-unauth-per-source N  at most N in their handshake from one IPv4\n"
-        "                         address or IPv6 /64 (max-unauth/4); more are reset\n"
+        "                         address or IPv6 /64 (max-unauth/2); more are reset\n"
         "  --allow RULE, --deny RULE\n"
         "                         allow or refuse (reply 2) destinations that match\n"
         "                         RULE: ADDR[/PREFIX][:PORT[-PORT]], IPv6 in brackets\n"
@@ -431,10 +431,8 @@ static void fit_fd_limit(void)
 	}
 	if (cfg.max_unauth == 0) /* not given */
 		cfg.max_unauth = cfg.max_conns / 4 > 64 ? cfg.max_conns / 4 : 64;
-	/* not given: a quarter of the budget (64 under the defaults), so that one
-	 * source never fills a loop's share; it grows with --max-conns */
-	if (cfg.max_unauth_per_source == 0)
-		cfg.max_unauth_per_source = cfg.max_unauth / 4;
+	if (cfg.max_unauth_per_source == 0) /* not given: a burst of one client fits */
+		cfg.max_unauth_per_source = cfg.max_unauth / 2;
 }
 
 static void on_signal(struct loop_watch *w, uint32_t revents)
