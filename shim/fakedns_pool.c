@@ -9,7 +9,6 @@
 #include "fakedns_int.h"
 
 #include "config.h"
-#include "memfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +22,9 @@
 #include <unistd.h>
 
 #define POOL_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U /* Linux 6.3; required when vm.memfd_noexec = 2 */
+#endif
 
 static const uint8_t default_v4[4] = {240, 0, 0, 0};
 static const uint8_t default_v6[16] = {0x01, 0x00};
@@ -146,16 +148,26 @@ static int pool_adopt(struct pool_view *v, const char *fd_text)
  */
 static int pool_memfd(size_t size)
 {
-	int fd = memfd_sealable("socksify-fakedns");
+	int fd = memfd_create("socksify-fakedns",
+	                      MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
 
+	if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 */
+		fd = memfd_create("socksify-fakedns", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return fd;
-	if (ftruncate(fd, (off_t)size) < 0) {
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, POOL_SEALS) < 0) {
 		int err = errno;
 		close(fd);
 		return -err;
 	}
-	return memfd_seal_high(fd, POOL_SEALS, FAKEDNS_FD_MIN);
+	int high = fcntl(fd, F_DUPFD, FAKEDNS_FD_MIN);
+	if (high >= 0) {
+		close(fd);
+		return high;
+	}
+	/* RLIMIT_NOFILE below FAKEDNS_FD_MIN: keep the number we have */
+	fcntl(fd, F_SETFD, 0);
+	return fd;
 }
 
 /* Creates and maps a new pool into v: 0 or -errno. Without memfd_create

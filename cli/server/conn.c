@@ -319,14 +319,6 @@ void conn_start_relay(struct conn *c)
 	relay_event(c, RELAY_TARGET, EPOLLOUT);
 }
 
-void conn_lookup_start(struct conn *c, void (*done)(void *owner, struct resolve_job *job))
-{
-	c->on_close = conn_lookup_cancel;
-	c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c, done);
-	if (!c->job)
-		conn_fail(c, SOCKS5_REP_GENERAL_FAILURE, "too many name lookups waiting");
-}
-
 void conn_lookup_cancel(struct conn *c)
 {
 	if (c->job)

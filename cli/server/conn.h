@@ -123,15 +123,11 @@ void conn_start_relay(struct conn *c);
 /* Answers a failed request with `rep` and drains the client (see DRAINING). */
 void conn_fail(struct conn *c, uint8_t rep, const char *result);
 
-/* Name lookups (resolve.h) for CONNECT and BIND. conn_lookup_start: the
- * request's name looked up, done called with the job on the loop (c failed
- * when the queue is full); conn_lookup_cancel: the
+/* Name lookups (resolve.h) for CONNECT and BIND. conn_lookup_cancel: the
  * lookup in c->job, if any, is dropped (a phase's timeout or on_close).
  * conn_lookup_done: the finished job's addresses into c->addrs (true), or c
  * failed with the reply its error maps to (false); the job is freed either
  * way. */
-void conn_lookup_start(struct conn *c,
-                       void (*done)(void *owner, struct resolve_job *job));
 void conn_lookup_cancel(struct conn *c);
 bool conn_lookup_done(struct conn *c, struct resolve_job *job);
 /* Starts draining: shut our write side, read until EOF or a short timeout. */

@@ -206,7 +206,12 @@ static void start_connect(struct conn *c)
 	c->deadline_ms = srv->loop.now_ms + srv->cfg.connect_timeout_ms;
 	if (c->req.addr.atyp == SOCKS5_ATYP_DOMAIN) {
 		conn_enter(c, &resolving);
-		conn_lookup_start(c, on_resolved);
+		c->on_close = conn_lookup_cancel;
+		c->job = resolve_start(c->req.addr.host.domain, c->req.addr.port, c,
+		                       on_resolved);
+		if (!c->job)
+			conn_fail(c, SOCKS5_REP_GENERAL_FAILURE,
+			          "too many name lookups waiting");
 		return;
 	}
 	socks5_addr_to_sockaddr(&c->req.addr, &c->addrs[0]);

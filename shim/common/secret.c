@@ -7,7 +7,6 @@
 #include "secret.h"
 
 #include "config_int.h"
-#include "memfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +18,9 @@
 #include <unistd.h>
 
 #define SECRET_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U /* Linux 6.3; required when vm.memfd_noexec = 2 */
+#endif
 
 /* --- the URL ----------------------------------------------------------------------- */
 
@@ -166,6 +168,16 @@ bool secret_needs_export(const struct config *cfg)
 
 /* --- the memfd --------------------------------------------------------------------- */
 
+/* A memfd to write the URLs into: the descriptor or -errno. */
+static int secret_memfd_open(void)
+{
+	int fd = memfd_create("socksify-secret",
+	                      MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+	if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 */
+		fd = memfd_create("socksify-secret", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	return fd < 0 ? -errno : fd;
+}
+
 /* text[0..len) written to fd: 0 or -errno. */
 static int write_all(int fd, const char *text, size_t len)
 {
@@ -182,12 +194,31 @@ static int write_all(int fd, const char *text, size_t len)
 	return 0;
 }
 
+/* fd sealed and moved to SECRET_FD_MIN or above, not close-on-exec: the
+ * descriptor or -errno (fd closed). */
+static int secret_memfd_seal(int fd)
+{
+	if (fcntl(fd, F_ADD_SEALS, SECRET_SEALS) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	int high = fcntl(fd, F_DUPFD, SECRET_FD_MIN);
+	if (high >= 0) {
+		close(fd);
+		return high;
+	}
+	/* RLIMIT_NOFILE below SECRET_FD_MIN: keep the number we have */
+	fcntl(fd, F_SETFD, 0);
+	return fd;
+}
+
 /* Every proxy of cfg with a password, as a URL, one a line, into a sealed
  * memfd: the descriptor or -errno. */
 static int secret_memfd(const struct config *cfg)
 {
 	char url[SECRET_TEXT_MAX];
-	int fd = memfd_sealable("socksify-secret");
+	int fd = secret_memfd_open();
 
 	for (unsigned i = 0; fd >= 0 && i < cfg->nproxies; i++) {
 		if (!secret_has_password(&cfg->proxies[i]))
@@ -203,7 +234,7 @@ static int secret_memfd(const struct config *cfg)
 		}
 	}
 	explicit_bzero(url, sizeof(url));
-	return fd < 0 ? fd : memfd_seal_high(fd, SECRET_SEALS, SECRET_FD_MIN);
+	return fd < 0 ? fd : secret_memfd_seal(fd);
 }
 
 /* cfg's proxies without their passwords, separated by commas: 0 or -1. */
